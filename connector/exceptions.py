@@ -1,0 +1,192 @@
+"""Every error crmsync raises, grouped by how the caller recovers.
+
+    CrmsyncError
+    ├── ConfigurationError          terminal: fix a file or a setting, then rerun (exit 2)
+    │   ├── MappingError            mapping YAML problems, each with file:line:col
+    │   └── SettingsError           a missing or invalid setting, and where we looked
+    ├── ApiError                    a CRM answered badly (system, operation, status, code)
+    │   ├── RetriableApiError       429, 5xx, timeouts, dropped connections, row locks
+    │   │   └── RateLimitedError    429 with the server's policy and Retry-After
+    │   └── FatalApiError           retrying cannot help (validation, permissions)
+    │       └── AuthenticationError bad or expired credentials we cannot refresh
+    ├── RunStoppedEarly             resumable: rerun later continues (exit 3)
+    │   ├── BudgetExhausted         the client-side API budget for this run is used
+    │   └── RunLockHeld             another run holds the state lock
+    └── RecordRejected              skippable: one record is bad, the batch goes on
+
+Messages never contain secrets: API errors keep only status, code and the server's message,
+and `scrub` removes anything that looks like a token before text is stored.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = [
+    "ApiError",
+    "AuthenticationError",
+    "BudgetExhausted",
+    "ConfigurationError",
+    "CrmsyncError",
+    "FatalApiError",
+    "MappingError",
+    "MappingProblem",
+    "RateLimitedError",
+    "RecordRejected",
+    "RetriableApiError",
+    "RunLockHeld",
+    "RunStoppedEarly",
+    "SettingsError",
+    "scrub",
+]
+
+_SECRET_PATTERNS = [
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
+    re.compile(r"(?i)((?:access_token|client_secret|password|token|sid)=)[^&\s\"']+"),
+    re.compile(r"(?i)(\"(?:access_token|client_secret|password|refresh_token)\"\s*:\s*\")[^\"]+"),
+]
+
+
+def scrub(text: str, *secrets: str | None) -> str:
+    """Remove bearer tokens, token-like query parameters and the given literal secrets."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(r"\1***", text)
+    return text
+
+
+class CrmsyncError(Exception):
+    """Base of every error crmsync raises on purpose."""
+
+
+# --- terminal: configuration ----------------------------------------------------------
+
+
+class ConfigurationError(CrmsyncError):
+    """Terminal until an admin fixes a file or a setting."""
+
+
+@dataclass(frozen=True, order=True)
+class MappingProblem:
+    """One problem in a mapping file, located precisely enough for an editor to jump to."""
+
+    file: str
+    line: int
+    column: int
+    message: str
+    yaml_path: str = ""
+
+    def __str__(self) -> str:
+        where = f" (at {self.yaml_path})" if self.yaml_path else ""
+        return f"{self.file}:{self.line}:{self.column}: {self.message}{where}"
+
+
+class MappingError(ConfigurationError):
+    """A mapping file (or set of files) failed to load; nothing from it was used."""
+
+    def __init__(self, problems: list[MappingProblem]) -> None:
+        self.problems = sorted(problems)
+        count = len(self.problems)
+        head = f"{count} problem{'s' if count != 1 else ''} in mapping"
+        super().__init__(head + ":\n" + "\n".join(str(p) for p in self.problems))
+
+
+class SettingsError(ConfigurationError):
+    """A setting is missing or invalid; the message lists every place we looked."""
+
+
+# --- API errors --------------------------------------------------------------------------
+
+
+class ApiError(CrmsyncError):
+    """A CRM answered with an error; carries structured, secret-free details."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        system: str,
+        operation: str = "",
+        status: int | None = None,
+        code: str | None = None,
+    ) -> None:
+        self.system = system
+        self.operation = operation
+        self.status = status
+        self.code = code
+        parts = [system]
+        if operation:
+            parts.append(operation)
+        if status is not None:
+            parts.append(f"HTTP {status}")
+        if code:
+            parts.append(code)
+        super().__init__(f"{' '.join(parts)}: {scrub(message)}")
+
+
+class RetriableApiError(ApiError):
+    """Transient: the same request may succeed later (429, 5xx, timeouts, row locks)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
+class RateLimitedError(RetriableApiError):
+    """The server throttled us; `policy` is HubSpot's policyName when given."""
+
+    def __init__(self, message: str, *, policy: str | None = None, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.policy = policy
+
+
+class FatalApiError(ApiError):
+    """Retrying the same request cannot succeed."""
+
+
+class AuthenticationError(FatalApiError):
+    """Credentials were refused and cannot be refreshed with what we were given."""
+
+
+# --- resumable stops -----------------------------------------------------------------
+
+
+class RunStoppedEarly(CrmsyncError):
+    """The run stopped cleanly before the end; the next run resumes (exit 3)."""
+
+
+class BudgetExhausted(RunStoppedEarly):
+    """The configured share of an API allocation is used up."""
+
+
+class RunLockHeld(RunStoppedEarly):
+    """Another run holds the state lock."""
+
+
+# --- skippable records ---------------------------------------------------------------
+
+
+class RecordRejected(CrmsyncError):
+    """One record cannot be used; carries where it came from and why."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        system: str,
+        object_type: str,
+        record_id: str | None,
+        field: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.system = system
+        self.object_type = object_type
+        self.record_id = record_id
+        self.field = field
+        where = f"{system} {object_type} {record_id or '<no id>'}"
+        if field:
+            where += f" field {field}"
+        super().__init__(f"{where}: {reason}")
