@@ -1,0 +1,214 @@
+"""The loaded, checked mapping in the shape the core uses at run time.
+
+Every rule keeps `rule`: its YAML path and `file:line`, which ends up in provenance and in every
+planned Change, so "why did this value change" always points at a line an admin can edit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from connector.model import DealStatus, LifecycleStage, Relationship, TriggerPolarity
+
+
+@dataclass(frozen=True)
+class Meaning:
+    """What one system value means canonically."""
+
+    rule: str
+    stage: LifecycleStage | None = None
+    relationship: Relationship | None = None
+    fit: bool | None = None
+    deal: DealStatus | None = None
+    trigger_type: str | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return self.stage is self.relationship is self.fit is self.deal is None
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """One picklist field: its values in the CRM's order, and what each means."""
+
+    field: str
+    values: dict[str, Meaning]
+    unknown: str
+    rule: str
+
+    def position(self, raw: str) -> int | None:
+        """Index of `raw` in the admin-listed order (HubSpot's option order)."""
+        for index, value in enumerate(self.values):
+            if value == raw:
+                return index
+        return None
+
+
+@dataclass(frozen=True)
+class Fact:
+    name: str
+    fields: dict[str, str]  # system -> field
+    type: str
+    values: dict[str, str]
+    rule: str
+
+    def normalise(self, raw: Any) -> Any:
+        """Canonical form of a raw fact value, or None when it is empty or not usable."""
+        if raw is None or raw == "":
+            return None
+        if self.type == "number":
+            return float(raw)
+        text = str(raw).strip()
+        if self.type == "domain":
+            return normalise_domain(text)
+        return self.values.get(text, self.values.get(text.casefold(), text))
+
+
+def normalise_domain(text: str | None) -> str | None:
+    """`https://www.Example.com/path` -> `example.com`."""
+    if not text:
+        return None
+    host = text.strip().casefold()
+    for prefix in ("https://", "http://"):
+        host = host.removeprefix(prefix)
+    host = host.split("/", 1)[0].split("?", 1)[0].split(":", 1)[0].removeprefix("www.")
+    return host or None
+
+
+def normalise_email(text: str | None) -> str | None:
+    if not text or not isinstance(text, str):
+        return None
+    email = text.strip().casefold()
+    return email if "@" in email else None
+
+
+@dataclass(frozen=True)
+class IcpNode:
+    """A condition on a fact, or an all/any group of nodes."""
+
+    name: str
+    rule: str
+    fact: str | None = None
+    op: str | None = None
+    operand: Any = None
+    combinator: str | None = None
+    children: tuple[IcpNode, ...] = ()
+
+
+@dataclass(frozen=True)
+class TriggerSourceRule:
+    type: str
+    polarity: TriggerPolarity
+    active_days: int
+    system: str
+    object: str
+    field: str
+    rule: str
+    date_field: str | None = None
+    values: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class PrecedenceRule:
+    winner: str
+    allow_downgrade: bool
+    tie_breaker: tuple[str, ...]
+    rule: str
+
+
+@dataclass(frozen=True)
+class DealEffect:
+    stage: LifecycleStage | None
+    relationship: Relationship | None
+    rule: str
+
+
+@dataclass(frozen=True)
+class WriteRule:
+    """A field that receives a canonical value; `values` maps canonical -> system value."""
+
+    system: str
+    object: str
+    field: str
+    source: str
+    values: dict[str, Any] | None
+    confirm: bool
+    rule: str
+
+    def system_value(self, canonical: Any) -> tuple[bool, Any]:
+        """(write?, value). A reverse map entry of ~ means: never write this value."""
+        key = canonical_key(canonical)
+        if self.values is None:
+            return True, canonical
+        if key not in self.values:
+            return False, None
+        value = self.values[key]
+        return value is not None, value
+
+
+def canonical_key(value: Any) -> str:
+    """Reverse maps are keyed by text: True -> "true", a stage -> its name, None -> ""."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """A complete, validated mapping. Built only by `load_mapping`; never partially."""
+
+    files: tuple[str, ...]
+    label_packs: tuple[str, ...]
+    picklists: dict[tuple[str, str], tuple[FieldMap, ...]]
+    facts: dict[str, Fact]
+    icp: IcpNode | None
+    triggers: tuple[TriggerSourceRule, ...]
+    precedence: dict[str, PrecedenceRule]
+    deal_effects: dict[DealStatus, DealEffect]
+    write_back: dict[tuple[str, str], tuple[WriteRule, ...]]
+    link_fields: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+
+    def fields_read(self, system: str) -> dict[str, set[str]]:
+        """Every field this mapping reads, per object, for requests and `crmsync check`."""
+        out: dict[str, set[str]] = {}
+        for (sys, obj), maps in self.picklists.items():
+            if sys == system:
+                out.setdefault(obj, set()).update(m.field for m in maps)
+        org_object = {"hubspot": "companies", "salesforce": "Account"}[system]
+        for fact in self.facts.values():
+            if system in fact.fields:
+                out.setdefault(org_object, set()).add(fact.fields[system])
+        for trig in self.triggers:
+            if trig.system == system:
+                fields = out.setdefault(trig.object, set())
+                fields.add(trig.field)
+                if trig.date_field:
+                    fields.add(trig.date_field)
+        for (sys, obj), names in self.link_fields.items():
+            if sys == system:
+                out.setdefault(obj, set()).update(names)
+        for (sys, obj), rules in self.write_back.items():
+            if sys == system:  # current values are needed to plan only real differences
+                out.setdefault(obj, set()).update(r.field for r in rules)
+        return out
+
+    def fields_written(self, system: str) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for (sys, obj), rules in self.write_back.items():
+            if sys == system:
+                out.setdefault(obj, set()).update(r.field for r in rules)
+        return out
+
+    def reachable_stages(self) -> set[LifecycleStage]:
+        stages = {
+            meaning.stage
+            for maps in self.picklists.values()
+            for m in maps
+            for meaning in m.values.values()
+            if meaning.stage is not None
+        }
+        stages.update(e.stage for e in self.deal_effects.values() if e.stage is not None)
+        return stages

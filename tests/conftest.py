@@ -1,0 +1,21 @@
+"""Shared fixtures for the core tests: the shipped mapping and a fixed 'today'."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from connector.mapping import Mapping, load_mapping
+
+TODAY = date(2026, 11, 23)
+
+
+@pytest.fixture(scope="session")
+def mapping() -> Mapping:
+    return load_mapping()
+
+
+@pytest.fixture
+def today() -> date:
+    return TODAY

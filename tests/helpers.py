@@ -1,0 +1,52 @@
+"""Record builders for core tests: raw dicts shaped as the CRM APIs return them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connector.model import Rejection
+from connector.normalize import normalise
+from connector.plan import make_plan
+from connector.reconcile import reconcile
+
+
+def hs(object_type: str, record_id: str, **properties: Any) -> tuple[str, str, dict]:
+    return ("hubspot", object_type, {"id": record_id, "properties": properties})
+
+
+def hs_deal(record_id: str, stage: str, contacts=(), companies=()) -> tuple[str, str, dict]:
+    return (
+        "hubspot",
+        "deals",
+        {
+            "id": record_id,
+            "properties": {"dealstage": stage},
+            "associations": {"contacts": list(contacts), "companies": list(companies)},
+        },
+    )
+
+
+def sf(object_type: str, record_id: str, **fields: Any) -> tuple[str, str, dict]:
+    return ("salesforce", object_type, {"attributes": {"type": object_type}, "Id": record_id,
+                                        **fields})
+
+
+def run_core(mapping, records, today, links=()):
+    """normalise -> reconcile -> plan over raw records; returns (reconciled, plan, rejections)."""
+    views = [normalise(mapping, *record) for record in records]
+    rejections = [v for v in views if isinstance(v, Rejection)]
+    reconciled = reconcile(mapping, [v for v in views if not isinstance(v, Rejection)], today,
+                           links)
+    return reconciled, make_plan(mapping, reconciled, today), rejections
+
+
+def person_with(reconciled, ref: str):
+    return next(p for p in reconciled.persons if ref in {str(r) for r in p.refs})
+
+
+def org_with(reconciled, ref: str):
+    return next(o for o in reconciled.organizations if ref in {str(r) for r in o.refs})
+
+
+def changes_to(plan, ref: str):
+    return {(c.field, c.step): (c.before, c.after) for c in plan.changes if str(c.ref) == ref}
