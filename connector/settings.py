@@ -1,0 +1,246 @@
+"""crmsync settings: credentials, paths and API budgets, from the environment, `.env` or secrets.
+
+Every setting is read from, in order of precedence: an environment variable `CRMSYNC_<NAME>`,
+a line in the `.env` file, or a file named `CRMSYNC_<NAME>` in the secrets directory
+(`CRMSYNC_SECRETS_DIR`, default `/run/secrets`, the Docker/Kubernetes convention).
+
+Credentials are optional in the model because commands such as `mappings validate` need none;
+each adapter asks for what it needs (`hubspot_credentials`, `salesforce_credentials`) and the
+error then names the missing setting and every place we looked, as dlt does. Secrets are
+`SecretStr`, so neither `repr` nor a log line ever shows them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from connector.exceptions import SettingsError
+
+__all__ = [
+    "ENV_PREFIX",
+    "HubSpotCredentials",
+    "SalesforceCredentials",
+    "Settings",
+    "load_settings",
+]
+
+ENV_PREFIX = "CRMSYNC_"
+DEFAULT_SECRETS_DIR = Path("/run/secrets")
+
+SalesforceAuthKind = Literal["client_credentials", "jwt", "access_token", "password"]
+
+
+@dataclass(frozen=True)
+class HubSpotCredentials:
+    """What the HubSpot adapter needs to connect: a private-app token and the API base URL."""
+
+    access_token: SecretStr
+    base_url: str
+
+
+@dataclass(frozen=True)
+class SalesforceCredentials:
+    """One complete way to obtain a Salesforce session, chosen by `Settings.salesforce_credentials`.
+
+    `can_refresh` is False only for a bare access token: when it expires we cannot get another.
+    """
+
+    kind: SalesforceAuthKind
+    instance_url: str
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    username: str | None = None
+    private_key_file: Path | None = None
+    jwt_audience: str = "https://login.salesforce.com"
+    access_token: SecretStr | None = None
+    password: SecretStr | None = None
+    security_token: SecretStr | None = None
+
+    @property
+    def can_refresh(self) -> bool:
+        return self.kind != "access_token"
+
+
+class Settings(BaseSettings):
+    """All crmsync settings; see the module docstring for where each one comes from."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    # HubSpot: a private-app access token.
+    hubspot_access_token: SecretStr | None = None
+    hubspot_base_url: str = "https://api.hubapi.com"
+
+    # Salesforce: the first complete method wins, in this order (most to least recommended):
+    # OAuth client credentials, JWT bearer, a plain access token, username + password.
+    salesforce_instance_url: str | None = None
+    salesforce_client_id: str | None = None
+    salesforce_client_secret: SecretStr | None = None
+    salesforce_username: str | None = None
+    salesforce_private_key_file: Path | None = None
+    salesforce_jwt_audience: str = "https://login.salesforce.com"
+    salesforce_access_token: SecretStr | None = None
+    salesforce_password: SecretStr | None = None
+    salesforce_security_token: SecretStr | None = None
+    salesforce_api_version: str = "59.0"
+
+    # TLS: a CA bundle to trust (the sandbox's); verification itself is never turned off.
+    ca_bundle: Path | None = None
+
+    state_path: Path = Path("crmsync.db")
+    mapping_path: Path | None = None
+
+    # Budgets: stay under the servers' limits instead of bouncing off them.
+    hubspot_requests_per_10s: int = Field(default=90, ge=1)
+    hubspot_window_seconds: float = Field(default=10.0, gt=0)
+    hubspot_search_per_second: int = Field(default=5, ge=1)
+    salesforce_max_daily_share: float = Field(default=0.5, gt=0, le=1)
+    http_timeout_seconds: float = Field(default=30.0, gt=0)
+    retry_max_attempts: int = Field(default=6, ge=1)
+    retry_initial_wait_seconds: float = Field(default=0.5, ge=0)
+    retry_max_wait_seconds: float = Field(default=60.0, ge=0)
+
+    _env_file: Path | None = PrivateAttr(default=None)
+    _secrets_dir: Path | None = PrivateAttr(default=None)
+
+    @field_validator("hubspot_base_url", "salesforce_instance_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    # --- what each adapter needs ------------------------------------------------------------
+
+    def hubspot_credentials(self) -> HubSpotCredentials:
+        """The HubSpot token and base URL, or a SettingsError saying where we looked."""
+        if self.hubspot_access_token is None or not self.hubspot_access_token.get_secret_value():
+            raise SettingsError(self._missing_message(["hubspot_access_token"], "HubSpot"))
+        return HubSpotCredentials(self.hubspot_access_token, self.hubspot_base_url)
+
+    def salesforce_credentials(self) -> SalesforceCredentials:
+        """The first complete Salesforce login method, or an error listing what each one lacks."""
+        methods: list[tuple[SalesforceAuthKind, list[str]]] = [
+            ("client_credentials", ["salesforce_client_id", "salesforce_client_secret"]),
+            (
+                "jwt",
+                ["salesforce_client_id", "salesforce_username", "salesforce_private_key_file"],
+            ),
+            ("access_token", ["salesforce_access_token"]),
+            (
+                "password",
+                ["salesforce_username", "salesforce_password", "salesforce_security_token"],
+            ),
+        ]
+        if not self.salesforce_instance_url:
+            raise SettingsError(
+                self._missing_message(["salesforce_instance_url"], "Salesforce")
+                + "\n(the My Domain URL, e.g. https://acme.my.salesforce.com)"
+            )
+        for kind, names in methods:
+            if all(self._is_set(name) for name in names):
+                return self._salesforce_credentials_for(kind)
+        lines = ["No complete Salesforce login method is configured. Set one of:"]
+        for kind, names in methods:
+            missing = [self.env_name(n) for n in names if not self._is_set(n)]
+            lines.append(f"  {kind}: missing {', '.join(missing)}")
+        lines.append(self._places_looked())
+        raise SettingsError("\n".join(lines))
+
+    def _salesforce_credentials_for(self, kind: SalesforceAuthKind) -> SalesforceCredentials:
+        assert self.salesforce_instance_url is not None
+        return SalesforceCredentials(
+            kind=kind,
+            instance_url=self.salesforce_instance_url,
+            client_id=self.salesforce_client_id,
+            client_secret=self.salesforce_client_secret,
+            username=self.salesforce_username,
+            private_key_file=self.salesforce_private_key_file,
+            jwt_audience=self.salesforce_jwt_audience,
+            access_token=self.salesforce_access_token,
+            password=self.salesforce_password,
+            security_token=self.salesforce_security_token,
+        )
+
+    def _is_set(self, name: str) -> bool:
+        value = getattr(self, name)
+        if isinstance(value, SecretStr):
+            return bool(value.get_secret_value())
+        return value is not None and value != ""
+
+    # --- error text -------------------------------------------------------------------------
+
+    @staticmethod
+    def env_name(field_name: str) -> str:
+        """The environment variable (and secrets file name) of a setting."""
+        return ENV_PREFIX + field_name.upper()
+
+    def _missing_message(self, names: list[str], system: str) -> str:
+        settings = ", ".join(self.env_name(n) for n in names)
+        return f"{system}: {settings} is not set.\n{self._places_looked()}"
+
+    def _places_looked(self) -> str:
+        """Every place a setting could have come from, in the order they are consulted."""
+        env_file = self._env_file
+        secrets = self._secrets_dir
+        places = ["Looked in:", "  1. environment variables (CRMSYNC_...)"]
+        if env_file is None:
+            places.append("  2. .env file: not used")
+        else:
+            state = "found" if env_file.is_file() else "not found"
+            places.append(f"  2. .env file {env_file.resolve()} ({state})")
+        if secrets is None:
+            places.append("  3. secrets directory: not used")
+        else:
+            state = "found" if secrets.is_dir() else "not found"
+            places.append(f"  3. secrets directory {secrets.resolve()} ({state})")
+        return "\n".join(places)
+
+
+def load_settings(
+    env_file: Path | None = Path(".env"),
+    secrets_dir: Path | None = None,
+) -> Settings:
+    """Read settings from the environment, `env_file` and `secrets_dir`.
+
+    `secrets_dir` defaults to `CRMSYNC_SECRETS_DIR` or `/run/secrets`; a directory that does not
+    exist is skipped (and reported as such in error messages) rather than warned about.
+    """
+    if secrets_dir is None:
+        secrets_dir = Path(os.environ.get(ENV_PREFIX + "SECRETS_DIR", DEFAULT_SECRETS_DIR))
+    kwargs: dict[str, object] = {"_env_file": env_file}
+    if secrets_dir.is_dir():
+        kwargs["_secrets_dir"] = secrets_dir
+    try:
+        settings = Settings(**kwargs)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(_describe_validation_error(exc, env_file, secrets_dir)) from None
+    settings._env_file = env_file
+    settings._secrets_dir = secrets_dir
+    return settings
+
+
+def _describe_validation_error(
+    exc: ValidationError, env_file: Path | None, secrets_dir: Path | None
+) -> str:
+    """One line per invalid setting, naming its variable; never echoes the value (may be secret)."""
+    lines = ["Invalid settings:"]
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else "?"
+        lines.append(f"  {Settings.env_name(name)}: {error['msg']}")
+    lines.append(
+        "Read from environment variables"
+        + (f", {env_file}" if env_file else "")
+        + (f", {secrets_dir}" if secrets_dir else "")
+        + "."
+    )
+    return "\n".join(lines)

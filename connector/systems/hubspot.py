@@ -1,0 +1,743 @@
+"""HubSpot adapter over hubspot-api-client 12: contacts, companies and deals as plain dicts.
+
+Records keep HubSpot's own shape (`id`, `properties`, `updatedAt`, ...) plus an `associations`
+key holding lists of ids (`{"companies": ["12"], "contacts": [...]}`) for linking.
+
+Choices the design notes force (../shared/design.md, "Measured traps"):
+- One `HubSpot` client, and each API object built once and cached: every attribute access on
+  the SDK builds a new ApiClient and connection pool (a TLS handshake per call otherwise).
+- Raw JSON (`_preload_content=False` + `json.loads`): model deserialisation is the bottleneck
+  (dateutil parses every timestamp). It also gives us the response headers on success, which
+  carry the rate-limit counters. See tests/systems/test_hubspot_raw_speed.py for the measure.
+- `retry=False` on the SDK: its urllib3 retry skips POST and hides 429s; `RetryPolicy` owns all
+  retries. Every call passes `_request_timeout` (the SDK has none by default).
+- Search is capped at 10,000 results per query: incremental reads restart from the last
+  modified time seen, and switch to id order when more than a query's worth share one time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import urllib3
+from hubspot import HubSpot
+from pydantic import SecretStr
+
+from connector.exceptions import (
+    ApiError,
+    AuthenticationError,
+    BudgetExhausted,
+    FatalApiError,
+    RateLimitedError,
+    RetriableApiError,
+    scrub,
+)
+from connector.systems._writes import (
+    confirm_written,
+    send_in_rounds,
+    send_or_split,
+    write_in_steps,
+)
+from connector.systems.base import (
+    ApiUsage,
+    FieldInfo,
+    Page,
+    RecordUpdate,
+    WriteResult,
+    as_utc,
+    chunked,
+    parse_timestamp,
+)
+from connector.systems.resilience import RateWindow, RetryPolicy, parse_retry_after
+
+__all__ = ["HubSpotAdapter", "HubSpotLimits", "classify_hubspot_error"]
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "hubspot"
+OBJECT_TYPES = ("contacts", "companies", "deals")
+MODIFIED_PROPERTY = {
+    "contacts": "lastmodifieddate",
+    "companies": "hs_lastmodifieddate",
+    "deals": "hs_lastmodifieddate",
+}
+# Properties linking needs, requested whatever the mapping names.
+LINK_PROPERTIES = {
+    "contacts": ("email", "salesforcecontactid", "salesforceleadid", "associatedcompanyid"),
+    "companies": ("domain", "salesforceaccountid"),
+    "deals": (),
+}
+# Associations linking needs that no property carries (a contact's company is a property).
+ASSOCIATED_TYPES: dict[str, tuple[str, ...]] = {"deals": ("contacts", "companies")}
+
+LIST_PAGE_SIZE = 100
+SEARCH_PAGE_SIZE = 200
+SEARCH_RESULT_CAP = 10_000
+BATCH_SIZE = 100
+ASSOCIATION_BATCH_SIZE = 1_000
+RETRIABLE_RECORD_CATEGORIES = frozenset({"RATE_LIMITS", "LOCKED", "INTERNAL_ERROR", "TIMEOUT"})
+BISECTABLE_STATUSES = frozenset({400, 404, 409, 422})
+
+
+@dataclass(frozen=True)
+class HubSpotLimits:
+    """Client-side budgets: requests per rolling window (default 90% of 100 per 10 s) and search
+    requests per second (HubSpot's own limit is 5/s and search answers carry no headers)."""
+
+    requests_per_window: int = 90
+    window_seconds: float = 10.0
+    search_per_second: int = 5
+
+
+@dataclass
+class _Boundary:
+    """Ids already yielded at the newest modified time, so a restarted query skips them."""
+
+    at_ms: int = -1
+    ids: set[str] | None = None
+
+    def is_new(self, record_id: str, modified_ms: int) -> bool:
+        return not (modified_ms == self.at_ms and self.ids is not None and record_id in self.ids)
+
+    def remember(self, record_id: str, modified_ms: int) -> None:
+        if modified_ms > self.at_ms or self.ids is None:
+            self.at_ms, self.ids = modified_ms, {record_id}
+        elif modified_ms == self.at_ms:
+            self.ids.add(record_id)
+
+
+class HubSpotAdapter:
+    """CrmAdapter for HubSpot; see the module docstring for the choices it makes."""
+
+    system = SYSTEM
+
+    def __init__(
+        self,
+        access_token: SecretStr | str,
+        base_url: str = "https://api.hubapi.com",
+        *,
+        ca_bundle: str | None = None,
+        timeout_seconds: float = 30.0,
+        retry: RetryPolicy | None = None,
+        limits: HubSpotLimits | None = None,
+    ) -> None:
+        token = (
+            access_token.get_secret_value() if isinstance(access_token, SecretStr) else access_token
+        )
+        self.base_url = base_url.rstrip("/")
+        self._token = SecretStr(token)
+        self._client = HubSpot(
+            access_token=token, host=self.base_url, retry=False, ssl_ca_cert=ca_bundle
+        )
+        self._apis: dict[tuple[str, str], Any] = {}
+        self._timeout = timeout_seconds
+        self._retry = retry or RetryPolicy()
+        limits = limits or HubSpotLimits()
+        self._window = RateWindow(limits.requests_per_window, limits.window_seconds, name=SYSTEM)
+        self._search_window = RateWindow(limits.search_per_second, 1.0, name=f"{SYSTEM} search")
+        self._usage = ApiUsage(SYSTEM)
+
+    def __repr__(self) -> str:
+        return f"HubSpotAdapter(base_url={self.base_url!r})"
+
+    # --- usage ------------------------------------------------------------------------------
+
+    @property
+    def api_calls(self) -> int:
+        return self._usage.calls
+
+    def usage(self) -> ApiUsage:
+        self._usage.retries = self._retry.retries
+        self._usage.rate_wait_seconds = (
+            self._window.waited_seconds + self._search_window.waited_seconds
+        )
+        return self._usage.snapshot()
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def read_changed(
+        self, object_type: str, since: datetime | None, fields: Iterable[str]
+    ) -> Iterator[Page]:
+        """Search ascending on the modified date from `since`; a full list read when None."""
+        if since is None:
+            return self.read_all(object_type, fields)
+        return self._search_changed(object_type, self._properties(object_type, fields), since)
+
+    def read_all(
+        self,
+        object_type: str,
+        fields: Iterable[str],
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Iterator[Page]:
+        """The list API (100 a page, no result cap); with a date range, search within it."""
+        properties = self._properties(object_type, fields)
+        if since is not None or until is not None:
+            return self._search_changed(object_type, properties, since, until)
+        return self._list_pages(object_type, properties)
+
+    def read_by_ids(
+        self, object_type: str, ids: Iterable[str], fields: Iterable[str]
+    ) -> list[dict[str, Any]]:
+        """Batch read, 100 ids a call; ids HubSpot does not know are left out."""
+        unique = list(dict.fromkeys(str(i) for i in ids if i))
+        return self._batch_read(object_type, unique, self._properties(object_type, fields))
+
+    def read_by_emails(
+        self, object_type: str, emails: Iterable[str], fields: Iterable[str]
+    ) -> list[dict[str, Any]]:
+        """Batch read with idProperty=email (contacts), 100 addresses a call."""
+        unique = list(dict.fromkeys(e.strip().lower() for e in emails if e and e.strip()))
+        properties = self._properties(object_type, fields)
+        return self._batch_read(object_type, unique, properties, id_property="email")
+
+    def _list_pages(self, object_type: str, properties: list[str]) -> Iterator[Page]:
+        api = self._api(object_type, "basic_api")
+        associations = list(ASSOCIATED_TYPES.get(object_type, ()))
+        after: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "limit": LIST_PAGE_SIZE,
+                "properties": properties,
+                "archived": False,
+            }
+            if after:
+                kwargs["after"] = after
+            if associations:
+                kwargs["associations"] = associations
+            data = self._call("list", lambda kw=kwargs: api.get_page(**kw, **self._raw()))
+            records = [self._shape(object_type, r) for r in data.get("results", [])]
+            # HubSpot omits `associations` on records that have none; only those cost a lookup.
+            self._attach_associations(object_type, records)
+            if records:
+                yield self._page(object_type, records)
+            after = _next_after(data)
+            if not after:
+                return
+
+    def _search_changed(
+        self,
+        object_type: str,
+        properties: list[str],
+        since: datetime | None,
+        until: datetime | None = None,
+    ) -> Iterator[Page]:
+        """Every record modified in [since, until), oldest first, each exactly once.
+
+        A query stops at 10,000 results; we then restart at the last modified time seen (`>=`,
+        skipping ids already yielded at that time). If a whole query's worth shares one
+        modified time, restarting there would loop, so that time is read in id order instead.
+        """
+        lower_ms = _epoch_ms(since) if since is not None else 0
+        until_ms = _epoch_ms(until) if until is not None else None
+        inclusive = True
+        boundary = _Boundary()
+        while True:
+            last_ms, capped = yield from self._search_query(
+                object_type,
+                properties=properties,
+                lower_ms=lower_ms,
+                inclusive=inclusive,
+                until_ms=until_ms,
+                boundary=boundary,
+            )
+            if not capped:
+                return
+            if last_ms is not None and last_ms > lower_ms:
+                lower_ms, inclusive = last_ms, True
+                continue
+            # 10,000 results at one modified time: read that instant in id order, then move on.
+            yield from self._search_one_instant(object_type, properties, lower_ms, boundary)
+            inclusive = False
+
+    def _search_query(
+        self,
+        object_type: str,
+        *,
+        properties: list[str],
+        lower_ms: int,
+        inclusive: bool,
+        until_ms: int | None,
+        boundary: _Boundary,
+    ) -> Generator[Page, None, tuple[int | None, bool]]:
+        """One search query paged to its end or its cap; returns (last modified ms, capped)."""
+        modified = MODIFIED_PROPERTY[object_type]
+        filters = [_filter(modified, "GTE" if inclusive else "GT", lower_ms)]
+        if until_ms is not None:
+            filters.append(_filter(modified, "LT", until_ms))
+        after = 0
+        last_ms: int | None = None
+        while True:
+            body = _search_body(filters, modified, properties, after)
+            data = self._search(object_type, body)
+            results = data.get("results", [])
+            if results:
+                last_ms = _modified_ms(results[-1], modified)
+            page = self._new_records(object_type, results, boundary)
+            if page is not None:
+                yield page
+            next_after = _next_after(data)
+            if not next_after or not results:
+                return last_ms, False
+            if int(next_after) >= SEARCH_RESULT_CAP:
+                return last_ms, True
+            after = int(next_after)
+
+    def _search_one_instant(
+        self, object_type: str, properties: list[str], at_ms: int, boundary: _Boundary
+    ) -> Iterator[Page]:
+        """All records modified exactly at `at_ms`, by ascending hs_object_id, past any cap."""
+        modified = MODIFIED_PROPERTY[object_type]
+        last_id = 0
+        while True:
+            filters = [_filter(modified, "EQ", at_ms), _filter("hs_object_id", "GT", last_id)]
+            after = 0
+            while True:
+                body = _search_body(filters, "hs_object_id", properties, after)
+                data = self._search(object_type, body)
+                results = data.get("results", [])
+                if not results:
+                    return
+                last_id = max(last_id, *(int(r["id"]) for r in results))
+                page = self._new_records(object_type, results, boundary)
+                if page is not None:
+                    yield page
+                next_after = _next_after(data)
+                if not next_after:
+                    return
+                if int(next_after) >= SEARCH_RESULT_CAP:
+                    break  # restart with hs_object_id > last_id
+                after = int(next_after)
+
+    def _new_records(
+        self, object_type: str, results: list[dict[str, Any]], boundary: _Boundary
+    ) -> Page | None:
+        modified = MODIFIED_PROPERTY[object_type]
+        fresh = []
+        for raw in results:
+            record_id, modified_ms = str(raw["id"]), _modified_ms(raw, modified)
+            if boundary.is_new(record_id, modified_ms):
+                fresh.append(raw)
+            boundary.remember(record_id, modified_ms)
+        if not fresh:
+            return None
+        records = [self._shape(object_type, r) for r in fresh]
+        self._attach_associations(object_type, records)
+        return self._page(object_type, records)
+
+    def _batch_read(
+        self,
+        object_type: str,
+        ids: list[str],
+        properties: list[str],
+        id_property: str | None = None,
+    ) -> list[dict[str, Any]]:
+        api = self._api(object_type, "batch_api")
+        records: list[dict[str, Any]] = []
+        for chunk in chunked(ids, BATCH_SIZE):
+            body: dict[str, Any] = {
+                "properties": properties,
+                "propertiesWithHistory": [],
+                "inputs": [{"id": i} for i in chunk],
+            }
+            if id_property:
+                body["idProperty"] = id_property
+            data = self._call(
+                "batch_read", lambda b=body: api.read(b, archived=False, **self._raw())
+            )
+            records.extend(self._shape(object_type, r) for r in data.get("results", []))
+        self._attach_associations(object_type, records)
+        return records
+
+    def _attach_associations(self, object_type: str, records: list[dict[str, Any]]) -> None:
+        """Deal -> contacts/companies ids via the v4 batch read, for records lacking them."""
+        wanted = ASSOCIATED_TYPES.get(object_type, ())
+        for to_type in wanted:
+            missing = [r for r in records if to_type not in r["associations"]]
+            if not missing:
+                continue
+            found = self._associated_ids(object_type, to_type, [r["id"] for r in missing])
+            for record in missing:
+                record["associations"][to_type] = found.get(record["id"], [])
+
+    def _associated_ids(self, from_type: str, to_type: str, ids: list[str]) -> dict[str, list[str]]:
+        api = self._associations_api()
+        found: dict[str, list[str]] = {}
+        for chunk in chunked(ids, ASSOCIATION_BATCH_SIZE):
+            body = {"inputs": [{"id": i} for i in chunk]}
+            data = self._call(
+                "associations",
+                lambda b=body: api.get_page(from_type, to_type, b, **self._raw()),
+            )
+            for result in data.get("results", []):
+                source = str(result.get("_from", result.get("from", {})).get("id"))
+                targets = [str(t["toObjectId"]) for t in result.get("to", [])]
+                found.setdefault(source, []).extend(targets)
+        return found
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def write(
+        self,
+        object_type: str,
+        updates: Sequence[RecordUpdate],
+        *,
+        confirm_fields: Collection[str] = (),
+    ) -> list[WriteResult]:
+        """Batch update, 100 a call, steps in order; `confirm_fields` are read back after.
+
+        Pass confirm_fields={"lifecyclestage"} where the mapping asks: HubSpot only moves the
+        stage forward and may answer 2xx to a backward write without changing anything.
+        """
+        results = write_in_steps(updates, lambda step: self._write_step(object_type, step))
+        if not confirm_fields:
+            return results
+        return confirm_written(
+            updates,
+            results,
+            confirm_fields,
+            lambda ids, fields: self._read_back(object_type, ids, fields),
+            _same_value,
+        )
+
+    def _write_step(self, object_type: str, updates: list[RecordUpdate]) -> list[WriteResult]:
+        return send_in_rounds(
+            updates,
+            lambda batch: self._send_batch(object_type, batch),
+            batch_size=BATCH_SIZE,
+            rounds=self._retry.max_attempts,
+            pause=lambda n: self._retry.sleep(
+                min(self._retry.max_wait, self._retry.initial_wait * 2 ** (n - 1))
+            ),
+        )
+
+    def _send_batch(self, object_type: str, batch: list[RecordUpdate]) -> list[WriteResult]:
+        """One batch update, or its halves when HubSpot rejects the whole batch for one record."""
+        return send_or_split(
+            batch,
+            lambda part: self._send_once(object_type, part),
+            lambda error: error.status in BISECTABLE_STATUSES,
+        )
+
+    def _send_once(self, object_type: str, batch: list[RecordUpdate]) -> list[WriteResult]:
+        api = self._api(object_type, "batch_api")
+        body = {"inputs": [_update_input(u) for u in batch]}
+        data = self._call("batch_update", lambda: api.update(body, **self._raw()))
+        return _reconcile_batch(batch, data)
+
+    def _read_back(
+        self, object_type: str, ids: list[str], fields: list[str]
+    ) -> dict[str, dict[str, Any]]:
+        api = self._api(object_type, "batch_api")
+        held: dict[str, dict[str, Any]] = {}
+        for chunk in chunked(ids, BATCH_SIZE):
+            body = {
+                "properties": fields,
+                "propertiesWithHistory": [],
+                "inputs": [{"id": i} for i in chunk],
+            }
+            data = self._call(
+                "batch_read", lambda b=body: api.read(b, archived=False, **self._raw())
+            )
+            for record in data.get("results", []):
+                held[str(record["id"])] = record.get("properties", {})
+        return held
+
+    # --- schema -----------------------------------------------------------------------------
+
+    def describe_fields(self, object_type: str) -> dict[str, FieldInfo]:
+        """Every property of the object type (GET /crm/v3/properties/{type})."""
+        api = self._properties_api()
+        data = self._call(
+            "properties", lambda: api.get_all(object_type, archived=False, **self._raw())
+        )
+        fields: dict[str, FieldInfo] = {}
+        for prop in data.get("results", []):
+            metadata = prop.get("modificationMetadata") or {}
+            fields[prop["name"]] = FieldInfo(
+                name=prop["name"],
+                label=prop.get("label", ""),
+                type=prop.get("type", ""),
+                writable=not metadata.get("readOnlyValue", False) and not prop.get("calculated"),
+                options=tuple(str(o.get("value")) for o in prop.get("options") or ()),
+            )
+        return fields
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    def _properties(self, object_type: str, fields: Iterable[str]) -> list[str]:
+        if object_type not in MODIFIED_PROPERTY:
+            raise ValueError(f"unknown HubSpot object type {object_type!r}; use {OBJECT_TYPES}")
+        wanted = set(fields) | {MODIFIED_PROPERTY[object_type]} | set(LINK_PROPERTIES[object_type])
+        return sorted(wanted)
+
+    def _api(self, object_type: str, kind: str) -> Any:
+        """The SDK's API object, built once: each SDK attribute access builds a new pool."""
+        key = (object_type, kind)
+        if key not in self._apis:
+            if object_type not in MODIFIED_PROPERTY:
+                raise ValueError(f"unknown HubSpot object type {object_type!r}")
+            self._apis[key] = getattr(getattr(self._client.crm, object_type), kind)
+        return self._apis[key]
+
+    def _properties_api(self) -> Any:
+        if ("properties", "core") not in self._apis:
+            self._apis["properties", "core"] = self._client.crm.properties.core_api
+        return self._apis["properties", "core"]
+
+    def _associations_api(self) -> Any:
+        if ("associations", "v4") not in self._apis:
+            self._apis["associations", "v4"] = self._client.crm.associations.v4.batch_api
+        return self._apis["associations", "v4"]
+
+    def _raw(self) -> dict[str, Any]:
+        return {"_preload_content": False, "_request_timeout": self._timeout}
+
+    def _search(self, object_type: str, body: dict[str, Any]) -> dict[str, Any]:
+        api = self._api(object_type, "search_api")
+        return self._call("search", lambda: api.do_search(body, **self._raw()), search=True)
+
+    def _call(
+        self, operation: str, send: Callable[[], Any], *, search: bool = False
+    ) -> dict[str, Any]:
+        """Send one request under the rate budget and the retry policy; return its JSON."""
+
+        def attempt() -> dict[str, Any]:
+            self._window.acquire()
+            if search:
+                self._search_window.acquire()
+            self._usage.count(operation)
+            try:
+                response = send()
+                payload = response.data
+                self._observe(response.headers)
+                response.release_conn()
+            except urllib3.exceptions.HTTPError as error:
+                raise _transport_error(operation, error) from None
+            except OSError as error:
+                raise _transport_error(operation, error) from None
+            except Exception as error:
+                if _is_sdk_error(error):
+                    raise classify_hubspot_error(error, operation, self._observe) from None
+                raise
+            return json.loads(payload) if payload else {}
+
+        return self._retry.run(attempt, operation=f"{SYSTEM} {operation}")
+
+    def _observe(self, headers: Any) -> None:
+        """Follow the server's own count of requests left in the window, when it sends one."""
+        if not headers:
+            return
+        remaining = headers.get("X-HubSpot-RateLimit-Remaining")
+        if remaining is not None and str(remaining).lstrip("-").isdigit():
+            self._window.observe_remaining(int(remaining))
+
+    def _shape(self, object_type: str, raw: dict[str, Any]) -> dict[str, Any]:
+        """HubSpot's record with `associations` reduced to lists of ids."""
+        record = dict(raw)
+        record["id"] = str(raw["id"])
+        record.setdefault("properties", {})
+        associations: dict[str, list[str]] = {}
+        for to_type, value in (raw.get("associations") or {}).items():
+            ids = (
+                [str(a["id"]) for a in value.get("results", [])] if isinstance(value, dict) else []
+            )
+            associations[_association_key(to_type)] = list(dict.fromkeys(ids))
+        if object_type == "contacts":
+            company = record["properties"].get("associatedcompanyid")
+            associations.setdefault("companies", [str(company)] if company else [])
+        record["associations"] = associations
+        return record
+
+    def _page(self, object_type: str, records: list[dict[str, Any]]) -> Page:
+        modified = MODIFIED_PROPERTY[object_type]
+        times = [t for r in records if (t := _modified_time(r, modified)) is not None]
+        return Page(records=records, max_modified=max(times) if times else None)
+
+
+# --- pure helpers ---------------------------------------------------------------------------
+
+
+def classify_hubspot_error(
+    error: Any, operation: str = "", observe: Callable[[Any], None] | None = None
+) -> ApiError | BudgetExhausted:
+    """An SDK ApiException (any package's: they share no base) as our exception tree."""
+    status = int(getattr(error, "status", 0) or 0)
+    headers = getattr(error, "headers", None) or {}
+    body = _json_body(getattr(error, "body", None))
+    message = str(body.get("message") or getattr(error, "reason", "") or "")
+    code = body.get("category") or body.get("errorType")
+    details = {"system": SYSTEM, "operation": operation, "status": status or None, "code": code}
+    retry_after = parse_retry_after(_header(headers, "Retry-After"))
+    if status == 0:
+        if "CERTIFICATE_VERIFY_FAILED" in message:
+            return FatalApiError(f"TLS verification failed: {message}", **details)
+        return RetriableApiError(message or "connection failed", **details)
+    if status == 429:
+        if observe is not None:
+            observe(headers)
+        policy = body.get("policyName")
+        if policy == "DAILY":
+            return BudgetExhausted(
+                "hubspot: the daily API limit is used up. Stopped cleanly; rerun tomorrow."
+            )
+        return RateLimitedError(message, policy=policy, retry_after=retry_after, **details)
+    if status == 401:
+        return AuthenticationError(
+            message or "the access token was refused; check CRMSYNC_HUBSPOT_ACCESS_TOKEN",
+            **details,
+        )
+    if status == 423:
+        return RetriableApiError(message, retry_after=max(2.0, retry_after or 0.0), **details)
+    if status >= 500 or status == 408:
+        return RetriableApiError(message, retry_after=retry_after, **details)
+    return FatalApiError(message, **details)
+
+
+def _reconcile_batch(batch: list[RecordUpdate], data: dict[str, Any]) -> list[WriteResult]:
+    """Per-record outcome of a batch update (200 or 207): match input ids against `results` and
+    the ids named in `errors`, never trusting numErrors; an id in neither is retried later."""
+    applied = {str(r["id"]): r.get("properties") or {} for r in data.get("results", [])}
+    failed: dict[str, dict[str, Any]] = {}
+    for error in data.get("errors", []) or []:
+        for record_id in _error_ids(error):
+            failed.setdefault(record_id, error)
+    results = []
+    for update in batch:
+        if update.record_id in applied:
+            echoed = applied[update.record_id]
+            fields = {k: echoed[k] for k in update.fields if k in echoed} or None
+            results.append(
+                WriteResult(update.record_id, "applied", fields=fields, step=update.step)
+            )
+        elif update.record_id in failed:
+            error = failed[update.record_id]
+            category = str(error.get("category") or "") or None
+            retriable = category in RETRIABLE_RECORD_CATEGORIES or _error_status(error) >= 500
+            results.append(
+                WriteResult(
+                    update.record_id,
+                    "retry_later" if retriable else "rejected",
+                    code=category,
+                    message=scrub(str(error.get("message", ""))),
+                    step=update.step,
+                )
+            )
+        else:
+            results.append(
+                WriteResult(
+                    update.record_id,
+                    "retry_later",
+                    code="NOT_IN_RESPONSE",
+                    message="HubSpot returned neither a result nor an error for this id",
+                    step=update.step,
+                )
+            )
+    return results
+
+
+def _error_ids(error: dict[str, Any]) -> list[str]:
+    context = error.get("context") or {}
+    ids = context.get("ids") or context.get("id") or []
+    if isinstance(ids, str):
+        ids = [ids]
+    return [str(i) for i in ids]
+
+
+def _error_status(error: dict[str, Any]) -> int:
+    status = error.get("status")
+    return int(status) if isinstance(status, int) or str(status).isdigit() else 0
+
+
+def _update_input(update: RecordUpdate) -> dict[str, Any]:
+    properties = {name: _hubspot_value(value) for name, value in update.fields.items()}
+    return {"id": update.record_id, "properties": properties}
+
+
+def _transport_error(operation: str, error: BaseException) -> RetriableApiError:
+    kind = type(error).__name__
+    return RetriableApiError(f"{kind}: {error}", system=SYSTEM, operation=operation, code=kind)
+
+
+def _is_sdk_error(error: BaseException) -> bool:
+    return type(error).__module__.startswith("hubspot.") and hasattr(error, "status")
+
+
+def _json_body(body: Any) -> dict[str, Any]:
+    if not body:
+        return {}
+    try:
+        parsed = json.loads(body)
+    except (TypeError, ValueError):
+        return {"message": str(body)[:500]}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _header(headers: Any, name: str) -> str | None:
+    try:
+        return headers.get(name)
+    except AttributeError:
+        return None
+
+
+def _search_body(
+    filters: list[dict[str, Any]], sort_property: str, properties: list[str], after: int
+) -> dict[str, Any]:
+    return {
+        "filterGroups": [{"filters": filters}],
+        "sorts": [{"propertyName": sort_property, "direction": "ASCENDING"}],
+        "properties": properties,
+        "limit": SEARCH_PAGE_SIZE,
+        "after": str(after),
+    }
+
+
+def _filter(name: str, operator: str, value: int) -> dict[str, Any]:
+    return {"propertyName": name, "operator": operator, "value": str(value)}
+
+
+def _next_after(data: dict[str, Any]) -> str | None:
+    after = ((data.get("paging") or {}).get("next") or {}).get("after")
+    return str(after) if after not in (None, "") else None
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return int(as_utc(moment).timestamp() * 1000)
+
+
+def _modified_time(record: dict[str, Any], modified: str) -> datetime | None:
+    value = (record.get("properties") or {}).get(modified) or record.get("updatedAt")
+    return parse_timestamp(value)
+
+
+def _modified_ms(record: dict[str, Any], modified: str) -> int:
+    moment = _modified_time(record, modified)
+    return _epoch_ms(moment) if moment else 0
+
+
+def _association_key(to_type: str) -> str:
+    """The list API may key associations by a label-ish name; keep the object type."""
+    for known in OBJECT_TYPES:
+        if to_type == known or to_type.endswith(known):
+            return known
+    return to_type
+
+
+def _hubspot_value(value: Any) -> str:
+    """HubSpot takes every property value as a string; None clears the property."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return str(_epoch_ms(value))
+    return str(value)
+
+
+def _same_value(wanted: Any, held: Any) -> bool:
+    return _hubspot_value(wanted) == ("" if held is None else str(held))
