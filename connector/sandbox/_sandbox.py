@@ -1,0 +1,287 @@
+"""`Sandbox`: the in-process handle on a running emulator (server, data, limits, faults)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from connector.sandbox._server import SandboxServer
+from connector.sandbox._state import SandboxLimits, SandboxState
+from connector.sandbox._tls import SandboxTls
+from connector.sandbox.faults import FaultSpec, parse_faults
+from connector.sandbox.generator import generate_dataset
+from connector.sandbox.store import Dataset
+
+__all__ = ["Sandbox"]
+
+DEFAULT_SESSION_TTL_SECONDS = 7200.0
+
+
+class Sandbox:
+    """A HubSpot + Salesforce emulator serving HTTPS on 127.0.0.1 until closed.
+
+    Use it as a context manager (`with Sandbox(seed=200) as sb:`) or call `start()`/`close()`.
+
+    Data: `seed=N` generates N organisations and about 3N persons deterministically (the seed is
+    both the generator's random seed and the size, so `--seed 1000` means 1,000 organisations;
+    pass `organisations=` to decouple them). `fixture=` loads an exact scenario instead (a path
+    to a JSON file or a dict in the `dump()` format). Neither gives an empty sandbox.
+
+    Time: `now` anchors generated dates and the server clock (which then runs forward in real
+    time). Leave it out to use the wall clock, so that watermarks taken by a client line up with
+    the modified dates the sandbox writes; pass it for byte-identical dumps.
+
+    Limits (defaults follow HubSpot Free/Starter and a Salesforce Enterprise org):
+    `hubspot_requests_per_window` per `hubspot_window_seconds` (shrink the window to time-scale a
+    benchmark), `hubspot_daily_limit`, `search_requests_per_second`, `salesforce_daily_limit`,
+    `session_ttl_seconds` (Salesforce access tokens expire after this).
+    """
+
+    def __init__(
+        self,
+        seed: int | None = None,
+        *,
+        organisations: int | None = None,
+        fixture: str | Path | dict[str, Any] | None = None,
+        faults: str | FaultSpec | None = None,
+        now: datetime | None = None,
+        port: int = 0,
+        hubspot_requests_per_window: int = 100,
+        hubspot_window_seconds: float = 10.0,
+        hubspot_daily_limit: int = 250_000,
+        search_requests_per_second: int = 5,
+        salesforce_daily_limit: int = 100_000,
+        session_ttl_seconds: float = DEFAULT_SESSION_TTL_SECONDS,
+    ) -> None:
+        if seed is not None and fixture is not None:
+            raise ValueError("give either seed or fixture, not both")
+        anchor = (now or datetime.now(UTC)).astimezone(UTC)
+        dataset = _initial_dataset(seed, organisations, fixture, anchor)
+        self._workdir = tempfile.TemporaryDirectory(prefix="crmsync-sandbox-")
+        self._tls = SandboxTls.create(Path(self._workdir.name))
+        self.hubspot_access_token = "pat-na1-" + secrets.token_hex(16)
+        self.salesforce_client_id = "3MVG9sandbox" + secrets.token_hex(12)
+        self.salesforce_client_secret = secrets.token_hex(24)
+        self._state = SandboxState(
+            dataset=dataset,
+            hubspot_access_token=self.hubspot_access_token,
+            salesforce_client_id=self.salesforce_client_id,
+            salesforce_client_secret=self.salesforce_client_secret,
+            limits=SandboxLimits(
+                hubspot_requests_per_window=hubspot_requests_per_window,
+                hubspot_window_seconds=hubspot_window_seconds,
+                hubspot_daily_limit=hubspot_daily_limit,
+                search_requests_per_second=search_requests_per_second,
+                salesforce_daily_limit=salesforce_daily_limit,
+                session_ttl_seconds=session_ttl_seconds,
+            ),
+            faults=_as_fault_spec(faults),
+        )
+        try:
+            self._server = SandboxServer(self._state, self._tls.server_context(), port=port)
+        except OSError:
+            self._workdir.cleanup()
+            raise
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> Sandbox:
+        """Start serving in a background thread; returns self."""
+        self._server.start()
+        return self
+
+    def close(self) -> None:
+        """Stop serving, drop open connections and delete the certificate files."""
+        self._server.stop()
+        self._workdir.cleanup()
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ---- connection settings ---------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The TCP port both APIs are served on."""
+        return self._server.port
+
+    @property
+    def base_url(self) -> str:
+        """`https://127.0.0.1:PORT`, the root of both APIs and of the admin endpoints."""
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def hubspot_base_url(self) -> str:
+        """Pass as `HubSpot(host=...)`; the SDK appends `/crm/v3/...` itself."""
+        return self.base_url
+
+    @property
+    def salesforce_instance_url(self) -> str:
+        """Pass as `Salesforce(instance_url=...)`; also hosts `/services/oauth2/token`."""
+        return self.base_url
+
+    @property
+    def salesforce_token_url(self) -> str:
+        """The OAuth 2.0 token endpoint (client-credentials grant)."""
+        return self.base_url + "/services/oauth2/token"
+
+    @property
+    def ca_path(self) -> str:
+        """Path of the PEM file of the CA that signed the server certificate: verify with it."""
+        return str(self._tls.ca_path)
+
+    def settings_env(self) -> dict[str, str]:
+        """The `CRMSYNC_*` settings that point crmsync at this sandbox (contains secrets)."""
+        return {
+            "CRMSYNC_HUBSPOT_ACCESS_TOKEN": self.hubspot_access_token,
+            "CRMSYNC_HUBSPOT_BASE_URL": self.hubspot_base_url,
+            "CRMSYNC_SALESFORCE_INSTANCE_URL": self.salesforce_instance_url,
+            "CRMSYNC_SALESFORCE_CLIENT_ID": self.salesforce_client_id,
+            "CRMSYNC_SALESFORCE_CLIENT_SECRET": self.salesforce_client_secret,
+            "CRMSYNC_CA_BUNDLE": self.ca_path,
+        }
+
+    def salesforce_token(self, session: Any = None) -> str:
+        """Fetch a fresh Salesforce access token over HTTPS, as a client-credentials client would.
+
+        A convenience for tests: simple-salesforce's own OAuth login only knows
+        `*.salesforce.com` hosts, so callers post to `salesforce_token_url` themselves.
+        """
+        import requests  # noqa: PLC0415 - only this helper needs it
+
+        http = session or requests.Session()
+        if session is None:
+            http.verify = self.ca_path
+            http.trust_env = False
+        response = http.post(
+            self.salesforce_token_url,
+            data={
+                "grant_type": "client_credentials",
+                "client_id": self.salesforce_client_id,
+                "client_secret": self.salesforce_client_secret,
+            },
+            timeout=10,
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
+    # ---- run-time control ------------------------------------------------------------------
+
+    def counters(self) -> dict[str, Any]:
+        """A snapshot: requests, HTTP statuses, records returned/written and faults per endpoint.
+
+        Keys: `requests`, `statuses`, `records_returned`, `records_written`, `faults` (each a
+        dict keyed by endpoint name such as `hubspot.search` or `salesforce.query`; statuses
+        are `{"200": n, ...}`, with "0" for dropped connections) and `total_requests`.
+        Admin requests are not counted. Also served at `GET /__sandbox/counters`.
+        """
+        return self._state.counters.snapshot()
+
+    def reset_counters(self) -> None:
+        """Zero every counter (rate-limit usage is kept; see `reset_limits`)."""
+        self._state.counters.reset()
+
+    def reset_limits(self) -> None:
+        """Forget rate-limit and daily usage, as if a new day started."""
+        self._state.reset_limits()
+
+    def set_faults(self, spec: str | FaultSpec | None) -> None:
+        """Replace the fault injection at run time; `None` or "" turns it off."""
+        self._state.set_faults(_as_fault_spec(spec))
+
+    def expire_salesforce_sessions(self) -> None:
+        """Invalidate every Salesforce token: the next call answers 401 INVALID_SESSION_ID."""
+        self._state.expire_sessions()
+
+    # ---- data ------------------------------------------------------------------------------
+
+    def hubspot_record(self, object_type: str, record_id: str) -> dict[str, Any]:
+        """One HubSpot record as stored: `{"id", "properties", "archived"}`; KeyError if absent."""
+        return self._state.dataset.hubspot_record(object_type, str(record_id))
+
+    def hubspot_records(self, object_type: str) -> list[dict[str, Any]]:
+        """Every HubSpot record of `object_type` (contacts, companies, deals), by id."""
+        return self._state.dataset.hubspot_records(object_type)
+
+    def hubspot_associations(self, from_type: str, to_type: str, record_id: str) -> list[str]:
+        """Ids of the `to_type` records associated with one `from_type` record."""
+        return self._state.dataset.associated_ids(from_type, to_type, str(record_id))
+
+    def salesforce_record(self, sobject: str, record_id: str) -> dict[str, Any]:
+        """One Salesforce record as stored (all fields); accepts 15- or 18-character ids."""
+        return self._state.dataset.salesforce_record(sobject, record_id)
+
+    def salesforce_records(self, sobject: str) -> list[dict[str, Any]]:
+        """Every Salesforce record of `sobject` (Lead, Contact, Account, Opportunity), by Id."""
+        return self._state.dataset.salesforce_records(sobject)
+
+    def update_hubspot(
+        self, object_type: str, record_id: str, properties: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Change a record as a user in the HubSpot UI would: no validation, no lifecycle rule,
+        modified date bumped. Returns the stored record."""
+        return self._state.user_update_hubspot(object_type, str(record_id), properties)
+
+    def update_salesforce(
+        self, sobject: str, record_id: str, fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Change a record as a Salesforce user would (LastModifiedDate and SystemModstamp
+        bumped, no validation). Returns the stored record."""
+        return self._state.user_update_salesforce(sobject, record_id, fields)
+
+    def create_hubspot(
+        self,
+        object_type: str,
+        properties: dict[str, Any],
+        associations: dict[str, list[str]] | None = None,
+    ) -> dict[str, Any]:
+        """Create a HubSpot record (id assigned); `associations` maps object type -> ids."""
+        return self._state.user_create_hubspot(object_type, properties, associations or {})
+
+    def create_salesforce(self, sobject: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """Create a Salesforce record (Id and timestamps assigned)."""
+        return self._state.user_create_salesforce(sobject, fields)
+
+    def dump(self) -> dict[str, Any]:
+        """Every record and association as a JSON-ready dict, loadable as `fixture=`."""
+        return self._state.dataset.dump()
+
+    def dump_to(self, path: str | Path) -> Path:
+        """Write `dump()` to a JSON file; returns the path."""
+        target = Path(path)
+        target.write_text(json.dumps(self.dump(), indent=1, sort_keys=True), encoding="utf-8")
+        return target
+
+
+def _as_fault_spec(spec: str | FaultSpec | None) -> FaultSpec | None:
+    if spec is None or isinstance(spec, FaultSpec):
+        return spec
+    return parse_faults(spec) if spec.strip() else None
+
+
+def _initial_dataset(
+    seed: int | None,
+    organisations: int | None,
+    fixture: str | Path | dict[str, Any] | None,
+    now: datetime,
+) -> Dataset:
+    if fixture is not None:
+        raw = fixture if isinstance(fixture, dict) else json.loads(Path(fixture).read_text("utf-8"))
+        return Dataset.load(raw, now=now)
+    if seed is not None:
+        size = organisations if organisations is not None else seed
+        return generate_dataset(seed=seed, organisations=size, now=now)
+    return Dataset(now=now)

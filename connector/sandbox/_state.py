@@ -1,0 +1,250 @@
+"""Everything that changes while the sandbox runs: data, sessions, limits, faults, counters."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from connector.sandbox.faults import FaultPlan, FaultSpec
+from connector.sandbox.schema import HUBSPOT_MODIFIED_PROPERTY, SALESFORCE_FIELDS
+from connector.sandbox.store import Dataset, hs_datetime
+
+__all__ = ["Counters", "RollingWindow", "SandboxLimits", "SandboxState"]
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """The allocations the sandbox enforces (defaults: HubSpot Free/Starter, SF Enterprise)."""
+
+    hubspot_requests_per_window: int = 100
+    hubspot_window_seconds: float = 10.0
+    hubspot_daily_limit: int = 250_000
+    search_requests_per_second: int = 5
+    salesforce_daily_limit: int = 100_000
+    session_ttl_seconds: float = 7200.0
+
+
+class RollingWindow:
+    """At most `limit` events in any `seconds`-long window (HubSpot's rolling limits)."""
+
+    def __init__(self, limit: int, seconds: float) -> None:
+        self.limit = limit
+        self.seconds = seconds
+        self._events: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> tuple[bool, int]:
+        """Take one slot if free; returns (allowed, remaining after this request)."""
+        now = time.monotonic()
+        with self._lock:
+            while self._events and now - self._events[0] >= self.seconds:
+                self._events.popleft()
+            if len(self._events) >= self.limit:
+                return False, 0
+            self._events.append(now)
+            return True, self.limit - len(self._events)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._events.clear()
+
+
+class DailyAllowance:
+    """A simple count against a daily allocation (the sandbox's day starts at start-up)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> bool:
+        with self._lock:
+            if self.used >= self.limit:
+                return False
+            self.used += 1
+            return True
+
+    def remaining(self) -> int:
+        return max(0, self.limit - self.used)
+
+
+class Counters:
+    """Requests, statuses, records returned and written, and faults, per endpoint."""
+
+    _KINDS = ("requests", "statuses", "records_returned", "records_written", "faults")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._requests: dict[str, int] = defaultdict(int)
+            self._statuses: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+            self._returned: dict[str, int] = defaultdict(int)
+            self._written: dict[str, int] = defaultdict(int)
+            self._faults: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+
+    def request(self, endpoint: str) -> None:
+        with self._lock:
+            self._requests[endpoint] += 1
+
+    def status(self, endpoint: str, status: int) -> None:
+        with self._lock:
+            self._statuses[endpoint][str(status)] += 1
+
+    def returned(self, endpoint: str, count: int) -> None:
+        with self._lock:
+            self._returned[endpoint] += count
+
+    def written(self, endpoint: str, count: int) -> None:
+        with self._lock:
+            self._written[endpoint] += count
+
+    def fault(self, endpoint: str, kind: str) -> None:
+        with self._lock:
+            self._faults[endpoint][kind] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        """A plain-dict copy, safe to serialise and to compare."""
+        with self._lock:
+            return {
+                "requests": dict(self._requests),
+                "statuses": {k: dict(v) for k, v in self._statuses.items()},
+                "records_returned": dict(self._returned),
+                "records_written": dict(self._written),
+                "faults": {k: dict(v) for k, v in self._faults.items()},
+                "total_requests": sum(self._requests.values()),
+            }
+
+
+@dataclass
+class SandboxState:
+    """Shared by every request thread; each part guards itself with its own lock."""
+
+    dataset: Dataset
+    hubspot_access_token: str
+    salesforce_client_id: str
+    salesforce_client_secret: str
+    limits: SandboxLimits
+    faults: FaultSpec | None = None
+    counters: Counters = field(default_factory=Counters)
+
+    def __post_init__(self) -> None:
+        self._fault_plan = FaultPlan(self.faults) if self.faults else None
+        self._sessions: dict[str, float] = {}
+        self._sessions_lock = threading.Lock()
+        self.query_cursors: dict[str, list[dict[str, Any]]] = {}
+        self.reset_limits()
+
+    # ---- limits ---------------------------------------------------------------------------
+
+    def reset_limits(self) -> None:
+        """Start every rolling window and daily allocation afresh."""
+        limits = self.limits
+        self.hubspot_window = RollingWindow(
+            limits.hubspot_requests_per_window, limits.hubspot_window_seconds
+        )
+        self.hubspot_daily = DailyAllowance(limits.hubspot_daily_limit)
+        self.search_window = RollingWindow(limits.search_requests_per_second, 1.0)
+        self.salesforce_daily = DailyAllowance(limits.salesforce_daily_limit)
+
+    # ---- faults ---------------------------------------------------------------------------
+
+    def set_faults(self, spec: FaultSpec | None) -> None:
+        """Replace the fault spec; every endpoint's random stream starts again."""
+        self.faults = spec
+        self._fault_plan = FaultPlan(spec) if spec else None
+
+    @property
+    def fault_plan(self) -> FaultPlan | None:
+        return self._fault_plan
+
+    # ---- Salesforce sessions --------------------------------------------------------------
+
+    def open_session(self) -> str:
+        """Issue a Salesforce access token valid for the configured TTL."""
+        token = "00DDn0000000sbx!" + secrets.token_urlsafe(40)
+        with self._sessions_lock:
+            self._sessions[token] = time.monotonic() + self.limits.session_ttl_seconds
+        return token
+
+    def session_valid(self, token: str | None) -> bool:
+        if token is None:
+            return False
+        with self._sessions_lock:
+            expires = self._sessions.get(token)
+            if expires is None:
+                return False
+            if time.monotonic() >= expires:
+                del self._sessions[token]
+                return False
+            return True
+
+    def expire_session(self, token: str | None) -> None:
+        with self._sessions_lock:
+            self._sessions.pop(token or "", None)
+
+    def expire_sessions(self) -> None:
+        with self._sessions_lock:
+            self._sessions.clear()
+
+    # ---- changes made "by a user" (test helpers) ------------------------------------------
+
+    def user_update_hubspot(
+        self, object_type: str, record_id: str, properties: dict[str, Any]
+    ) -> dict[str, Any]:
+        data = self.dataset
+        with data.lock:
+            record = data.hubspot[object_type][record_id]
+            for name, value in properties.items():
+                record["properties"][name] = None if value is None else _hs_text(value)
+            data.bump_hubspot(object_type, record, data.clock.now())
+            return data.hubspot_record(object_type, record_id)
+
+    def user_create_hubspot(
+        self, object_type: str, properties: dict[str, Any], associations: dict[str, list[str]]
+    ) -> dict[str, Any]:
+        data = self.dataset
+        with data.lock:
+            stamp = hs_datetime(data.clock.now())
+            props = {"createdate": stamp, HUBSPOT_MODIFIED_PROPERTY[object_type]: stamp}
+            props.update(properties)
+            record = data.add_hubspot(object_type, props)
+            for other_type, ids in associations.items():
+                for other_id in ids:
+                    data.associate(object_type, record["id"], other_type, str(other_id))
+            return data.hubspot_record(object_type, record["id"])
+
+    def user_update_salesforce(
+        self, sobject: str, record_id: str, fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        data = self.dataset
+        with data.lock:
+            record = data.find_salesforce(sobject, record_id)
+            if record is None:
+                raise KeyError(f"{sobject} {record_id}")
+            unknown = set(fields) - set(SALESFORCE_FIELDS[sobject])
+            if unknown:
+                raise KeyError(f"{sobject} has no fields {sorted(unknown)}")
+            record.update(fields)
+            data.bump_salesforce(sobject, record, data.clock.now())
+            return dict(record)
+
+    def user_create_salesforce(self, sobject: str, fields: dict[str, Any]) -> dict[str, Any]:
+        data = self.dataset
+        with data.lock:
+            unknown = set(fields) - set(SALESFORCE_FIELDS[sobject])
+            if unknown:
+                raise KeyError(f"{sobject} has no fields {sorted(unknown)}")
+            return dict(data.add_salesforce(sobject, fields))
+
+
+def _hs_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

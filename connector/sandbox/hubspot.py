@@ -1,0 +1,769 @@
+"""The emulated HubSpot CRM API: objects v3 (list, read, search, batch), associations v4,
+properties v3, with HubSpot's limits and error shapes.
+
+Every handler returns a `Response`; the pipeline in `HubSpotApi.handle` adds what all
+endpoints share: fault injection, the bearer-token check, rate limits and their headers.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import re
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote
+
+from connector.sandbox._http import BadJson, Request, Response, correlation_id, json_response
+from connector.sandbox._state import SandboxState
+from connector.sandbox.schema import (
+    HUBSPOT_MODIFIED_PROPERTY,
+    HUBSPOT_PROPERTIES,
+    LIFECYCLE_ORDER,
+    HubSpotProperty,
+    hubspot_property,
+)
+from connector.sandbox.store import hs_datetime, parse_instant
+
+__all__ = ["HubSpotApi"]
+
+LIST_MAX = 100
+SEARCH_MAX = 200
+SEARCH_CAP = 10_000
+BATCH_MAX = 100
+ASSOCIATIONS_MAX = 1_000
+MAX_FILTER_GROUPS = 5
+MAX_FILTERS = 18
+TYPE_ALIASES = {
+    "contacts": "contacts", "contact": "contacts", "0-1": "contacts",
+    "companies": "companies", "company": "companies", "0-2": "companies",
+    "deals": "deals", "deal": "deals", "0-3": "deals",
+}
+DEFAULT_PROPERTIES = {
+    "contacts": ("createdate", "email", "firstname", "hs_object_id", "lastmodifieddate",
+                 "lastname"),
+    "companies": ("createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name"),
+    "deals": ("amount", "closedate", "createdate", "dealname", "dealstage",
+              "hs_lastmodifieddate", "hs_object_id", "pipeline"),
+}
+# (from, to) -> (unlabelled type id, primary type id or None), HUBSPOT_DEFINED.
+ASSOCIATION_TYPE_IDS = {
+    ("contacts", "companies"): (279, 1), ("companies", "contacts"): (280, 2),
+    ("deals", "contacts"): (3, None), ("contacts", "deals"): (4, None),
+    ("deals", "companies"): (341, 5), ("companies", "deals"): (342, 6),
+}
+SINGULAR = {"contacts": "contact", "companies": "company", "deals": "deal"}
+
+_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
+    ("GET", re.compile(r"^/crm/v3/objects/(?P<type>[^/]+)/?$"), "list"),
+    ("POST", re.compile(r"^/crm/v3/objects/(?P<type>[^/]+)/search/?$"), "search"),
+    ("POST", re.compile(r"^/crm/v3/objects/(?P<type>[^/]+)/batch/read/?$"), "batch_read"),
+    ("POST", re.compile(r"^/crm/v3/objects/(?P<type>[^/]+)/batch/update/?$"), "batch_update"),
+    ("GET", re.compile(r"^/crm/v3/objects/(?P<type>[^/]+)/(?P<id>[^/]+)/?$"), "read"),
+    ("POST", re.compile(r"^/crm/v4/associations/(?P<type>[^/]+)/(?P<to>[^/]+)/batch/read/?$"),
+     "associations"),
+    ("GET", re.compile(r"^/crm/v3/properties/(?P<type>[^/]+)(?:/(?P<name>[^/]+))?/?$"),
+     "properties"),
+]
+
+
+class HubSpotError(Exception):
+    """An error answer in HubSpot's shape: status, category, message, optional details."""
+
+    def __init__(
+        self, status: int, category: str, message: str, errors: list[dict[str, Any]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.category = category
+        self.message = message
+        self.errors = errors or []
+
+    def response(self) -> Response:
+        body: dict[str, Any] = {
+            "status": "error",
+            "message": self.message,
+            "correlationId": correlation_id(),
+            "category": self.category,
+        }
+        if self.errors:
+            body["errors"] = self.errors
+        return json_response(self.status, body)
+
+
+def _validation(message: str) -> HubSpotError:
+    return HubSpotError(400, "VALIDATION_ERROR", message)
+
+
+class HubSpotApi:
+    """Routes `/crm/...` requests; one instance per sandbox."""
+
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+        self._search_cache: OrderedDict[tuple[Any, ...], list[dict[str, Any]]] = OrderedDict()
+
+    # ---- the shared pipeline --------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response | None:
+        """Answer a HubSpot request, or None when the path is not a HubSpot route."""
+        for method, pattern, name in _ROUTES:
+            match = pattern.match(request.path)
+            if match and request.method == method:
+                endpoint = f"hubspot.{name}"
+                args = {k: unquote(v) if v else v for k, v in match.groupdict().items()}
+                response = self._pipeline(endpoint, name, request, args)
+                self.state.counters.status(endpoint, response.status)
+                return response
+        if request.path.startswith("/crm/"):
+            return HubSpotError(404, "OBJECT_NOT_FOUND", f"No route for {request.path}").response()
+        return None
+
+    def _pipeline(
+        self, endpoint: str, name: str, request: Request, args: dict[str, str | None]
+    ) -> Response:
+        state = self.state
+        state.counters.request(endpoint)
+        fault = state.fault_plan.request_fault(endpoint) if state.fault_plan else None
+        if fault is not None:
+            state.counters.fault(endpoint, fault)
+        if fault == "drop":
+            return Response(status=0, drop=True)
+        if fault in {"500", "503"}:
+            status = int(fault)
+            category = "INTERNAL_ERROR" if status == 500 else "SERVICE_UNAVAILABLE"
+            return HubSpotError(status, category, "The server failed; retry later.").response()
+        if request.bearer_token() != state.hubspot_access_token:
+            return _authentication_error()
+        is_search = name == "search"
+        if fault == "429":
+            return _rate_limited("TEN_SECONDLY_ROLLING", self._headers(is_search, remaining=0))
+        limited = self._take_rate_limit(is_search)
+        if isinstance(limited, Response):
+            return limited
+        try:
+            response = self._call(name, request, args)
+        except BadJson as exc:
+            response = _validation(f"Invalid input JSON: {exc}").response()
+        except HubSpotError as exc:
+            response = exc.response()
+        response.headers.extend(limited)
+        if fault == "slow" and state.fault_plan is not None:
+            response.delay = state.fault_plan.spec.slow_seconds
+        return response
+
+    def _take_rate_limit(self, is_search: bool) -> list[tuple[str, str]] | Response:
+        """Count the request against the limits; a 429 Response when one is exhausted.
+
+        Search has its own per-second limit and its responses carry no rate-limit headers;
+        it still uses the daily allocation.
+        """
+        state = self.state
+        remaining = 0
+        if is_search:
+            allowed, _ = state.search_window.acquire()
+            if not allowed:
+                return _rate_limited("SECONDLY", [])
+        else:
+            allowed, remaining = state.hubspot_window.acquire()
+            if not allowed:
+                return _rate_limited("TEN_SECONDLY_ROLLING", self._headers(False, remaining=0))
+        if not state.hubspot_daily.acquire():
+            return _rate_limited("DAILY", self._headers(is_search, remaining=0))
+        return [] if is_search else self._headers(False, remaining=remaining)
+
+    def _headers(self, is_search: bool, *, remaining: int) -> list[tuple[str, str]]:
+        if is_search:
+            return []
+        limits = self.state.limits
+        return [
+            ("X-HubSpot-RateLimit-Daily", str(limits.hubspot_daily_limit)),
+            ("X-HubSpot-RateLimit-Daily-Remaining", str(self.state.hubspot_daily.remaining())),
+            ("X-HubSpot-RateLimit-Interval-Milliseconds",
+             str(int(limits.hubspot_window_seconds * 1000))),
+            ("X-HubSpot-RateLimit-Max", str(limits.hubspot_requests_per_window)),
+            ("X-HubSpot-RateLimit-Remaining", str(remaining)),
+        ]
+
+    def _call(self, name: str, request: Request, args: dict[str, str | None]) -> Response:
+        object_type = _object_type(args["type"] or "")
+        handlers: dict[str, Callable[[], Response]] = {
+            "list": lambda: self.list_objects(object_type, request),
+            "read": lambda: self.read_object(object_type, str(args["id"]), request),
+            "search": lambda: self.search(object_type, _body(request)),
+            "batch_read": lambda: self.batch_read(object_type, _body(request), request),
+            "batch_update": lambda: self.batch_update(object_type, _body(request)),
+            "associations": lambda: self.associations(
+                object_type, _object_type(args["to"] or ""), _body(request)),
+            "properties": lambda: self.properties(object_type, args.get("name")),
+        }
+        return handlers[name]()
+
+    # ---- objects --------------------------------------------------------------------------
+
+    def list_objects(self, object_type: str, request: Request) -> Response:
+        """`GET /crm/v3/objects/{type}`: id order, cursor `after` = the next id to return."""
+        limit = min(_int_param(request.param("limit"), 10), LIST_MAX)
+        archived = (request.param("archived") or "false").lower() == "true"
+        after = _int_param(request.param("after"), 0)
+        names = _requested(object_type, request.params("properties"))
+        data = self.state.dataset
+        with data.lock:
+            records = data.hubspot[object_type]
+            order = data.hubspot_id_order(object_type)
+            chosen: list[dict[str, Any]] = []
+            for number in order[bisect.bisect_left(order, after):]:
+                record = records[str(number)]
+                if record["archived"] == archived:
+                    chosen.append(record)
+                    if len(chosen) > limit:
+                        break
+            page = [_render(r, object_type, names) for r in chosen[:limit]]
+        payload: dict[str, Any] = {"results": page}
+        if len(chosen) > limit:
+            next_after = chosen[limit]["id"]
+            payload["paging"] = {"next": {
+                "after": next_after,
+                "link": f"/crm/v3/objects/{object_type}?after={next_after}",
+            }}
+        self.state.counters.returned("hubspot.list", len(page))
+        return json_response(200, payload)
+
+    def read_object(self, object_type: str, record_id: str, request: Request) -> Response:
+        """`GET /crm/v3/objects/{type}/{id}` (optionally by `idProperty`)."""
+        names = _requested(object_type, request.params("properties"))
+        data = self.state.dataset
+        with data.lock:
+            found = self._lookup(object_type, [record_id], request.param("idProperty"))
+            record = found.get(record_id)
+            if record is None or record["archived"]:
+                raise HubSpotError(404, "OBJECT_NOT_FOUND", "Object not found.  objectId are "
+                                   "usually numeric.")
+            rendered = _render(record, object_type, names)
+        self.state.counters.returned("hubspot.read", 1)
+        return json_response(200, rendered)
+
+    def _lookup(
+        self, object_type: str, keys: list[str], id_property: str | None
+    ) -> dict[str, dict[str, Any]]:
+        """Map each requested key (an id or an `idProperty` value) to its live record."""
+        records = self.state.dataset.hubspot[object_type]
+        if not id_property or id_property == "hs_object_id":
+            return {k: records[k] for k in keys if k in records and not records[k]["archived"]}
+        if hubspot_property(object_type, id_property) is None:
+            raise _validation(f"Property {id_property} does not exist")
+        wanted = {k.lower(): k for k in keys}
+        found: dict[str, dict[str, Any]] = {}
+        for record in records.values():
+            value = record["properties"].get(id_property)
+            if value is not None and value.lower() in wanted and not record["archived"]:
+                found.setdefault(wanted[value.lower()], record)
+        return found
+
+    # ---- search ---------------------------------------------------------------------------
+
+    def search(self, object_type: str, body: dict[str, Any]) -> Response:
+        """`POST /crm/v3/objects/{type}/search` with HubSpot's limits and the 10,000 cap."""
+        limit = _int_value(body.get("limit", 10), "limit")
+        if limit > SEARCH_MAX:
+            raise _validation(f"limit must be less than or equal to {SEARCH_MAX}")
+        after = _int_value(body.get("after") or 0, "after")
+        if after >= SEARCH_CAP:
+            raise _validation(
+                f"There was a problem with the request: paging past {SEARCH_CAP} results "
+                "is not supported; narrow the search."
+            )
+        names = _requested(object_type, body.get("properties") or [])
+        data = self.state.dataset
+        with data.lock:
+            matches = self._matches(object_type, body)
+            end = min(after + limit, len(matches), SEARCH_CAP)
+            page = [_render(r, object_type, names) for r in matches[after:end]]
+        payload: dict[str, Any] = {"total": len(matches), "results": page}
+        if end < len(matches):
+            payload["paging"] = {"next": {"after": str(end)}}
+        self.state.counters.returned("hubspot.search", len(page))
+        return json_response(200, payload)
+
+    def _matches(self, object_type: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every live record matching the body's filters, in its sort order (cached)."""
+        groups = body.get("filterGroups") or []
+        sorts = body.get("sorts") or []
+        query = (body.get("query") or "").strip().lower()
+        if len(groups) > MAX_FILTER_GROUPS:
+            raise _validation(f"Too many filter groups: at most {MAX_FILTER_GROUPS}")
+        if sum(len(g.get("filters") or []) for g in groups) > MAX_FILTERS:
+            raise _validation(f"Too many filters: at most {MAX_FILTERS} in all groups")
+        if len(sorts) > 1:
+            raise _validation("Only one sort is supported")
+        key = (object_type, self.state.dataset.versions.get(object_type, 0),
+               json.dumps(groups, sort_keys=True), json.dumps(sorts), query)
+        cached = self._search_cache.get(key)
+        if cached is not None:
+            return cached
+        predicates = [[_filter(object_type, f) for f in g.get("filters") or []] for g in groups]
+        matched = [
+            r for r in self.state.dataset.hubspot[object_type].values()
+            if not r["archived"]
+            and (not predicates or any(all(p(r) for p in group) for group in predicates))
+            and (not query or _text_match(r, object_type, query))
+        ]
+        matched.sort(key=lambda r: int(r["id"]))
+        if sorts:
+            prop, descending = _sort_spec(object_type, sorts[0])
+            matched.sort(key=lambda r: _sort_key(object_type, prop, r), reverse=descending)
+        self._search_cache[key] = matched
+        if len(self._search_cache) > 16:
+            self._search_cache.popitem(last=False)
+        return matched
+
+    # ---- batches --------------------------------------------------------------------------
+
+    def batch_read(self, object_type: str, body: dict[str, Any], request: Request) -> Response:
+        """`POST .../batch/read`: 200, or 207 with OBJECT_NOT_FOUND for missing ids."""
+        keys = [str(item.get("id")) for item in _inputs(body, BATCH_MAX)]
+        names = _requested(object_type, body.get("properties") or [])
+        data = self.state.dataset
+        with data.lock:
+            found = self._lookup(object_type, keys, body.get("idProperty"))
+            seen: set[str] = set()
+            results = []
+            for key in keys:
+                record = found.get(key)
+                if record is not None and record["id"] not in seen:
+                    seen.add(record["id"])
+                    results.append(_render(record, object_type, names))
+        missing = [k for k in keys if k not in found]
+        errors = []
+        if missing:
+            errors.append(_batch_error(
+                "OBJECT_NOT_FOUND",
+                f"Could not get some {SINGULAR[object_type].upper()} objects, they may be "
+                "deleted or not exist. Check that ids are valid.",
+                missing,
+            ))
+        self.state.counters.returned("hubspot.batch_read", len(results))
+        return _batch_response(results, errors)
+
+    def batch_update(self, object_type: str, body: dict[str, Any]) -> Response:
+        """`POST .../batch/update`: per-input validation; 207 when some inputs fail.
+
+        `lifecyclestage` only moves forward: a backward value answers success and changes
+        nothing, unless an earlier request cleared the property with "".
+        """
+        inputs = _inputs(body, BATCH_MAX)
+        ids = [str(item.get("id")) for item in inputs]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise _validation(f"Duplicate IDs found in batch input: {duplicates}. IDs must be "
+                              "unique")
+        plan = self.state.fault_plan
+        flaky = plan.record_faults("hubspot.batch_update", "partial", len(inputs)) if plan else []
+        data = self.state.dataset
+        results: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        with data.lock:
+            found = self._lookup(object_type, ids, body.get("idProperty"))
+            moment = data.clock.now()
+            for index, item in enumerate(inputs):
+                key = ids[index]
+                properties = item.get("properties") or {}
+                record = found.get(key)
+                if record is None:
+                    errors.append(_batch_error(
+                        "OBJECT_NOT_FOUND",
+                        f"Could not update some {SINGULAR[object_type].upper()} objects, "
+                        "they may be deleted or not exist. Check that ids are valid.", [key]))
+                    continue
+                if flaky and flaky[index]:
+                    errors.append(_batch_error(
+                        "INTERNAL_ERROR", "The update of this input failed; retry it.", [key]))
+                    continue
+                problems = _property_problems(object_type, properties)
+                if problems:
+                    errors.append(_batch_error(
+                        "VALIDATION_ERROR",
+                        "Property values were not valid: " + json.dumps(
+                            [{"isValid": False, "message": p["message"], "error": p["code"],
+                              "name": p["context"]["propertyName"][0]} for p in problems]),
+                        [key], problems))
+                    continue
+                _apply_update(data, object_type, record, properties, moment)
+                results.append(_render(record, object_type, tuple(properties)))
+        self.state.counters.returned("hubspot.batch_update", len(results))
+        self.state.counters.written("hubspot.batch_update", len(results))
+        return _batch_response(results, errors)
+
+    # ---- associations ---------------------------------------------------------------------
+
+    def associations(self, from_type: str, to_type: str, body: dict[str, Any]) -> Response:
+        """`POST /crm/v4/associations/{from}/{to}/batch/read` (<= 1,000 ids)."""
+        keys = [str(item.get("id")) for item in _inputs(body, ASSOCIATIONS_MAX)]
+        type_ids = ASSOCIATION_TYPE_IDS.get((from_type, to_type))
+        if type_ids is None:
+            raise _validation(f"No association type between {from_type} and {to_type}")
+        data = self.state.dataset
+        results, errors = [], []
+        with data.lock:
+            for key in dict.fromkeys(keys):
+                targets = data.associated_ids(from_type, to_type, key)
+                if not targets or key not in data.hubspot[from_type]:
+                    errors.append({
+                        "status": "error",
+                        "category": "VALIDATION_ERROR",
+                        "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
+                        "message": f"No {SINGULAR[to_type]} is associated with "
+                                   f"{SINGULAR[from_type]} {key}.",
+                        "context": {"fromObjectId": [key]},
+                        "errors": [],
+                        "links": {},
+                    })
+                    continue
+                results.append({
+                    "from": {"id": key},
+                    "to": [_association(target, position, type_ids)
+                           for position, target in enumerate(targets)],
+                })
+        self.state.counters.returned("hubspot.associations", len(results))
+        return _batch_response(results, errors)
+
+    # ---- properties -----------------------------------------------------------------------
+
+    def properties(self, object_type: str, name: str | None) -> Response:
+        """`GET /crm/v3/properties/{type}[/{name}]` with options in display order."""
+        definitions = HUBSPOT_PROPERTIES[object_type]
+        if name is None:
+            results = [_property_json(p, i) for i, p in enumerate(definitions.values())]
+            self.state.counters.returned("hubspot.properties", len(results))
+            return json_response(200, {"results": results})
+        definition = definitions.get(name)
+        if definition is None:
+            raise HubSpotError(404, "OBJECT_NOT_FOUND",
+                               f"Unable to find property {name} on object type {object_type}")
+        self.state.counters.returned("hubspot.properties", 1)
+        return json_response(200, _property_json(definition, 0))
+
+
+# ---- helpers: requests ----------------------------------------------------------------------
+
+
+def _object_type(raw: str) -> str:
+    object_type = TYPE_ALIASES.get(raw.lower())
+    if object_type is None:
+        raise _validation(f"Unable to infer object type from: {raw}")
+    return object_type
+
+
+def _body(request: Request) -> dict[str, Any]:
+    body = request.json()
+    if not isinstance(body, dict):
+        raise BadJson("expected a JSON object")
+    return body
+
+
+def _inputs(body: dict[str, Any], maximum: int) -> list[dict[str, Any]]:
+    inputs = body.get("inputs")
+    if not isinstance(inputs, list) or not all(isinstance(i, dict) for i in inputs):
+        raise _validation("inputs must be a list of objects")
+    if len(inputs) > maximum:
+        raise _validation(f"Batch input size too large: {len(inputs)} > {maximum}")
+    return inputs
+
+
+def _int_param(raw: str | None, default: int) -> int:
+    if raw is None or raw == "":
+        return default
+    return _int_value(raw, "parameter")
+
+
+def _int_value(raw: Any, what: str) -> int:
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        raise _validation(f"{what} must be an integer, got {raw!r}") from None
+
+
+def _requested(object_type: str, names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """The properties to render: the requested ones, or the type's defaults."""
+    return tuple(names) if names else DEFAULT_PROPERTIES[object_type]
+
+
+# ---- helpers: rendering ---------------------------------------------------------------------
+
+
+def _render(record: dict[str, Any], object_type: str, names: tuple[str, ...]) -> dict[str, Any]:
+    """A record as HubSpot returns it: requested known properties (null when empty) plus the
+    id and dates HubSpot always includes."""
+    props = record["properties"]
+    modified = HUBSPOT_MODIFIED_PROPERTY[object_type]
+    defined = HUBSPOT_PROPERTIES[object_type]
+    out = {n: props.get(n) for n in names if n in defined}
+    for always in ("hs_object_id", "createdate", modified):
+        out[always] = props.get(always)
+    rendered: dict[str, Any] = {
+        "id": record["id"],
+        "properties": out,
+        "createdAt": props["createdate"],
+        "updatedAt": props[modified],
+        "archived": record["archived"],
+    }
+    if record["archived"]:
+        rendered["archivedAt"] = props[modified]
+    return rendered
+
+
+def _batch_error(
+    category: str, message: str, ids: list[str], errors: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    return {
+        "status": "error",
+        "category": category,
+        "message": message,
+        "context": {"ids": ids},
+        "errors": errors or [],
+        "links": {},
+    }
+
+
+def _batch_response(results: list[dict[str, Any]], errors: list[dict[str, Any]]) -> Response:
+    """200 COMPLETE, or 207 with `numErrors` and `errors` when any input failed."""
+    now = hs_datetime(datetime.now().astimezone())
+    payload: dict[str, Any] = {"status": "COMPLETE", "results": results,
+                               "startedAt": now, "completedAt": now}
+    if not errors:
+        return json_response(200, payload)
+    payload["numErrors"] = len(errors)
+    payload["errors"] = errors
+    return json_response(207, payload)
+
+
+def _association(target: str, position: int, type_ids: tuple[int, int | None]) -> dict[str, Any]:
+    plain, primary = type_ids
+    types = [{"category": "HUBSPOT_DEFINED", "typeId": plain, "label": None}]
+    if primary is not None and position == 0:
+        types.insert(0, {"category": "HUBSPOT_DEFINED", "typeId": primary, "label": "Primary"})
+    return {"toObjectId": int(target), "associationTypes": types}
+
+
+def _property_json(definition: HubSpotProperty, order: int) -> dict[str, Any]:
+    stamp = "2020-01-01T00:00:00.000Z"
+    return {
+        "name": definition.name,
+        "label": definition.label,
+        "type": definition.type,
+        "fieldType": definition.field_type,
+        "description": "",
+        "groupName": definition.group,
+        "options": [
+            {"label": o.label, "value": o.value, "description": "", "displayOrder": i,
+             "hidden": False}
+            for i, o in enumerate(definition.options)
+        ],
+        "displayOrder": order,
+        "calculated": False,
+        "externalOptions": False,
+        "hasUniqueValue": definition.name == "hs_object_id",
+        "hidden": False,
+        "hubspotDefined": not definition.name.startswith("crmsync_")
+        and "_date" not in definition.name,
+        "modificationMetadata": {
+            "archivable": True,
+            "readOnlyDefinition": True,
+            "readOnlyValue": definition.read_only,
+        },
+        "formField": not definition.read_only,
+        "createdAt": stamp,
+        "updatedAt": stamp,
+        "archived": False,
+    }
+
+
+def _authentication_error() -> Response:
+    return HubSpotError(
+        401,
+        "INVALID_AUTHENTICATION",
+        "Authentication credentials not found. This API supports OAuth 2.0 authentication and "
+        "you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview",
+    ).response()
+
+
+def _rate_limited(policy: str, headers: list[tuple[str, str]]) -> Response:
+    label = {"TEN_SECONDLY_ROLLING": "ten_secondly_rolling", "DAILY": "daily",
+             "SECONDLY": "secondly"}[policy]
+    return json_response(
+        429,
+        {
+            "status": "error",
+            "message": f"You have reached your {label} limit.",
+            "errorType": "RATE_LIMIT",
+            "correlationId": correlation_id(),
+            "policyName": policy,
+        },
+        headers,
+    )
+
+
+# ---- helpers: filters and sorting -----------------------------------------------------------
+
+
+def _definition(object_type: str, name: str) -> HubSpotProperty:
+    definition = hubspot_property(object_type, name)
+    if definition is None:
+        raise _validation(f"Property {name!r} does not exist on {object_type}")
+    return definition
+
+
+def _comparable(definition: HubSpotProperty, value: Any) -> Any:
+    """Turn a stored or filter value into something ordered like HubSpot orders that type."""
+    if value is None or value == "":
+        return None
+    if definition.type == "number":
+        return float(value)
+    if definition.type == "datetime":
+        return hs_datetime(parse_instant(value))
+    if definition.type == "date":
+        return parse_instant(value).date().isoformat()
+    return str(value).lower()
+
+
+def _filter(object_type: str, spec: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
+    """A predicate for one search filter (operators as HubSpot names them)."""
+    name = spec.get("propertyName") or ""
+    definition = _definition(object_type, name)
+    operator = (spec.get("operator") or "EQ").upper()
+    try:
+        value = _comparable(definition, spec.get("value"))
+        high = _comparable(definition, spec.get("highValue"))
+        values = {_comparable(definition, v) for v in spec.get("values") or []}
+    except (TypeError, ValueError):
+        raise _validation(f"Invalid filter value for {name}: {spec.get('value')!r}") from None
+
+    def current(record: dict[str, Any]) -> Any:
+        return _comparable(definition, record["properties"].get(name))
+
+    tests: dict[str, Callable[[Any], bool]] = {
+        "EQ": lambda v: v is not None and v == value,
+        "NEQ": lambda v: v != value,
+        "LT": lambda v: v is not None and v < value,
+        "LTE": lambda v: v is not None and v <= value,
+        "GT": lambda v: v is not None and v > value,
+        "GTE": lambda v: v is not None and v >= value,
+        "BETWEEN": lambda v: v is not None and value <= v <= high,
+        "IN": lambda v: v in values,
+        "NOT_IN": lambda v: v not in values,
+        "HAS_PROPERTY": lambda v: v is not None,
+        "NOT_HAS_PROPERTY": lambda v: v is None,
+        "CONTAINS_TOKEN": lambda v: v is not None and str(value).strip("*") in str(v),
+        "NOT_CONTAINS_TOKEN": lambda v: v is None or str(value).strip("*") not in str(v),
+    }
+    test = tests.get(operator)
+    if test is None:
+        raise _validation(f"Unsupported filter operator {operator}")
+    if operator in {"LT", "LTE", "GT", "GTE", "BETWEEN"} and value is None:
+        raise _validation(f"Filter on {name} with {operator} needs a value")
+    return lambda record: test(current(record))
+
+
+def _sort_spec(object_type: str, sort: Any) -> tuple[str, bool]:
+    if isinstance(sort, str):
+        descending = sort.startswith("-")
+        name = sort.lstrip("-")
+    else:
+        name = sort.get("propertyName") or ""
+        descending = (sort.get("direction") or "ASCENDING").upper() == "DESCENDING"
+    _definition(object_type, name)
+    return name, descending
+
+
+def _sort_key(object_type: str, name: str, record: dict[str, Any]) -> tuple[int, Any]:
+    """Empty values sort last in ascending order; ties keep id order (the sort is stable)."""
+    value = _comparable(_definition(object_type, name), record["properties"].get(name))
+    return (1, "") if value is None else (0, value)
+
+
+def _text_match(record: dict[str, Any], object_type: str, query: str) -> bool:
+    props = record["properties"]
+    fields = ("email", "firstname", "lastname", "name", "domain", "dealname")
+    return any(query in (props.get(f) or "").lower() for f in fields if f in props)
+
+
+# ---- helpers: writes ------------------------------------------------------------------------
+
+
+def _property_problems(object_type: str, properties: dict[str, Any]) -> list[dict[str, Any]]:
+    """What HubSpot would reject in one input's properties (unknown, read-only, bad values)."""
+    problems = []
+    for name, raw in properties.items():
+        definition = hubspot_property(object_type, name)
+        if definition is None:
+            problems.append(_problem(f'Property "{name}" does not exist', "PROPERTY_DOESNT_EXIST",
+                                     name))
+            continue
+        if definition.read_only:
+            problems.append(_problem(f'"{name}" is a read only property; its value cannot be set.',
+                                     "READ_ONLY_VALUE", name))
+            continue
+        if raw is None or raw == "":
+            continue
+        message = _value_problem(definition, raw)
+        if message:
+            code = "INVALID_OPTION" if definition.options else f"INVALID_{definition.type.upper()}"
+            problems.append(_problem(message, code, name))
+    return problems
+
+
+def _value_problem(definition: HubSpotProperty, raw: Any) -> str | None:
+    value = "true" if raw is True else "false" if raw is False else str(raw)
+    if definition.options:
+        allowed = [o.value for o in definition.options]
+        if value not in allowed:
+            labels = ", ".join(f"{o.value}" for o in definition.options)
+            return f"{value} was not one of the allowed options: [{labels}]"
+        return None
+    try:
+        if definition.type == "number":
+            float(value)
+        elif definition.type in {"date", "datetime"}:
+            parse_instant(value)
+    except ValueError:
+        return f"{value} is not a valid {definition.type}"
+    return None
+
+
+def _problem(message: str, code: str, name: str) -> dict[str, Any]:
+    return {"message": message, "code": code, "context": {"propertyName": [name]}}
+
+
+def _apply_update(
+    data: Any, object_type: str, record: dict[str, Any], properties: dict[str, Any],
+    moment: datetime,
+) -> None:
+    """Write the values (lifecycle stage forward only); bump the modified date on change."""
+    props = record["properties"]
+    changed = False
+    for name, raw in properties.items():
+        value = _stored(hubspot_property(object_type, name), raw)
+        current = props.get(name)
+        backward = (name == "lifecyclestage" and value and current
+                    and LIFECYCLE_ORDER[value] < LIFECYCLE_ORDER.get(str(current), -1))
+        if backward:
+            continue  # HubSpot answers success and keeps the later stage
+        if props.get(name) != value:
+            props[name] = value
+            changed = True
+    if changed:
+        data.bump_hubspot(object_type, record, moment)
+
+
+def _stored(definition: HubSpotProperty | None, raw: Any) -> str | None:
+    """The string HubSpot stores for a written value ("" clears to no value)."""
+    if raw is None or raw == "":
+        return None
+    if raw is True or raw is False:
+        return "true" if raw else "false"
+    if definition is not None and definition.type == "date":
+        return parse_instant(raw).date().isoformat()
+    if definition is not None and definition.type == "datetime":
+        return hs_datetime(parse_instant(raw))
+    return str(raw)

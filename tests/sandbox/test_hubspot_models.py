@@ -1,0 +1,121 @@
+"""Every HubSpot response deserialises into the SDK's own models, losing nothing.
+
+The SDK silently drops keys its models do not know and raises on missing required ones, so
+each response is fetched twice: raw (`_preload_content=False`) and as a model, and the model,
+serialised back, must equal the raw JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import pytest
+from hubspot.crm.associations.v4 import BatchInputPublicFetchAssociationsBatchRequest
+from hubspot.crm.contacts import (
+    BatchInputSimplePublicObjectBatchInput,
+    BatchReadInputSimplePublicObjectId,
+    PublicObjectSearchRequest,
+)
+
+from connector.sandbox import Sandbox
+from tests.sandbox.clients import hubspot_client
+
+# Differ between the raw and the model fetch (two requests), so only their presence is checked.
+VOLATILE = {"startedAt", "completedAt"}
+
+
+def _same(raw: Any, model: Any, path: str = "$") -> None:
+    """Compare raw JSON with a model serialised back (datetimes and numeric ids by value)."""
+    if isinstance(raw, dict):
+        assert isinstance(model, dict), path
+        assert set(raw) == set(model), f"{path}: keys {set(raw) ^ set(model)}"
+        for key in set(raw) - VOLATILE:
+            _same(raw[key], model[key], f"{path}.{key}")
+    elif isinstance(raw, list):
+        assert isinstance(model, list) and len(raw) == len(model), path
+        for index, (a, b) in enumerate(zip(raw, model, strict=True)):
+            _same(a, b, f"{path}[{index}]")
+    elif raw != model:
+        if isinstance(raw, str) and isinstance(model, str) and "T" in raw:
+            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            assert parsed == datetime.fromisoformat(model), path
+        else:
+            assert str(raw) == str(model), f"{path}: {raw!r} != {model!r}"
+
+
+def _check(api: Any, call: str, *args: Any, expected: str, **kwargs: Any) -> Any:
+    """Fetch raw and as a model; the model must be the API package's own class named
+    `expected` (contacts, companies and deals each have their own copy) and lose nothing."""
+    raw = getattr(api, call)(*args, _preload_content=False, **kwargs)
+    model = getattr(api, call)(*args, **kwargs)
+    package = api.__module__.rsplit(".api.", 1)[0]
+    assert type(model).__name__ == expected
+    assert type(model).__module__.startswith(package + ".models.")
+    client = api.api_client
+    serialised = json.loads(json.dumps(client.sanitize_for_serialization(model)))
+    _same(_drop_nones(json.loads(raw.data)), _drop_nones(serialised))
+    return model
+
+
+def _drop_nones(value: Any) -> Any:
+    """null and absent mean the same to the SDK (it serialises unset attributes as None)."""
+    if isinstance(value, dict):
+        return {k: _drop_nones(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nones(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("object_type", ["contacts", "companies", "deals"])
+def test_objects_responses_fit_the_models(seeded: Sandbox, object_type: str) -> None:
+    crm = getattr(hubspot_client(seeded).crm, object_type)
+    ids = [r["id"] for r in seeded.hubspot_records(object_type) if not r["archived"]][:3]
+    _check(crm.basic_api, "get_page", limit=3,
+           expected="CollectionResponseSimplePublicObjectWithAssociationsForwardPaging")
+    _check(crm.basic_api, "get_by_id", ids[0], expected="SimplePublicObjectWithAssociations")
+    _check(crm.search_api, "do_search", PublicObjectSearchRequest(limit=3),
+           expected="CollectionResponseWithTotalSimplePublicObjectForwardPaging")
+    read = BatchReadInputSimplePublicObjectId(inputs=[{"id": i} for i in ids],
+                                              properties=[], properties_with_history=[])
+    _check(crm.batch_api, "read", read, expected="BatchResponseSimplePublicObject")
+    partly = BatchReadInputSimplePublicObjectId(inputs=[{"id": ids[0]}, {"id": "7"}],
+                                                properties=[], properties_with_history=[])
+    _check(crm.batch_api, "read", partly, expected="BatchResponseSimplePublicObjectWithErrors")
+
+
+def test_batch_update_200_and_207_fit_the_models(fresh: Sandbox) -> None:
+    api = hubspot_client(fresh).crm.contacts.batch_api
+    ids = [r["id"] for r in fresh.hubspot_records("contacts") if not r["archived"]][:2]
+    ok = BatchInputSimplePublicObjectBatchInput(
+        inputs=[{"id": i, "properties": {"crmsync_priority": "fit"}} for i in ids])
+    _check(api, "update", ok, expected="BatchResponseSimplePublicObject")
+    mixed = BatchInputSimplePublicObjectBatchInput(inputs=[
+        {"id": ids[0], "properties": {"crmsync_priority": "other"}},
+        {"id": ids[1], "properties": {"lifecyclestage": "not-a-stage"}},
+        {"id": "1", "properties": {}},
+    ])
+    model = _check(api, "update", mixed, expected="BatchResponseSimplePublicObjectWithErrors")
+    assert model.num_errors == 2
+
+
+def test_associations_fit_the_models(seeded: Sandbox) -> None:
+    api = hubspot_client(seeded).crm.associations.v4.batch_api
+    linked = [c["id"] for c in seeded.hubspot_records("contacts")
+              if seeded.hubspot_associations("contacts", "companies", c["id"])][:3]
+    request = BatchInputPublicFetchAssociationsBatchRequest(inputs=[{"id": i} for i in linked])
+    _check(api, "get_page", "contacts", "companies", request,
+           expected="BatchResponsePublicAssociationMultiWithLabel")
+    partly = BatchInputPublicFetchAssociationsBatchRequest(inputs=[{"id": linked[0]},
+                                                                   {"id": "3"}])
+    _check(api, "get_page", "contacts", "companies", partly,
+           expected="BatchResponsePublicAssociationMultiWithLabelWithErrors")
+
+
+@pytest.mark.parametrize("object_type", ["contacts", "companies", "deals"])
+def test_properties_fit_the_models(seeded: Sandbox, object_type: str) -> None:
+    api = hubspot_client(seeded).crm.properties.core_api
+    everything = _check(api, "get_all", object_type, expected="CollectionResponsePropertyNoPaging")
+    for prop in everything.results[:4]:
+        _check(api, "get_by_name", object_type, prop.name, expected="ModelProperty")
