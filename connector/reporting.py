@@ -1,0 +1,156 @@
+"""Turn run reports, state and plans into what people read: rich tables, or JSON for machines."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from connector.state import StateStore
+from connector.sync import RunReport
+
+__all__ = ["print_changes", "print_rejects", "print_report", "print_status", "status_data"]
+
+_STATUS_COLOUR = {"ok": "green", "rejects": "yellow", "stopped": "yellow", "applied": "green",
+                  "planned": "cyan", "rejected": "red", "retry_later": "yellow"}
+
+
+def print_report(report: RunReport, console: Console, *, show_changes: bool = True) -> None:
+    colour = _STATUS_COLOUR.get(report.status, "red")
+    mode = " (dry run: nothing written)" if report.dry_run else ""
+    console.print(f"[bold]{report.kind}[/bold] run {report.run_id}: "
+                  f"[{colour}]{report.status}[/{colour}]{mode} in {report.duration_seconds:.1f} s")
+    if report.message:
+        console.print(report.message, highlight=False, markup=False)
+    if report.read:
+        reads = ", ".join(f"{key} {count}" for key, count in report.read.items())
+        console.print(f"read: {reads}", highlight=False)
+    console.print(
+        f"changes planned {report.planned}, applied {report.applied}, rejected "
+        f"{report.write_rejected}, retry later {report.retry_later}; records rejected on read "
+        f"{report.rejected_records}" + (f"; skipped {report.skipped}" if report.skipped else ""),
+        highlight=False,
+    )
+    calls = ", ".join(f"{system} {usage['calls']}" for system, usage in report.api_calls.items())
+    if calls:
+        console.print(f"API calls: {calls}", highlight=False)
+    if show_changes and report.changes:
+        print_changes(report.changes, console)
+    if report.rejects:
+        print_rejects(report.rejects, console)
+
+
+def print_changes(changes: list[dict[str, Any]], console: Console, limit: int = 200) -> None:
+    """One block per change: record, field, before -> after, status, then why and which rule.
+
+    Blocks read well at any terminal width and grep well in logs, unlike a wide table.
+    """
+    for row in changes[:limit]:
+        status = row.get("status", "planned")
+        colour = _STATUS_COLOUR.get(status, "white")
+        step = f" (step {row['step'] + 1} of 2)" if row.get("step") or _two_step(row, changes) \
+            else ""
+        console.print(
+            f"{row['system']} {row['object_type']} {row['record_id']} [bold]{row['field']}[/bold]"
+            f"{step}: {_show(row['before'])} -> {_show(row['after'])}  "
+            f"[{colour}]{status}[/{colour}]",
+            highlight=False, soft_wrap=True,
+        )
+        if row.get("code"):
+            console.print(f"    {row['code']}: {row.get('message') or ''}", highlight=False,
+                          markup=False, soft_wrap=True)
+        console.print(f"    because {row['reason']}", highlight=False, markup=False,
+                      soft_wrap=True)
+        console.print(f"    rule {row['rule']}", style="dim", highlight=False, markup=False,
+                      soft_wrap=True)
+    if len(changes) > limit:
+        console.print(f"... and {len(changes) - limit} more (use --json for all)")
+
+
+def _two_step(row: dict[str, Any], changes: list[dict[str, Any]]) -> bool:
+    return row.get("step") == 0 and any(
+        c.get("step") == 1 and c["record_id"] == row["record_id"] and c["field"] == row["field"]
+        for c in changes
+    )
+
+
+def print_rejects(rejects: list[dict[str, Any]], console: Console) -> None:
+    """One block per rejected record: what, at which stage, and the reason to act on."""
+    for row in rejects:
+        field = f" field {row['field']}" if row.get("field") else ""
+        attempts = f", {row['attempts']} attempt(s)" if row.get("attempts") else ""
+        console.print(f"[red]rejected[/red] {row['record']}{field} ({row.get('stage', '')}"
+                      f"{attempts})", highlight=False, soft_wrap=True)
+        console.print(f"    {row['reason']}", highlight=False, markup=False, soft_wrap=True)
+
+
+def _show(value: Any) -> str:
+    return "∅" if value is None or value == "" else str(value)
+
+
+def status_data(store: StateStore, runs: int = 10) -> dict[str, Any]:
+    rejects = store.open_rejects()
+    by_stage: dict[str, int] = {}
+    for reject in rejects:
+        by_stage[reject.stage] = by_stage.get(reject.stage, 0) + 1
+    return {
+        "state": str(store.path),
+        "lock": store.lock_holder(),
+        "runs": [
+            {"id": r.id, "kind": r.kind, "status": r.status, "dry_run": r.dry_run,
+             "started_at": r.started_at.isoformat(),
+             "ended_at": r.ended_at.isoformat() if r.ended_at else None,
+             "counts": r.counts, "api_calls": r.api_calls, "message": r.message}
+            for r in store.runs(runs)
+        ],
+        "watermarks": [
+            {"system": s, "object": o, "kind": k, "value": v.isoformat() if v else None,
+             "cursor": c}
+            for s, o, k, v, c in store.watermarks()
+        ],
+        "open_rejects": by_stage,
+        "mirrored_records": store.mirror_count(),
+        "audited_changes": store.audit_count(),
+    }
+
+
+def print_status(data: dict[str, Any], console: Console) -> None:
+    console.print(f"state: {data['state']}  ({data['mirrored_records']} records mirrored, "
+                  f"{data['audited_changes']} changes audited)", highlight=False)
+    if data["lock"]:
+        lock = data["lock"]
+        console.print(f"[yellow]locked by {lock['owner']} (pid {lock['pid']} on {lock['host']} "
+                      f"since {lock['acquired_at']})[/yellow]")
+    runs = Table("run", "kind", "status", "started", "duration", "read", "applied", "rejects",
+                 "API calls")
+    for run in data["runs"]:
+        counts = run["counts"]
+        read = sum((counts.get("read") or {}).values())
+        rejects = counts.get("rejected_records", 0) + counts.get("write_rejected", 0)
+        calls = ", ".join(f"{s} {u.get('calls', 0)}" for s, u in run["api_calls"].items())
+        kind = run["kind"] + (" (dry)" if run["dry_run"] else "")
+        runs.add_row(str(run["id"]), kind, run["status"], run["started_at"][:19],
+                     _duration(run), str(read), str(counts.get("applied", 0)), str(rejects), calls)
+    console.print(runs)
+    marks = Table("system", "object", "watermark")
+    for mark in data["watermarks"]:
+        if mark["kind"] == "sync":
+            marks.add_row(mark["system"], mark["object"], mark["value"] or "")
+    console.print(marks)
+    rejects = ", ".join(f"{stage} {n}" for stage, n in data["open_rejects"].items()) or "none"
+    console.print(f"open rejects: {rejects}")
+
+
+def _duration(run: dict[str, Any]) -> str:
+    if not run["ended_at"]:
+        return "running"
+    seconds = (datetime.fromisoformat(run["ended_at"])
+               - datetime.fromisoformat(run["started_at"])).total_seconds()
+    return f"{seconds:.1f} s"
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, indent=2, default=str)

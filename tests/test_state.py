@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sqlite3
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from connector.exceptions import ConfigurationError, RunLockHeld
+from connector.model import SourceRef, System
+from connector.state import SCHEMA_VERSION, StateStore, parse_ref
+
+
+def ref(system: str, obj: str, rid: str) -> SourceRef:
+    return SourceRef(system=System(system), object_type=obj, record_id=rid)
+
+
+@pytest.fixture
+def store(tmp_path):
+    with StateStore(tmp_path / "state.db") as s:
+        yield s
+
+
+def test_new_db_is_migrated_to_the_current_version_in_wal_mode(store):
+    assert store.schema_version() == SCHEMA_VERSION
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "state.db"
+    StateStore(path).close()
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(ConfigurationError, match="newer than this crmsync understands"):
+        StateStore(path)
+
+
+def test_reopening_keeps_data_and_does_not_migrate_again(tmp_path):
+    path = tmp_path / "state.db"
+    with StateStore(path) as first:
+        first.set_watermark("hubspot", "contacts", datetime(2026, 1, 1, tzinfo=UTC))
+    with StateStore(path) as second:
+        assert second.watermark("hubspot", "contacts") == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_runs_watermarks_links_and_mirror(store):
+    run = store.start_run("sync")
+    store.finish_run(run, "ok", {"applied": 3}, {"hubspot": {"calls": 4}})
+    [record] = store.runs()
+    assert (record.id, record.status, record.counts["applied"]) == (run, "ok", 3)
+    a, b = ref("hubspot", "contacts", "1"), ref("salesforce", "Contact", "003")
+    store.save_links([(a, b), (a, b)], run)
+    assert store.links() == [(a, b)]
+    store.mirror_records([(a, {"id": "1", "properties": {"email": "x@y.z"}}, None)], run)
+    store.mirror_records([(a, {"id": "1", "properties": {"email": "new@y.z"}}, None)], run)
+    assert store.mirrored([a]) == {str(a): {"id": "1", "properties": {"email": "new@y.z"}}}
+    assert store.mirror_count() == 1
+    assert parse_ref(str(b)) == b
+
+
+def test_audit_and_reject_ledger(store):
+    run = store.start_run("sync")
+    a = ref("salesforce", "Lead", "00Q1")
+    store.audit(run, a, "Status", "Open - Not Contacted", "Working - Contacted", "rule x")
+    [entry] = store.audit_entries(run)
+    assert (entry.ref, entry.before, entry.after) == (a, "Open - Not Contacted",
+                                                      "Working - Contacted")
+    store.reject(str(a), "read", "unknown Status", run, "Status")
+    store.reject(str(a), "read", "unknown Status again", run + 1, "Status")
+    [reject] = store.open_rejects()
+    assert (reject.attempts, reject.reason, reject.last_run) == (2, "unknown Status again", run + 1)
+    assert store.open_rejects(run_id=run) == []
+    store.resolve_rejects([str(a)], "read")
+    assert store.open_rejects() == []
+
+
+def test_transaction_rolls_back_on_error(store):
+    with pytest.raises(RuntimeError), store.transaction():
+        store.set_watermark("hubspot", "contacts", datetime(2026, 1, 1, tzinfo=UTC))
+        raise RuntimeError("crash")
+    assert store.watermark("hubspot", "contacts") is None
+
+
+def _hold_lock(path, ready, release):
+    store = StateStore(path)
+    store.acquire_lock("crmsync sync")
+    ready.set()
+    release.wait(10)
+    store.release_lock()
+
+
+def test_second_run_is_refused_while_the_lock_is_held(tmp_path):
+    path = tmp_path / "state.db"
+    ctx = multiprocessing.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(path, ready, release))
+    holder.start()
+    try:
+        assert ready.wait(20)
+        with StateStore(path) as store, pytest.raises(RunLockHeld, match="holds the lock"):
+            store.acquire_lock("crmsync sync")
+    finally:
+        release.set()
+        holder.join(10)
+    with StateStore(path) as store:
+        store.acquire_lock("crmsync sync")  # released: free again
+        assert store.lock_holder()["pid"] == os.getpid()
+
+
+def test_lock_of_a_dead_process_is_stale(tmp_path):
+    path = tmp_path / "state.db"
+    ctx = multiprocessing.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(path, ready, release))
+    holder.start()
+    assert ready.wait(20)
+    holder.kill()  # like kill -9: the lock row stays behind
+    holder.join(10)
+    with StateStore(path) as store:
+        assert store.lock_holder() is not None
+        store.acquire_lock("crmsync sync")
+        assert store.lock_holder()["pid"] == os.getpid()
+
+
+def test_lock_with_an_old_heartbeat_is_stale(store):
+    store.acquire_lock("other")
+    store.db.execute("UPDATE lock SET pid = 1, heartbeat = ?", (time.time() - 3600,))
+    store.acquire_lock("crmsync sync", stale_after=60)
+    assert store.lock_holder()["owner"] == "crmsync sync"
+
+
+def test_a_run_whose_lock_went_stale_is_marked_interrupted(store):
+    store.acquire_lock("crmsync backfill")
+    run = store.start_run("backfill")
+    store.db.execute("UPDATE lock SET pid = 1, heartbeat = 0")  # as if killed long ago
+    store.acquire_lock("crmsync backfill", stale_after=60)
+    assert store.run(run).status == "interrupted"

@@ -1,0 +1,229 @@
+"""The engine's guarantees, each checked against the sandbox through the real SDKs."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from connector.demo import settings_for
+from connector.mapping import load_mapping
+from connector.sandbox import Sandbox
+from connector.state import StateStore
+from connector.sync import Engine, PlanDocument, parse_objects
+from connector.systems.factory import build_adapters
+
+SEED = 40
+
+
+@contextmanager
+def engine_for(sandbox: Sandbox, state: Path, mapping=None, **overrides) -> Iterator[Engine]:
+    settings = settings_for(sandbox, state)
+    settings = settings.model_copy(update={"retry_initial_wait_seconds": 0.01,
+                                           "retry_max_wait_seconds": 0.05, **overrides})
+    with StateStore(state) as store:
+        yield Engine(store, mapping or load_mapping(), build_adapters(settings))
+
+
+def linked_early_contact(sandbox: Sandbox) -> dict:
+    """A HubSpot contact linked to a Salesforce Contact and still before SQL."""
+    return next(c for c in sandbox.hubspot_records("contacts")
+                if c["properties"].get("salesforcecontactid")
+                and c["properties"].get("lifecyclestage") in ("subscriber", "lead",
+                                                              "marketingqualifiedlead"))
+
+
+def written(sandbox: Sandbox) -> int:
+    return sum(sandbox.counters()["records_written"].values())
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox(seed=SEED) as sb:
+        yield sb
+
+
+@pytest.fixture
+def engine(sandbox, tmp_path) -> Iterator[Engine]:
+    with engine_for(sandbox, tmp_path / "state.db") as built:
+        yield built
+
+
+def test_backfill_writes_then_a_second_sync_writes_nothing(engine, sandbox):
+    backfill = engine.backfill()
+    assert backfill.status == "ok", backfill.message
+    assert backfill.applied == backfill.planned > 0
+    assert sum(backfill.read.values()) > 4 * SEED
+    before = written(sandbox)
+    again = engine.sync()
+    assert (again.status, again.planned, again.applied) == ("ok", 0, 0)
+    assert written(sandbox) == before
+
+
+def test_no_echo_after_a_sync_that_wrote(engine, sandbox):
+    engine.backfill()
+    contact = linked_early_contact(sandbox)
+    sandbox.update_hubspot("contacts", contact["id"], {"lifecyclestage": "salesqualifiedlead"})
+    first = engine.sync()
+    assert first.applied > 0
+    echo = engine.sync()
+    assert echo.read["hubspot.contacts"] > 0  # our own writes are read back...
+    assert (echo.planned, echo.applied) == (0, 0)  # ...and change nothing
+
+
+def test_dry_run_plans_exactly_what_the_real_run_does_and_writes_nothing(engine, sandbox):
+    before = written(sandbox)
+    dry = engine.sync(dry_run=True)
+    assert written(sandbox) == before
+    assert dry.dry_run and dry.applied == dry.planned > 0
+    assert engine.store.audit_count() == 0
+    real = engine.sync()
+
+    def key(rows):
+        return sorted((r["system"], r["record_id"], r["field"], r["step"], str(r["after"]))
+                      for r in rows)
+
+    assert key(real.changes) == key(dry.changes)
+
+
+def _hold(path, ready, release):
+    store = StateStore(path)
+    store.acquire_lock("crmsync sync")
+    ready.set()
+    release.wait(30)
+    store.release_lock()
+
+
+def test_a_second_concurrent_run_refuses_and_writes_nothing(sandbox, tmp_path):
+    state = tmp_path / "state.db"
+    StateStore(state).close()
+    ctx = multiprocessing.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold, args=(state, ready, release))
+    holder.start()
+    try:
+        assert ready.wait(30)
+        sandbox.reset_counters()
+        with engine_for(sandbox, state) as engine:
+            report = engine.sync()
+        assert (report.status, report.exit_code) == ("stopped", 3)
+        assert "holds the lock" in report.message and "wrote nothing" in report.message
+        assert sandbox.counters()["total_requests"] == 0
+    finally:
+        release.set()
+        holder.join(30)
+
+
+def test_a_bad_record_is_rejected_and_retried_the_rest_goes_on(engine, sandbox):
+    engine.backfill()
+    lead = next(r for r in sandbox.salesforce_records("Lead") if not r.get("IsConverted"))
+    sandbox.update_salesforce("Lead", lead["Id"], {"Status": "Nurturing"})
+    account = sandbox.salesforce_records("Account")[0]
+    sandbox.update_salesforce("Account", account["Id"],
+                              {"Funding_Announced_Date__c": date.today().isoformat()})
+    report = engine.sync()
+    assert (report.status, report.exit_code) == ("rejects", 1)
+    [reject] = engine.store.open_rejects()
+    assert reject.ref == f"salesforce:Lead:{lead['Id']}"
+    assert "unknown Status value 'Nurturing'" in reject.reason
+    assert any(c["record_id"] == account["Id"] and c["status"] == "applied"
+               for c in report.changes)
+    sandbox.update_salesforce("Lead", lead["Id"], {"Status": "Working - Contacted"})
+    fixed = engine.sync()
+    assert fixed.status == "ok"
+    assert engine.store.open_rejects() == []
+
+
+def _mapping_writing_values_salesforce_refuses():
+    """Contact stages written as 'SQL (x)' etc.: readable by the mapping, not in the picklist."""
+    mapping = load_mapping()
+    rules = mapping.write_back[("salesforce", "Contact")]
+    stage_rule = next(r for r in rules if r.field == "Lifecycle_Stage__c")
+    bad_values = {k: f"{v} (x)" for k, v in stage_rule.values.items() if v}
+    forward = mapping.picklists[("salesforce", "Contact")][0]
+    readable = {**forward.values, **{f"{v} (x)": forward.values[v]
+                                     for v in stage_rule.values.values() if v}}
+    return replace(
+        mapping,
+        picklists={**mapping.picklists,
+                   ("salesforce", "Contact"): (replace(forward, values=readable),)},
+        write_back={**mapping.write_back, ("salesforce", "Contact"): tuple(
+            replace(r, values=bad_values) if r is stage_rule else r for r in rules)},
+    )
+
+
+def test_write_rejections_are_ledgered_with_the_system_code(sandbox, tmp_path):
+    with engine_for(sandbox, tmp_path / "s.db",
+                    mapping=_mapping_writing_values_salesforce_refuses()) as engine:
+        report = engine.backfill()
+        ledger = [r for r in engine.store.open_rejects() if r.stage == "write"]
+    rejected = [c for c in report.changes if c["status"] == "rejected"]
+    assert rejected and (report.status, report.exit_code) == ("rejects", 1)
+    assert {c["code"] for c in rejected} == {"INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"}
+    # Salesforce refuses a record whole: its other fields in the same update go with it
+    for rid in {c["record_id"] for c in rejected}:
+        assert any(c["record_id"] == rid and str(c["after"]).endswith(" (x)") for c in rejected)
+    assert {r.ref for r in ledger} == {f"salesforce:Contact:{c['record_id']}" for c in rejected}
+    assert any(c["status"] == "applied" for c in report.changes)  # the rest went on
+
+
+def test_plan_then_apply_and_apply_refuses_a_stale_plan(engine, sandbox):
+    report, document = engine.plan()
+    assert report.status == "ok" and document.changes
+    assert engine.store.audit_count() == 0
+    restored = PlanDocument.from_json(document.to_json())
+    applied = engine.apply(restored)
+    assert applied.applied == len(document.changes)
+
+    contact = linked_early_contact(sandbox)
+    sandbox.update_hubspot("contacts", contact["id"], {"lifecyclestage": "salesqualifiedlead"})
+    _, second = engine.plan()
+    target = next(c for c in second.changes if c.system.value == "salesforce")
+    obj, rid, name = target.object_type, target.record_id, target.field
+    sandbox.update_salesforce(obj, rid, {name: _other_value(target)})
+    before = written(sandbox)
+    refused = engine.apply(second)
+    assert (refused.status, refused.exit_code) == ("config_error", 2)
+    assert f"salesforce:{obj}:{rid} {name} is now" in refused.message
+    assert written(sandbox) == before
+
+
+def _other_value(change):
+    """A value a user might type that differs from what the plan expected."""
+    return {"Lifecycle_Stage__c": "Evangelist", "Status": "Working - Contacted"}.get(
+        change.field, "changed by a user")
+
+
+def test_rollback_restores_before_values_and_skips_fields_changed_since(engine, sandbox):
+    engine.backfill()
+    trigger_fields = ("Funding_Announced_Date__c", "New_Executive_Date__c", "Expansion_Date__c",
+                      "Cost_Savings_Announced_Date__c")
+    accounts = [a for a in sandbox.salesforce_records("Account")
+                if not any(a.get(f) for f in trigger_fields)][:2]
+    for account in accounts:
+        sandbox.update_salesforce("Account", account["Id"],
+                                  {"Funding_Announced_Date__c": date.today().isoformat()})
+    run = engine.sync()
+    assert run.applied > 0
+    first, second = (a["Id"] for a in accounts)
+    assert sandbox.salesforce_record("Account", first)["Buying_Signal__c"] is True
+    sandbox.update_salesforce("Account", second, {"Buying_Signal_Type__c": "hand-edited"})
+    undo = engine.rollback(run.run_id)
+    assert undo.status == "ok", undo.message
+    assert sandbox.salesforce_record("Account", first)["Buying_Signal__c"] is False
+    assert sandbox.salesforce_record("Account", first)["Buying_Signal_Type__c"] is None
+    assert sandbox.salesforce_record("Account", second)["Buying_Signal_Type__c"] == "hand-edited"
+    assert any(s["record"] == f"salesforce:Account:{second}" and
+               s["field"] == "Buying_Signal_Type__c" for s in undo.rejects)
+
+
+def test_backfill_objects_filter(engine):
+    report = engine.backfill(objects=parse_objects("hubspot.contacts,Lead"))
+    assert set(report.read) == {"hubspot.contacts", "salesforce.Lead"}
+    with pytest.raises(Exception, match="unknown object 'leeds'"):
+        parse_objects("leeds")
