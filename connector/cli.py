@@ -186,6 +186,7 @@ def check_command(
         None, "--mapping", help="Mapping YAML (default: CRMSYNC_MAPPING_PATH or the shipped one)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    env_file: Path = typer.Option(Path(".env"), "--env-file", help="Settings file to read."),
 ) -> None:
     """Check connectivity, authentication and that every mapped field exists in both CRMs.
 
@@ -204,7 +205,7 @@ def check_command(
 
     console = Console()
     try:
-        settings = load_settings()
+        settings = load_settings(env_file=env_file)
         report = run_check(settings, load_mapping(mapping or settings.mapping_path))
     except ConfigurationError as error:
         Console(stderr=True).print(f"[red]{error}[/red]", markup=True, highlight=False)

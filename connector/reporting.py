@@ -43,12 +43,37 @@ def print_report(report: RunReport, console: Console, *, show_changes: bool = Tr
         print_rejects(report.rejects, console)
 
 
-def print_changes(changes: list[dict[str, Any]], console: Console, limit: int = 200) -> None:
-    """One block per change: record, field, before -> after, status, then why and which rule.
+WIDE_TERMINAL = 140
 
-    Blocks read well at any terminal width and grep well in logs, unlike a wide table.
-    """
-    for row in changes[:limit]:
+
+def print_changes(changes: list[dict[str, Any]], console: Console, limit: int = 200) -> None:
+    """A table on a wide terminal; otherwise one block per change, which reads well at any
+    width and greps well in logs."""
+    if console.width >= WIDE_TERMINAL:
+        _change_table(changes[:limit], console)
+    else:
+        _change_blocks(changes[:limit], console)
+    if len(changes) > limit:
+        console.print(f"... and {len(changes) - limit} more (use --json for all)")
+
+
+def _change_table(changes: list[dict[str, Any]], console: Console) -> None:
+    table = Table("record", "field", "before", "after", "status", "why (rule)")
+    for row in changes:
+        status = row.get("status", "planned")
+        colour = _STATUS_COLOUR.get(status, "white")
+        step = f" (step {row['step'] + 1} of 2)" if row.get("step") or _two_step(row, changes) \
+            else ""
+        code = f"{row['code']}: {row.get('message') or ''}\n" if row.get("code") else ""
+        table.add_row(f"{row['system']} {row['object_type']} {row['record_id']}",
+                      row["field"] + step, _show(row["before"]), _show(row["after"]),
+                      f"[{colour}]{status}[/{colour}]",
+                      f"{code}{row['reason']}\n[dim]{row['rule']}[/dim]")
+    console.print(table)
+
+
+def _change_blocks(changes: list[dict[str, Any]], console: Console) -> None:
+    for row in changes:
         status = row.get("status", "planned")
         colour = _STATUS_COLOUR.get(status, "white")
         step = f" (step {row['step'] + 1} of 2)" if row.get("step") or _two_step(row, changes) \
@@ -66,8 +91,6 @@ def print_changes(changes: list[dict[str, Any]], console: Console, limit: int = 
                       soft_wrap=True)
         console.print(f"    rule {row['rule']}", style="dim", highlight=False, markup=False,
                       soft_wrap=True)
-    if len(changes) > limit:
-        console.print(f"... and {len(changes) - limit} more (use --json for all)")
 
 
 def _two_step(row: dict[str, Any], changes: list[dict[str, Any]]) -> bool:
@@ -124,15 +147,15 @@ def print_status(data: dict[str, Any], console: Console) -> None:
         lock = data["lock"]
         console.print(f"[yellow]locked by {lock['owner']} (pid {lock['pid']} on {lock['host']} "
                       f"since {lock['acquired_at']})[/yellow]")
-    runs = Table("run", "kind", "status", "started", "duration", "read", "applied", "rejects",
-                 "API calls")
+    runs = Table("run", "kind", "status", "started (UTC)", "took", "read", "applied", "rejects",
+                 "API calls (hs/sf)")
     for run in data["runs"]:
         counts = run["counts"]
         read = sum((counts.get("read") or {}).values())
         rejects = counts.get("rejected_records", 0) + counts.get("write_rejected", 0)
-        calls = ", ".join(f"{s} {u.get('calls', 0)}" for s, u in run["api_calls"].items())
+        calls = "/".join(str(u.get("calls", 0)) for u in run["api_calls"].values())
         kind = run["kind"] + (" (dry)" if run["dry_run"] else "")
-        runs.add_row(str(run["id"]), kind, run["status"], run["started_at"][:19],
+        runs.add_row(str(run["id"]), kind, run["status"], run["started_at"][5:16].replace("T", " "),
                      _duration(run), str(read), str(counts.get("applied", 0)), str(rejects), calls)
     console.print(runs)
     marks = Table("system", "object", "watermark")
