@@ -348,6 +348,7 @@ def apply_command(
     env_file: Path = ENV_FILE_OPTION,
 ) -> None:
     """Apply a saved plan; refused when a record it touches changed since it was made."""
+    from connector.exceptions import ConfigurationError  # noqa: PLC0415
     from connector.sync import PlanDocument  # noqa: PLC0415
 
     try:
@@ -355,7 +356,7 @@ def apply_command(
     except OSError as error:
         typer.echo(f"cannot read {plan_file}: {error.strerror}", err=True)
         raise typer.Exit(2) from None
-    except Exception as error:  # ConfigurationError from a malformed plan
+    except ConfigurationError as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(2) from None
     report = _engine_run(lambda e: e.apply(document, dry_run=dry_run), mapping=mapping,

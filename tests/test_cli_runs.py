@@ -267,3 +267,13 @@ def test_demo_runs_end_to_end(tmp_path):
     assert "3. Incremental sync" in result.stdout
     assert "unknown Status value 'Nurturing'" in result.stdout
     assert "4. One more sync: 0 change(s) planned, 0 written" in result.stdout
+
+
+def test_apply_refuses_a_file_that_is_not_a_plan(tmp_path):
+    not_a_plan = tmp_path / "plan.json"
+    not_a_plan.write_text('{"changes": []}')
+    result = cli("apply", str(not_a_plan), cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"{not_a_plan}: cannot read plan: not a crmsync plan" in result.stderr
+    missing = cli("apply", str(tmp_path / "missing.json"), cwd=tmp_path)
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
