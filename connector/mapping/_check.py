@@ -5,7 +5,7 @@ Every problem is collected (never the first only) so an admin fixes a file in on
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -145,8 +145,7 @@ class Checker:
             write_back={},
             link_fields=LINK_FIELDS,
         )
-        write_back = self.compile_write_back(mapping)
-        return Mapping(**{**mapping.__dict__, "write_back": write_back})
+        return replace(mapping, write_back=self.compile_write_back(mapping))
 
     def check_packs(self) -> None:
         for index, name in enumerate(self.spec.label_packs):

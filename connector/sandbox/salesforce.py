@@ -1,5 +1,6 @@
-"""The emulated Salesforce REST API (v59.0): OAuth token, query/queryAll with 2,000-record
-batches, describe, limits and sObject Collections updates, with Salesforce's error shapes.
+"""The emulated Salesforce REST API (v59.0): OAuth token, query/queryAll (2,000-record
+batches, and SELECT COUNT()), describe, limits and sObject Collections updates, with
+Salesforce's error shapes.
 
 Every API response carries `Sforce-Limit-Info: api-usage=N/M`; requests beyond the daily
 allocation answer 403 REQUEST_LIMIT_EXCEEDED, wrong or expired tokens 401 INVALID_SESSION_ID.
@@ -198,11 +199,19 @@ class SalesforceApi:
         with data.lock:
             records = [r for r in data.salesforce[parsed.sobject].values()
                        if (include_deleted or not r["IsDeleted"]) and parsed.matches(r)]
+            if parsed.count:
+                return self._count(len(records), parsed.limit)
             records = parsed.sort(records)
             if parsed.limit is not None:
                 records = records[: parsed.limit]
             rows = [_row(parsed.sobject, r, parsed.fields) for r in records]
         return self._page(rows, 0, _batch_size(request), new_cursor=True)
+
+    def _count(self, matched: int, limit: int | None) -> Response:
+        """`SELECT COUNT()`: the number in `totalSize`, no records, no cursor (as Salesforce)."""
+        total = matched if limit is None else min(matched, limit)
+        self.state.counters.returned("salesforce.query", 0)
+        return json_response(200, {"totalSize": total, "done": True, "records": []})
 
     def query_more(self, locator: str, version: str) -> Response:
         """The next batch of an earlier query, from its locator `01g…-OFFSET`."""

@@ -4,14 +4,17 @@
       [WHERE cond AND cond ...]        cond: field op literal | field [NOT] IN (literal, ...)
       [ORDER BY f [ASC|DESC] [NULLS FIRST|LAST], ...]
       [LIMIT n]
+    SELECT COUNT() FROM Object [WHERE ...] [LIMIT n]
 
 op is = != <> < <= > >= LIKE; literals are 'strings', numbers, true/false, null, datetimes
-(2024-05-01T10:00:00Z, with optional .sss and +hh:mm) and dates (2024-05-01). Anything else
-(OR, parentheses, sub-queries, functions, relationship fields, date literals like TODAY,
-OFFSET, GROUP BY) is refused with MALFORMED_QUERY, as a real org refuses malformed SOQL; so a
-client that works here uses only what is known to work. As in Salesforce, text comparisons
-are case-insensitive, ids match in their 15- and 18-character forms, and a datetime field
-only compares with an unquoted datetime literal.
+(2024-05-01T10:00:00Z, with optional .sss and +hh:mm) and dates (2024-05-01). COUNT() is the
+bare row count only: alone in the SELECT list, no alias, no ORDER BY or GROUP BY (as in
+Salesforce); its answer is `totalSize` with no records. Anything else (OR, parentheses,
+sub-queries, other functions and aggregates such as COUNT(Id), relationship fields, date
+literals like TODAY, OFFSET, GROUP BY) is refused with MALFORMED_QUERY, as a real org refuses
+malformed SOQL; so a client that works here uses only what is known to work. As in
+Salesforce, text comparisons are case-insensitive, ids match in their 15- and 18-character
+forms, and a datetime field only compares with an unquoted datetime literal.
 """
 
 from __future__ import annotations
@@ -69,13 +72,15 @@ class Condition:
 
 @dataclass(frozen=True)
 class Query:
-    """A parsed query: which fields of which object, filters, order and limit."""
+    """A parsed query: which fields of which object, filters, order and limit; or, with
+    `count`, only how many records match (`SELECT COUNT()`, no fields)."""
 
     sobject: str
     fields: tuple[str, ...]
     conditions: tuple[Condition, ...]
     order: tuple[tuple[str, bool, bool], ...]  # (field, descending, nulls_last)
     limit: int | None
+    count: bool = False
 
     def matches(self, record: dict[str, Any]) -> bool:
         """Whether the record satisfies every condition."""
@@ -139,8 +144,9 @@ class _Parser:
 
     def query(self) -> Query:
         self.expect("keyword", "select")
-        names = [self.expect("word").text]
-        while self.peek() is not None and self.peek() == _Token("punct", ","):
+        count = self.count_call()
+        names = [] if count else [self.expect("word").text]
+        while not count and self.peek() is not None and self.peek() == _Token("punct", ","):
             self.take()
             names.append(self.expect("word").text)
         self.expect("keyword", "from")
@@ -153,6 +159,8 @@ class _Parser:
             while self.at("and"):
                 self.take()
                 conditions.append(self.condition(sobject))
+        if count and self.at("order"):
+            raise SoqlError("ORDER BY cannot be used with COUNT(); use COUNT(fieldName)")
         order = self.order_by(sobject) if self.at("order") else ()
         limit = None
         if self.at("limit"):
@@ -160,7 +168,22 @@ class _Parser:
             limit = int(self.expect("number").text)
         if self.peek() is not None:
             raise SoqlError(f"unexpected token: '{self.take().text}'")
-        return Query(sobject, fields, tuple(conditions), order, limit)
+        return Query(sobject, fields, tuple(conditions), order, limit, count)
+
+    def count_call(self) -> bool:
+        """Consume a bare `COUNT()` select item; other aggregate forms are refused."""
+        token = self.peek()
+        if token is None or token.kind != "word" or token.text.lower() != "count":
+            return False
+        following = self.tokens[self.position + 1] if self.position + 1 < len(self.tokens) else None
+        if following != _Token("punct", "("):
+            return False  # a field that happens to be called Count
+        self.position += 2
+        closing = self.take()
+        if closing != _Token("punct", ")"):
+            raise SoqlError(f"unexpected token: '{closing.text}' (only a bare COUNT() is "
+                            "supported by the sandbox)")
+        return True
 
     @staticmethod
     def object_name(name: str) -> str:

@@ -127,6 +127,18 @@ class CrmAdapter(Protocol):
         """Every record (a backfill), optionally only those modified in [since, until)."""
         ...
 
+    def count(
+        self, object_type: str, since: datetime | None = None, until: datetime | None = None
+    ) -> int | None:
+        """How many records `read_all(object_type, fields, since, until)` would return, or None
+        when the system cannot tell cheaply.
+
+        For progress and ETAs (`crmsync backfill`), so it costs exactly one API call under the
+        same retry policy and rate budget as any other. It is an estimate by nature: records
+        change between the count and the read, and HubSpot search is eventually consistent.
+        """
+        ...
+
     def read_by_ids(
         self, object_type: str, ids: Iterable[str], fields: Iterable[str]
     ) -> list[dict[str, Any]]:

@@ -181,6 +181,23 @@ class HubSpotAdapter:
             return self._search_changed(object_type, properties, since, until)
         return self._list_pages(object_type, properties)
 
+    def count(
+        self, object_type: str, since: datetime | None = None, until: datetime | None = None
+    ) -> int | None:
+        """What `read_all` would return, from one search's `total` (limit 1).
+
+        The same filters as `read_all` over a date range (none without one: the list API has
+        no filter either). `total` counts past the 10,000 results a search can page through.
+        """
+        properties = self._properties(object_type, ())
+        modified = MODIFIED_PROPERTY[object_type]
+        filters: list[dict[str, Any]] = []
+        if since is not None or until is not None:
+            filters = _range_filters(modified, *_range_ms(since, until))
+        body = _search_body(filters, modified, properties, 0, limit=1)
+        total = self._search(object_type, body).get("total")
+        return total if isinstance(total, int) and not isinstance(total, bool) else None
+
     def read_by_ids(
         self, object_type: str, ids: Iterable[str], fields: Iterable[str]
     ) -> list[dict[str, Any]]:
@@ -233,8 +250,7 @@ class HubSpotAdapter:
         skipping ids already yielded at that time). If a whole query's worth shares one
         modified time, restarting there would loop, so that time is read in id order instead.
         """
-        lower_ms = _epoch_ms(since) if since is not None else 0
-        until_ms = _epoch_ms(until) if until is not None else None
+        lower_ms, until_ms = _range_ms(since, until)
         inclusive = True
         boundary = _Boundary()
         while True:
@@ -267,9 +283,7 @@ class HubSpotAdapter:
     ) -> Generator[Page, None, tuple[int | None, bool]]:
         """One search query paged to its end or its cap; returns (last modified ms, capped)."""
         modified = MODIFIED_PROPERTY[object_type]
-        filters = [_filter(modified, "GTE" if inclusive else "GT", lower_ms)]
-        if until_ms is not None:
-            filters.append(_filter(modified, "LT", until_ms))
+        filters = _range_filters(modified, lower_ms, until_ms, inclusive=inclusive)
         after = 0
         last_ms: int | None = None
         while True:
@@ -686,15 +700,37 @@ def _header(headers: Any, name: str) -> str | None:
 
 
 def _search_body(
-    filters: list[dict[str, Any]], sort_property: str, properties: list[str], after: int
+    filters: list[dict[str, Any]],
+    sort_property: str,
+    properties: list[str],
+    after: int,
+    *,
+    limit: int = SEARCH_PAGE_SIZE,
 ) -> dict[str, Any]:
     return {
-        "filterGroups": [{"filters": filters}],
+        "filterGroups": [{"filters": filters}] if filters else [],
         "sorts": [{"propertyName": sort_property, "direction": "ASCENDING"}],
         "properties": properties,
-        "limit": SEARCH_PAGE_SIZE,
+        "limit": limit,
         "after": str(after),
     }
+
+
+def _range_ms(since: datetime | None, until: datetime | None) -> tuple[int, int | None]:
+    """[since, until) as epoch ms bounds: no lower bound is 0, no upper bound is None."""
+    lower_ms = _epoch_ms(since) if since is not None else 0
+    until_ms = _epoch_ms(until) if until is not None else None
+    return lower_ms, until_ms
+
+
+def _range_filters(
+    modified: str, lower_ms: int, until_ms: int | None, *, inclusive: bool = True
+) -> list[dict[str, Any]]:
+    """Search filters for a modified date from `lower_ms` (>= or >) to before `until_ms`."""
+    filters = [_filter(modified, "GTE" if inclusive else "GT", lower_ms)]
+    if until_ms is not None:
+        filters.append(_filter(modified, "LT", until_ms))
+    return filters
 
 
 def _filter(name: str, operator: str, value: int) -> dict[str, Any]:

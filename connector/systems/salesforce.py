@@ -79,6 +79,7 @@ LINK_FIELDS: dict[str, tuple[str, ...]] = {
     "Opportunity": ("AccountId",),
 }
 QUERY_BATCH_SIZE = 2_000
+QUERY_HEADERS = {"Sforce-Query-Options": f"batchSize={QUERY_BATCH_SIZE}"}
 COLLECTION_SIZE = 200
 # A query travels in the URL of a GET; stay well under the ~16 KB URI limit once encoded.
 MAX_ENCODED_SOQL = 15_000
@@ -292,16 +293,21 @@ class SalesforceAdapter:
         until: datetime | None = None,
     ) -> Iterator[Page]:
         """A SOQL backfill, optionally within [since, until) on SystemModstamp."""
-        conditions = []
-        if since is not None:
-            conditions.append(f"{MODIFIED_FIELD} >= {soql_literal(since)}")
-        if until is not None:
-            conditions.append(f"{MODIFIED_FIELD} < {soql_literal(until, round_up=True)}")
-        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        where = _modified_between(since, until)
         soql = f"SELECT {self._columns(object_type, fields)} FROM {object_type}{where}"
         for records in self._query(soql):
             if records:
                 yield _page(records)
+
+    def count(
+        self, object_type: str, since: datetime | None = None, until: datetime | None = None
+    ) -> int | None:
+        """What `read_all` would return: `SELECT COUNT()` with the same WHERE, its totalSize
+        (Salesforce answers `{"totalSize": N, "done": true, "records": []}`)."""
+        _require_object(object_type)
+        soql = f"SELECT COUNT() FROM {object_type}{_modified_between(since, until)}"
+        total = self._query_batch(soql).get("totalSize")
+        return total if isinstance(total, int) and not isinstance(total, bool) else None
 
     def read_by_ids(
         self, object_type: str, ids: Iterable[str], fields: Iterable[str]
@@ -328,8 +334,7 @@ class SalesforceAdapter:
 
     def _query(self, soql: str) -> Iterator[list[dict[str, Any]]]:
         """Each batch of a query's result, following nextRecordsUrl until done."""
-        headers = {"Sforce-Query-Options": f"batchSize={QUERY_BATCH_SIZE}"}
-        result = self._call("query", lambda sf: sf.query(soql, headers=headers))
+        result = self._query_batch(soql)
         while True:
             yield result.get("records", [])
             next_url = result.get("nextRecordsUrl")
@@ -338,9 +343,13 @@ class SalesforceAdapter:
             result = self._call(
                 "query",
                 lambda sf, url=next_url: sf.query_more(
-                    url, identifier_is_url=True, headers=headers
+                    url, identifier_is_url=True, headers=QUERY_HEADERS
                 ),
             )
+
+    def _query_batch(self, soql: str) -> dict[str, Any]:
+        """One query call: its first batch with `totalSize`, `done` and `nextRecordsUrl`."""
+        return self._call("query", lambda sf: sf.query(soql, headers=QUERY_HEADERS))
 
     # --- writes -----------------------------------------------------------------------------
 
@@ -429,8 +438,7 @@ class SalesforceAdapter:
     # --- plumbing ---------------------------------------------------------------------------
 
     def _columns(self, object_type: str, fields: Iterable[str]) -> str:
-        if object_type not in LINK_FIELDS:
-            raise ValueError(f"unknown Salesforce object {object_type!r}; use {OBJECT_TYPES}")
+        _require_object(object_type)
         wanted = set(fields) | {"Id", MODIFIED_FIELD} | set(LINK_FIELDS[object_type])
         return ", ".join(["Id", *sorted(wanted - {"Id"})])
 
@@ -595,6 +603,23 @@ def soql_in_chunks(
         length += cost
     if current:
         yield head + ",".join(current) + ")"
+
+
+def _require_object(object_type: str) -> None:
+    """Only the objects we know: the name goes into SOQL as is."""
+    if object_type not in LINK_FIELDS:
+        raise ValueError(f"unknown Salesforce object {object_type!r}; use {OBJECT_TYPES}")
+
+
+def _modified_between(since: datetime | None, until: datetime | None) -> str:
+    """` WHERE` on SystemModstamp in [since, until) (the upper bound ceiled to the second, so
+    rounding loses nothing), or "" for no range."""
+    conditions = []
+    if since is not None:
+        conditions.append(f"{MODIFIED_FIELD} >= {soql_literal(since)}")
+    if until is not None:
+        conditions.append(f"{MODIFIED_FIELD} < {soql_literal(until, round_up=True)}")
+    return f" WHERE {' AND '.join(conditions)}" if conditions else ""
 
 
 def _encoded_length(text: str) -> int:

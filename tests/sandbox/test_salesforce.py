@@ -158,9 +158,50 @@ def test_ids_match_in_15_character_form(seeded: Sandbox) -> None:
     assert sf.Account.get(account[:15])["Id"] == account
 
 
+def test_count_answers_total_size_without_records(seeded: Sandbox) -> None:
+    sf = salesforce_client(seeded)
+    leads = seeded.salesforce_records("Lead")
+    live = [r for r in leads if not r["IsDeleted"]]
+    assert len(live) < len(leads), "the generator deletes a few leads"
+    seeded.reset_counters()
+    answer = sf.query("SELECT COUNT() FROM Lead")
+    assert answer == {"totalSize": len(live), "done": True, "records": []}
+    counters = seeded.counters()
+    assert counters["requests"] == {"salesforce.query": 1}
+    assert counters["records_returned"] == {"salesforce.query": 0}
+    assert counters["statuses"] == {"salesforce.query": {"200": 1}}
+    everything = sf.query("SELECT COUNT() FROM Lead", include_deleted=True)  # queryAll
+    assert everything == {"totalSize": len(leads), "done": True, "records": []}
+
+
+def test_count_with_where_matches_the_records_query(seeded: Sandbox) -> None:
+    sf = salesforce_client(seeded)
+    where = ("WHERE SystemModstamp >= 2025-03-01T00:00:00Z AND SystemModstamp < "
+             "2025-05-01T00:00:00Z AND IsConverted = false")
+    records = sf.query_all(f"SELECT Id FROM Lead {where}")["records"]
+    assert 0 < len(records) < len(seeded.salesforce_records("Lead"))
+    counted = sf.query(f"SELECT COUNT() FROM Lead {where}")
+    assert counted == {"totalSize": len(records), "done": True, "records": []}
+    assert sf.query("SELECT COUNT() FROM Lead LIMIT 3")["totalSize"] == 3
+
+
+def test_count_of_more_than_a_batch_has_no_cursor(large: Sandbox) -> None:
+    sf = salesforce_client(large)
+    live = [r for r in large.salesforce_records("Contact") if not r["IsDeleted"]]
+    assert len(live) > 2000
+    answer = sf.query("SELECT COUNT() FROM Contact")
+    assert answer == {"totalSize": len(live), "done": True, "records": []}
+
+
 @pytest.mark.parametrize(
     ("soql", "code"),
     [
+        ("SELECT COUNT(Id) FROM Lead GROUP BY Status", "MALFORMED_QUERY"),
+        ("SELECT Status, COUNT(Id) FROM Lead GROUP BY Status", "MALFORMED_QUERY"),
+        ("SELECT COUNT(Id) FROM Lead", "MALFORMED_QUERY"),
+        ("SELECT COUNT() FROM Lead GROUP BY Status", "MALFORMED_QUERY"),
+        ("SELECT COUNT() n FROM Lead", "MALFORMED_QUERY"),
+        ("SELECT COUNT() FROM Lead ORDER BY Id", "MALFORMED_QUERY"),
         ("SELECT Id FROM Lead WHERE Email = 'a' OR Email = 'b'", "MALFORMED_QUERY"),
         ("SELECT Id, (SELECT Id FROM Contacts) FROM Account", "MALFORMED_QUERY"),
         ("SELECT Id FROM Lead WHERE CreatedDate > TODAY", "MALFORMED_QUERY"),

@@ -53,6 +53,31 @@ def test_supported_queries_evaluate_like_salesforce(soql: str, expected: list[st
     assert _ids(soql) == expected
 
 
+@pytest.mark.parametrize(
+    ("soql", "expected"),
+    [
+        ("SELECT COUNT() FROM Lead", 3),
+        ("select count ( ) from lead", 3),
+        ("SELECT COUNT() FROM Lead WHERE SystemModstamp >= 2025-05-01T10:00:00Z "
+         "AND SystemModstamp < 2025-05-02T10:00:00Z", 2),
+        ("SELECT COUNT() FROM Lead WHERE Email = null", 1),
+    ],
+)
+def test_bare_count_parses_with_where(soql: str, expected: int) -> None:
+    query = parse_soql(soql)
+    assert query.count is True
+    assert query.fields == ()
+    assert sum(1 for r in LEADS if query.matches(r)) == expected
+
+
+def test_count_with_limit_and_a_field_called_count() -> None:
+    assert parse_soql("SELECT COUNT() FROM Lead LIMIT 2").limit == 2
+    assert parse_soql("SELECT Id FROM Lead").count is False
+    with pytest.raises(SoqlError) as refused:  # not a function call: just an unknown column
+        parse_soql("SELECT Count FROM Lead")
+    assert refused.value.code == "INVALID_FIELD"
+
+
 def test_limit_is_parsed() -> None:
     assert parse_soql("SELECT Id FROM Lead LIMIT 2").limit == 2
 
@@ -62,7 +87,16 @@ def test_limit_is_parsed() -> None:
     [
         "SELECT Id FROM Lead WHERE (Email = 'a')",
         "SELECT Id FROM Lead WHERE Email = 'a' OR Email = 'b'",
-        "SELECT COUNT() FROM Lead",
+        "SELECT COUNT(Id) FROM Lead",
+        "SELECT COUNT(Id) FROM Lead GROUP BY Status",
+        "SELECT Status, COUNT(Id) FROM Lead GROUP BY Status",
+        "SELECT COUNT() FROM Lead GROUP BY Status",
+        "SELECT COUNT() total FROM Lead",
+        "SELECT COUNT(), Id FROM Lead",
+        "SELECT Id, COUNT() FROM Lead",
+        "SELECT COUNT() FROM Lead ORDER BY Id",
+        "SELECT COUNT( FROM Lead",
+        "SELECT MAX(NumberOfEmployees) FROM Lead",
         "SELECT Id FROM Lead OFFSET 5",
         "SELECT Id FROM Lead GROUP BY Status",
         "SELECT Id FROM Lead WHERE Email = :email",

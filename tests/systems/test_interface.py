@@ -11,6 +11,7 @@ from connector.systems import CrmAdapter, HubSpotAdapter, SalesforceAdapter
 METHODS = [
     "read_changed",
     "read_all",
+    "count",
     "read_by_ids",
     "read_by_emails",
     "write",
