@@ -88,6 +88,8 @@ def configure_logging(log_format: str = "text", verbose: bool = False) -> None:
 class RichProgress(Progress):
     """A bar per object with count, rate and ETA (when the total is known), on stderr."""
 
+    wants_totals = True
+
     def __init__(self) -> None:
         self.bars = Bars(
             TextColumn("{task.description:<24}"),

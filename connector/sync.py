@@ -65,7 +65,13 @@ EXIT_OK, EXIT_REJECTS, EXIT_CONFIG, EXIT_STOPPED, EXIT_FAILED = 0, 1, 2, 3, 4
 
 
 class Progress:
-    """What the engine reports while it works; the CLI draws bars, tests record calls."""
+    """What the engine reports while it works; the CLI draws bars, tests record calls.
+
+    `wants_totals` asks for one count call per object before a backfill, for an ETA; only
+    progress displays set it, so scheduled runs spend no API calls on it.
+    """
+
+    wants_totals = False
 
     def start(self, key: str, total: int | None = None) -> None: ...
     def advance(self, key: str, count: int) -> None: ...
@@ -372,8 +378,10 @@ class Engine:
             if self.store.cursor(system, obj, "backfill") == "done":
                 self.progress.note(f"{system}.{obj}: already backfilled, skipped")
                 continue
-            pages = self.adapters[system].read_all(obj, self._fields(system, obj), since, until)
-            self._consume(ctx, system, obj, pages, watermark_kind="backfill")
+            adapter = self.adapters[system]
+            total = adapter.count(obj, since, until) if self.progress.wants_totals else None
+            pages = adapter.read_all(obj, self._fields(system, obj), since, until)
+            self._consume(ctx, system, obj, pages, watermark_kind="backfill", total=total)
             with self.store.transaction():
                 self.store.set_watermark(system, obj, None, "backfill", cursor="done")
                 if until is None and self.store.watermark(system, obj) is None:
@@ -383,10 +391,10 @@ class Engine:
             self.store.clear_watermark(system, obj, "backfill")
 
     def _consume(self, ctx: _Run, system: str, obj: str, pages: Iterable[Page],
-                 watermark_kind: str) -> None:
+                 watermark_kind: str, total: int | None = None) -> None:
         key = f"{system}.{obj}"
         ctx.report.read.setdefault(key, 0)
-        self.progress.start(key)
+        self.progress.start(key, total)
         for page in pages:
             refs = [(SourceRef(system=System(system), object_type=obj,
                                record_id=record_id(system, r) or "?"), r) for r in page.records]

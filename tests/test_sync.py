@@ -227,3 +227,37 @@ def test_backfill_objects_filter(engine):
     assert set(report.read) == {"hubspot.contacts", "salesforce.Lead"}
     with pytest.raises(Exception, match="unknown object 'leeds'"):
         parse_objects("leeds")
+
+
+class RecordingProgress:
+    """Records what the engine reports, as a progress display would receive it."""
+
+    wants_totals = True
+
+    def __init__(self) -> None:
+        self.started: dict[str, int | None] = {}
+        self.advanced: dict[str, int] = {}
+
+    def start(self, key, total=None):
+        self.started[key] = total
+
+    def advance(self, key, count):
+        self.advanced[key] = self.advanced.get(key, 0) + count
+
+    def finish(self, key): ...
+
+    def note(self, message): ...
+
+
+def test_backfill_gives_progress_totals_that_match_what_is_read(engine):
+    engine.progress = RecordingProgress()
+    report = engine.backfill()
+    assert engine.progress.started == report.read  # the total announced == records read
+    assert engine.progress.advanced == report.read
+
+
+def test_no_totals_are_fetched_when_nobody_draws_progress(engine, sandbox):
+    sandbox.reset_counters()
+    engine.backfill()
+    requests = sandbox.counters()["requests"]
+    assert requests.get("hubspot.search", 0) == 0  # HubSpot backfill uses the list API only
