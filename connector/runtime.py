@@ -19,12 +19,15 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
+    ProgressColumn,
+    Task,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.progress import Progress as Bars
+from rich.text import Text
 
 from connector.exceptions import scrub
 from connector.mapping import load_mapping
@@ -85,6 +88,14 @@ def configure_logging(log_format: str = "text", verbose: bool = False) -> None:
     root.propagate = False
 
 
+class RateColumn(ProgressColumn):
+    """Records per second, whether or not the total is known."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} rec/s" if speed else "", style="progress.data.speed")
+
+
 class RichProgress(Progress):
     """A bar per object with count, rate and ETA (when the total is known), on stderr."""
 
@@ -95,7 +106,8 @@ class RichProgress(Progress):
             TextColumn("{task.description:<24}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TaskProgressColumn(show_speed=True),
+            TaskProgressColumn(),
+            RateColumn(),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=Console(stderr=True),
