@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 from collections.abc import Callable, Iterable, Iterator
 from collections.abc import Mapping as TypingMapping
 from dataclasses import asdict, dataclass, field
@@ -161,12 +160,18 @@ class PlanDocument:
 
 
 def mapping_fingerprint(mapping: Mapping) -> str:
-    """A stable hash of the files behind a mapping, to refuse plans made with another one."""
-    digest = hashlib.sha256()
-    for name in mapping.files:
-        digest.update(name.encode())
-    digest.update(repr(sorted(mapping.write_back.items())).encode())
-    return digest.hexdigest()
+    """A hash of every rule that decides what a plan writes, to refuse plans made with another
+    mapping. Only ordered parts are hashed: set reprs vary between processes."""
+    decisive = (
+        sorted(mapping.picklists.items()),
+        sorted(mapping.write_back.items()),
+        sorted(mapping.precedence.items()),
+        sorted(mapping.deal_effects.items()),
+        sorted(mapping.facts.items()),
+        sorted((t.type, t.system, t.object, t.field, t.active_days, t.polarity, sorted(t.values))
+               for t in mapping.triggers),
+    )
+    return hashlib.sha256(repr(decisive).encode()).hexdigest()
 
 
 def parse_objects(text: str | None) -> set[tuple[str, str]] | None:
@@ -563,7 +568,6 @@ class _Run:
     report: RunReport
     started: datetime
     today: date
-    wall_start: float = field(default_factory=time.monotonic)
 
 
 def _record_batches(changes: list[Change], size: int) -> Iterator[list[Change]]:

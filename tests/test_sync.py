@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -261,3 +263,26 @@ def test_no_totals_are_fetched_when_nobody_draws_progress(engine, sandbox):
     engine.backfill()
     requests = sandbox.counters()["requests"]
     assert requests.get("hubspot.search", 0) == 0  # HubSpot backfill uses the list API only
+
+
+def test_a_plan_made_with_another_mapping_is_refused(engine, sandbox, tmp_path):
+    _, document = engine.plan()
+    lead_status = engine.mapping.picklists[("salesforce", "Lead")][0]
+    edited = replace(lead_status, values={**lead_status.values, "Extra": lead_status.values[
+        "Open - Not Contacted"]})
+    engine.mapping = replace(engine.mapping, picklists={**engine.mapping.picklists,
+                                                        ("salesforce", "Lead"): (edited,)})
+    before = written(sandbox)
+    refused = engine.apply(document)
+    assert (refused.status, refused.exit_code) == ("config_error", 2)
+    assert "different mapping" in refused.message
+    assert written(sandbox) == before
+
+
+def test_plan_fingerprint_is_stable_across_processes(tmp_path):
+    code = ("from connector.mapping import load_mapping; from connector.sync import "
+            "mapping_fingerprint as f; print(f(load_mapping()))")
+    prints = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True, env={"PYTHONHASHSEED": str(seed), "PATH": "/usr/bin"},
+                             cwd=Path(__file__).parents[1]).stdout for seed in (1, 2)}
+    assert len(prints) == 1
