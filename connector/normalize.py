@@ -9,7 +9,7 @@ reason; it never raises, so one bad record cannot stop a batch.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from connector.mapping import Mapping, Meaning, normalise_domain, normalise_email
 from connector.mapping._check import kind_of
@@ -27,9 +27,25 @@ from connector.model import (
 
 View = Person | Organization | Deal
 
-__all__ = ["View", "normalise", "raw_text", "record_fields", "record_id"]
+__all__ = ["View", "identity_keys", "normalise", "raw_text", "record_fields", "record_id"]
 
 _HUBSPOT_LINKS = {"salesforcecontactid": "Contact", "salesforceleadid": "Lead"}
+_SYSTEMS = {system.value: system for system in System}
+# The models' own validation, minus the keyword frame of Model(...): about 30% faster, and
+# normalising builds several of these per record.
+_new_ref = SourceRef.__pydantic_validator__.validate_python
+_new_sourced = Sourced.__pydantic_validator__.validate_python
+_new_provenance = Provenance.__pydantic_validator__.validate_python
+_new_person = Person.__pydantic_validator__.validate_python
+
+
+class _Record(NamedTuple):
+    """The record being normalised: its ref, and the plain strings the lookups are keyed by."""
+
+    ref: SourceRef
+    system: str
+    object_type: str
+    key: str  # str(ref)
 
 
 class _Reject(Exception):
@@ -42,21 +58,60 @@ class _Reject(Exception):
 def normalise(mapping: Mapping, system: str, object_type: str, raw: Any) -> View | Rejection:
     """Turn one raw record into a Person, Organization or Deal view, or a Rejection."""
     rid = record_id(system, raw)
-    ref = SourceRef(system=System(system), object_type=object_type, record_id=rid or "?")
+    known = _SYSTEMS.get(system) or System(system)  # a dict lookup: System() is slow
+    ref = _new_ref({"system": known, "object_type": object_type, "record_id": rid or "?"})
     if rid is None:
         return Rejection(source=ref, reason="record has no id")
     fields = record_fields(system, raw)
     if fields is None:
         return Rejection(source=ref, reason="record has no readable fields (malformed JSON?)")
+    # The same text as str(ref), built once here: formatting a SourceRef is a hot spot.
+    record = _Record(ref, known.value, object_type, f"{known.value}:{object_type}:{rid}")
     try:
         kind = kind_of(system, object_type)
         if kind == "person":
-            return _person(mapping, ref, fields, raw)
+            return _person(mapping, record, fields, raw)
         if kind == "organization":
-            return _organization(mapping, ref, fields)
-        return _deal(mapping, ref, fields, raw)
+            return _organization(mapping, record, fields)
+        return _deal(mapping, record, fields, raw)
     except _Reject as exc:
         return Rejection(source=ref, reason=exc.reason, field=exc.field)
+
+
+def identity_keys(system: str, object_type: str, raw: Any) -> list[str]:
+    """Text keys that tie this record to others when reconciling, its own ref's text first.
+
+    The keys are those `reconcile` groups by: the record's ref, the records it names (ids it
+    holds, a converted lead's contact, a person's organisation, a deal's people and
+    organisation) and its natural key (normalised e-mail or domain, prefixed `email:` or
+    `domain:`). Cheap next to `normalise` (no models), so a run can work out which records
+    belong together before normalising any of them. Shares its code with `normalise`, so both
+    always agree; a record `normalise` would reject may still give keys (harmless: keys only
+    decide what is planned together). No id, no keys.
+    """
+    rid = record_id(system, raw)
+    fields = record_fields(system, raw) if rid is not None else None
+    if rid is None:
+        return []
+    keys = [f"{system}:{object_type}:{rid}"]
+    if fields is None:
+        return keys
+    kind = kind_of(system, object_type)
+    if kind == "person":
+        email, linked, orgs, _ = _person_links(system, object_type, fields, raw)
+        natural = normalise_email(email) if isinstance(email, str) else None
+        named = linked + orgs
+        prefix = "email:"
+    elif kind == "organization":
+        named, natural = _organization_links(system, fields)
+        prefix = "domain:"
+    else:
+        persons, orgs = _deal_links(system, fields, raw)
+        named, natural, prefix = persons + orgs, None, ""
+    keys.extend(f"{named_system.value}:{obj}:{named_id}" for named_system, obj, named_id in named)
+    if natural:
+        keys.append(prefix + natural)
+    return keys
 
 
 def record_id(system: str, raw: Any) -> str | None:
@@ -90,13 +145,16 @@ def raw_text(value: Any) -> str:
 # ---- picklists ------------------------------------------------------------------------------
 
 
-def _meanings(mapping: Mapping, ref: SourceRef, fields: dict[str, Any], wanted: str):
+def _first(
+    mapping: Mapping, record: _Record, fields: dict[str, Any], wanted: str
+) -> tuple[str, Any, Meaning] | None:
     """The first listed field whose value says something about `wanted`, as (field, raw, meaning).
 
     Fields are tried in the mapping's order; empty values and `~` meanings pass to the next.
     """
-    for field_map in mapping.picklists.get((ref.system.value, ref.object_type), ()):
-        raw = raw_text(fields.get(field_map.field))
+    for field_map in mapping.picklists.get((record.system, record.object_type), ()):
+        value = fields.get(field_map.field)
+        raw = value.strip() if type(value) is str else raw_text(value)  # raw_text, inlined
         if raw == "":
             continue
         meaning = field_map.values.get(raw)
@@ -111,68 +169,81 @@ def _meanings(mapping: Mapping, ref: SourceRef, fields: dict[str, Any], wanted: 
                 field_map.field,
             )
         if getattr(meaning, wanted) is not None:
-            yield field_map.field, fields.get(field_map.field), meaning
-
-
-def _first(mapping, ref, fields, wanted) -> tuple[str, Any, Meaning] | None:
-    return next(iter(_meanings(mapping, ref, fields, wanted)), None)
+            return field_map.field, value, meaning
+    return None
 
 
 def _sourced(ref: SourceRef, field: str, raw: Any, value: Any, rule: str) -> Sourced:
-    return Sourced(value=value, provenance=Provenance(source=ref, field=field, raw=raw, rule=rule))
+    provenance = _new_provenance({"source": ref, "field": field, "raw": raw, "rule": rule})
+    return _new_sourced({"value": value, "provenance": provenance})
 
 
-def _current(mapping: Mapping, ref: SourceRef, fields: dict[str, Any]) -> dict[str, dict]:
-    rules = mapping.write_back.get((ref.system.value, ref.object_type), ())
-    return {str(ref): {r.field: fields.get(r.field) for r in rules}}
+def _current(mapping: Mapping, record: _Record, fields: dict[str, Any]) -> dict[str, dict]:
+    rules = mapping.write_back.get((record.system, record.object_type), ())
+    return {record.key: {r.field: fields.get(r.field) for r in rules}}
 
 
 # ---- persons --------------------------------------------------------------------------------
 
 
-def _person(mapping: Mapping, ref: SourceRef, fields: dict[str, Any], raw: dict) -> Person:
-    hit = _first(mapping, ref, fields, "stage")
+def _person(mapping: Mapping, record: _Record, fields: dict[str, Any], raw: dict) -> Person:
+    ref = record.ref
+    hit = _first(mapping, record, fields, "stage")
     stage = _sourced(ref, hit[0], hit[1], hit[2].stage, hit[2].rule) if hit else None
-    linked: list[SourceRef] = []
-    orgs: list[SourceRef] = []
+    email, linked, orgs, converted = _person_links(record.system, record.object_type, fields, raw)
+    if email is not None and not isinstance(email, str):
+        raise _Reject(f"e-mail is {type(email).__name__}, not text", "email")
+    return _new_person({
+        "refs": (ref,),
+        "email": normalise_email(email),
+        "stage": None if converted else stage,
+        "stage_candidates": () if converted or stage is None else (stage,),
+        "organization_refs": tuple(_ref(*r) for r in orgs),
+        "linked_refs": tuple(_ref(*r) for r in linked),
+        "converted_refs": (ref,) if converted else (),
+        "current": _current(mapping, record, fields),
+    })
+
+
+def _person_links(system: str, object_type: str, fields: dict[str, Any], raw: dict):
+    """(raw e-mail, records named as the same person, its organisations, converted lead?);
+    records as (system, object, id)."""
+    linked: list[_Named] = []
+    orgs: list[_Named] = []
     converted = False
-    if ref.system is System.HUBSPOT:
+    if system == "hubspot":
         email = fields.get("email")
         for field, obj in _HUBSPOT_LINKS.items():
             if fields.get(field):
-                linked.append(_sf(obj, fields[field]))
+                linked.append((System.SALESFORCE, obj, fields[field]))
         company_ids = {str(c) for c in _associations(raw, "companies")}
         if fields.get("associatedcompanyid"):
             company_ids.add(raw_text(fields["associatedcompanyid"]))
-        orgs.extend(_hs("companies", c) for c in sorted(company_ids))
+        orgs.extend((System.HUBSPOT, "companies", c) for c in sorted(company_ids))
     else:
         email = fields.get("Email")
-        converted = ref.object_type == "Lead" and _truthy(fields.get("IsConverted"))
+        converted = object_type == "Lead" and _truthy(fields.get("IsConverted"))
         if converted and fields.get("ConvertedContactId"):
-            linked.append(_sf("Contact", fields["ConvertedContactId"]))
+            linked.append((System.SALESFORCE, "Contact", fields["ConvertedContactId"]))
         account = fields.get("AccountId") or (converted and fields.get("ConvertedAccountId"))
         if account:
-            orgs.append(_sf("Account", account))
-    if email is not None and not isinstance(email, str):
-        raise _Reject(f"e-mail is {type(email).__name__}, not text", "email")
-    return Person(
-        refs=(ref,),
-        email=normalise_email(email),
-        stage=None if converted else stage,
-        stage_candidates=() if converted or stage is None else (stage,),
-        organization_refs=tuple(orgs),
-        linked_refs=tuple(linked),
-        converted_refs=(ref,) if converted else (),
-        current=_current(mapping, ref, fields),
-    )
+            orgs.append((System.SALESFORCE, "Account", account))
+    return email, linked, orgs, converted
+
+
+_Named = tuple[System, str, Any]  # a record another one names: (system, object, id)
+
+
+def _ref(system: System, obj: str, record: Any) -> SourceRef:
+    return _new_ref({"system": system, "object_type": obj, "record_id": str(record)})
 
 
 def _sf(obj: str, record: Any) -> SourceRef:
-    return SourceRef(system=System.SALESFORCE, object_type=obj, record_id=str(record))
+    return _ref(System.SALESFORCE, obj, record)
 
 
 def _hs(obj: str, record: Any) -> SourceRef:
-    return SourceRef(system=System.HUBSPOT, object_type=obj, record_id=str(record))
+    return _ref(System.HUBSPOT, obj, record)
 
 
 def _associations(raw: dict, to: str) -> list[str]:
@@ -192,8 +263,8 @@ def _truthy(value: Any) -> bool:
 # ---- organisations --------------------------------------------------------------------------
 
 
-def _organization(mapping: Mapping, ref: SourceRef, fields: dict[str, Any]) -> Organization:
-    system = ref.system.value
+def _organization(mapping: Mapping, record: _Record, fields: dict[str, Any]) -> Organization:
+    ref, system = record.ref, record.system
     facts: dict[str, Sourced] = {}
     for fact in mapping.facts.values():
         field = fact.fields.get(system)
@@ -208,26 +279,30 @@ def _organization(mapping: Mapping, ref: SourceRef, fields: dict[str, Any]) -> O
             ) from None
         if value is not None:
             facts[fact.name] = _sourced(ref, field, fields.get(field), value, fact.rule)
-    relationship = _first(mapping, ref, fields, "relationship")
-    fit = _first(mapping, ref, fields, "fit")
-    linked = []
-    if system == "hubspot" and fields.get("salesforceaccountid"):
-        linked.append(_sf("Account", fields["salesforceaccountid"]))
-    domain_field = "domain" if system == "hubspot" else "Website"
+    relationship = _from_hit(ref, _first(mapping, record, fields, "relationship"), "relationship")
+    fit = _first(mapping, record, fields, "fit")
+    linked, domain = _organization_links(system, fields)
     return Organization(
         refs=(ref,),
         name=fields.get("name" if system == "hubspot" else "Name"),
-        domain=normalise_domain(raw_text(fields.get(domain_field))),
+        domain=domain,
         facts=facts,
-        relationship=_from_hit(ref, relationship, "relationship"),
-        relationship_candidates=tuple(
-            [_from_hit(ref, relationship, "relationship")] if relationship else []
-        ),
+        relationship=relationship,
+        relationship_candidates=(relationship,) if relationship else (),
         asserted_fit=_from_hit(ref, fit, "fit"),
-        linked_refs=tuple(linked),
-        triggers=tuple(_triggers(mapping, ref, fields)),
-        current=_current(mapping, ref, fields),
+        linked_refs=tuple(_ref(*r) for r in linked),
+        triggers=tuple(_triggers(mapping, record, fields)),
+        current=_current(mapping, record, fields),
     )
+
+
+def _organization_links(system: str, fields: dict[str, Any]) -> tuple[list[_Named], str | None]:
+    """(records named as the same organisation, normalised domain)."""
+    linked: list[_Named] = []
+    if system == "hubspot" and fields.get("salesforceaccountid"):
+        linked.append((System.SALESFORCE, "Account", fields["salesforceaccountid"]))
+    domain_field = "domain" if system == "hubspot" else "Website"
+    return linked, normalise_domain(raw_text(fields.get(domain_field)))
 
 
 def _from_hit(ref: SourceRef, hit, attribute: str) -> Sourced | None:
@@ -237,9 +312,10 @@ def _from_hit(ref: SourceRef, hit, attribute: str) -> Sourced | None:
     return _sourced(ref, field, raw, getattr(meaning, attribute), meaning.rule)
 
 
-def _triggers(mapping: Mapping, ref: SourceRef, fields: dict[str, Any]):
+def _triggers(mapping: Mapping, record: _Record, fields: dict[str, Any]):
+    ref = record.ref
     for rule in mapping.triggers:
-        if (rule.system, rule.object) != (ref.system.value, ref.object_type):
+        if rule.system != record.system or rule.object != record.object_type:
             continue
         date_field = rule.field
         if rule.date_field:
@@ -282,19 +358,27 @@ def parse_date(value: Any, field: str) -> date | None:
 # ---- deals ----------------------------------------------------------------------------------
 
 
-def _deal(mapping: Mapping, ref: SourceRef, fields: dict[str, Any], raw: dict) -> Deal:
-    hit = _first(mapping, ref, fields, "deal")
+def _deal(mapping: Mapping, record: _Record, fields: dict[str, Any], raw: dict) -> Deal:
+    ref = record.ref
+    hit = _first(mapping, record, fields, "deal")
     if hit is None:
         raise _Reject("no mapped field gives this deal a status (open, won or lost)")
-    if ref.system is System.HUBSPOT:
-        persons = tuple(_hs("contacts", c) for c in sorted(_associations(raw, "contacts")))
-        orgs = tuple(_hs("companies", c) for c in sorted(_associations(raw, "companies")))
-    else:
-        persons = (_sf("Contact", fields["ContactId"]),) if fields.get("ContactId") else ()
-        orgs = (_sf("Account", fields["AccountId"]),) if fields.get("AccountId") else ()
+    persons, orgs = _deal_links(record.system, fields, raw)
     return Deal(
         ref=ref,
         status=_from_hit(ref, hit, "deal"),
-        person_refs=persons,
-        organization_refs=orgs,
+        person_refs=tuple(_ref(*r) for r in persons),
+        organization_refs=tuple(_ref(*r) for r in orgs),
     )
+
+
+def _deal_links(system: str, fields: dict[str, Any], raw: dict):
+    """(the deal's people, its organisations)."""
+    if system == "hubspot":
+        persons = [(System.HUBSPOT, "contacts", c) for c in sorted(_associations(raw, "contacts"))]
+        orgs = [(System.HUBSPOT, "companies", c) for c in sorted(_associations(raw, "companies"))]
+        return persons, orgs
+    contact, account = fields.get("ContactId"), fields.get("AccountId")
+    persons = [(System.SALESFORCE, "Contact", fields["ContactId"])] if contact else []
+    orgs = [(System.SALESFORCE, "Account", fields["AccountId"])] if account else []
+    return persons, orgs

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 
 from connector.mapping import IcpNode, Mapping
 from connector.mapping._compiled import PrecedenceRule
@@ -30,6 +31,12 @@ from connector.model import (
 )
 
 __all__ = ["Reconciled", "evaluate_icp", "reconcile"]
+
+# The models' own validation, minus the keyword frame of Model(...): about 30% faster, for the
+# few models built once per entity.
+_new_person = Person.__pydantic_validator__.validate_python
+_new_sourced = Sourced.__pydantic_validator__.validate_python
+_new_provenance = Provenance.__pydantic_validator__.validate_python
 
 
 @dataclass(frozen=True)
@@ -70,69 +77,112 @@ def reconcile(
     mapping: Mapping,
     views: Iterable[Person | Organization | Deal],
     today: date,
-    links: Iterable[tuple[SourceRef, SourceRef]] = (),
+    links: Iterable[tuple[SourceRef | str, SourceRef | str]] = (),
 ) -> Reconciled:
-    """Group views into entities and decide each entity's desired canonical values."""
+    """Group views into entities and decide each entity's desired canonical values.
+
+    `links` are stored pairs of records known to be the same entity, as refs or their text.
+    """
     views = list(views)
     persons = sorted((v for v in views if isinstance(v, Person)), key=lambda v: str(v.refs[0]))
     orgs = sorted((v for v in views if isinstance(v, Organization)), key=lambda v: str(v.refs[0]))
     deals = sorted((v for v in views if isinstance(v, Deal)), key=lambda v: str(v.ref))
-    links = sorted(links, key=lambda pair: (str(pair[0]), str(pair[1])))
+    # Links only ever take part as text: format each once, in the order they are applied.
+    link_keys = sorted((str(a), str(b)) for a, b in links)
+    deals_of_org = _DealIndex(deals, lambda d: d.organization_refs)
     merged_orgs = [
-        _decide_organization(mapping, group, deals, today)
-        for group in _group(orgs, links, lambda o: o.domain)
+        _decide_organization(mapping, group, deals_of_org.touching(keys), today, refs, keys)
+        for group, refs, keys in _group(orgs, link_keys, lambda o: o.domain)
     ]
     org_of = {str(ref): org for org in merged_orgs for ref in org.refs}
+    deals_of_person = _DealIndex(deals, lambda d: d.person_refs)
     merged_persons = [
-        _decide_person(mapping, group, deals, org_of)
-        for group in _group(persons, links, lambda p: p.email)
+        _decide_person(mapping, group, deals_of_person.touching(keys), org_of, refs, keys)
+        for group, refs, keys in _group(persons, link_keys, lambda p: p.email)
     ]
     return Reconciled(merged_persons, merged_orgs, deals)
 
 
-def _group(views, links, natural_key):
+class _DealIndex:
+    """The deals that name any record of a group, in the deals' (sorted) order.
+
+    Scanning every deal for every group made reconcile quadratic (30 s at 10k persons); the
+    index gives each group the same deals, in the same order, from a dictionary lookup.
+    """
+
+    def __init__(self, deals: list[Deal], refs_of) -> None:
+        self.deals = deals
+        self.positions: dict[str, list[int]] = {}
+        for position, deal in enumerate(deals):
+            for ref in refs_of(deal):
+                self.positions.setdefault(str(ref), []).append(position)
+
+    def touching(self, keys: set[str]) -> list[Deal]:
+        """`keys`: the texts of every ref of the group."""
+        found = {p for key in keys for p in self.positions.get(key, ())}
+        return [self.deals[p] for p in sorted(found)]
+
+
+def _group(views, link_keys: list[tuple[str, str]], natural_key):
+    """Groups of views, each with its distinct refs in text order and those texts."""
     groups = _Groups()
-    keys = {str(v.refs[0]) for v in views}
-    for view in views:
-        groups.find(str(view.refs[0]))
-    for a, b in links:
-        if str(a) in keys or str(b) in keys:
-            groups.union(str(a), str(b))
+    firsts = [str(v.refs[0]) for v in views]
+    known = set(firsts)
+    for key in firsts:
+        groups.find(key)
+    for a, b in link_keys:
+        if a in known or b in known:
+            groups.union(a, b)
     by_natural: dict[str, str] = {}
-    for view in views:
-        key = str(view.refs[0])
+    for view, key in zip(views, firsts, strict=True):
         for other in view.linked_refs:
             groups.union(key, str(other))
         natural = natural_key(view)
         if natural:
             groups.union(key, by_natural.setdefault(natural, key))
     buckets: dict[str, list] = {}
-    for view in views:
-        buckets.setdefault(groups.find(str(view.refs[0])), []).append(view)
-    return [buckets[root] for root in sorted(buckets)]
+    for view, key in zip(views, firsts, strict=True):
+        buckets.setdefault(groups.find(key), []).append(view)
+    return [(group, *_sorted_refs(r for v in group for r in v.refs))
+            for group in (buckets[root] for root in sorted(buckets))]
 
 
-def _order(rule: PrecedenceRule) -> list[str]:
-    """Systems in the order precedence prefers them."""
+def _sorted_refs(refs: Iterable[SourceRef]) -> tuple[tuple[SourceRef, ...], set[str]]:
+    """Distinct refs in text order, and their texts; each ref is formatted once."""
+    by_key: dict[str, SourceRef] = {}
+    for ref in refs:
+        by_key.setdefault(str(ref), ref)
+    return tuple(by_key[key] for key in sorted(by_key)), set(by_key)
+
+
+@lru_cache(maxsize=64)
+def _ranks(rule: PrecedenceRule) -> dict[str, int]:
+    """Each system's position in the order precedence prefers them (first listed wins)."""
     order = [] if rule.winner == "most_advanced" else [rule.winner]
-    return order + [s for s in (*rule.tie_breaker, "hubspot", "salesforce") if s not in order]
+    ranks: dict[str, int] = {}
+    for position, system in enumerate(
+        order + [s for s in (*rule.tie_breaker, "hubspot", "salesforce") if s not in order]
+    ):
+        ranks.setdefault(system, position)
+    return ranks
 
 
 def _by_precedence(candidates: list[Sourced], rule: PrecedenceRule) -> Sourced | None:
-    order = _order(rule)
+    if len(candidates) < 2:  # nothing to rank (the ranking itself cannot fail)
+        return candidates[0] if candidates else None
+    ranks = _ranks(rule)
     ranked = sorted(
         candidates,
-        key=lambda c: (order.index(c.provenance.source.system.value), str(c.provenance.source)),
+        key=lambda c: (ranks[c.provenance.source.system], str(c.provenance.source)),
     )
-    return ranked[0] if ranked else None
+    return ranked[0]
 
 
 # ---- organisations --------------------------------------------------------------------------
 
 
-def _decide_organization(mapping, group: list[Organization], deals, today) -> Organization:
-    refs = tuple(sorted({r for v in group for r in v.refs}, key=str))
-    keys = {str(r) for r in refs}
+def _decide_organization(mapping, group: list[Organization], deals, today,
+                         refs: tuple[SourceRef, ...], keys: set[str]) -> Organization:
     facts_rule = mapping.precedence["organization.facts"]
     facts = {}
     for name in sorted({n for v in group for n in v.facts}):
@@ -158,7 +208,7 @@ def _decide_organization(mapping, group: list[Organization], deals, today) -> Or
         relationship=relationship,
         relationship_candidates=tuple(candidates),
         asserted_fit=asserted,
-        linked_refs=tuple(sorted({r for v in group for r in v.linked_refs}, key=str)),
+        linked_refs=_refs_of(group, "linked_refs"),
         fit=fit,
         triggers=triggers,
         priority=priority,
@@ -186,16 +236,18 @@ def _from_deal(deal: Deal, value, rule: str) -> Sourced:
 
 def _pick_relationship(candidates: list[Sourced], rule: PrecedenceRule) -> Sourced | None:
     """Precedence picks the system; within it, a won deal's `customer` beats a picklist."""
-    order = _order(rule)
+    if len(candidates) < 2:
+        return candidates[0] if candidates else None
+    ranks = _ranks(rule)
     ranked = sorted(
         candidates,
         key=lambda c: (
-            order.index(c.provenance.source.system.value),
+            ranks[c.provenance.source.system],
             c.value is not Relationship.CUSTOMER,
             str(c.provenance.source),
         ),
     )
-    return ranked[0] if ranked else None
+    return ranked[0]
 
 
 def evaluate_icp(node: IcpNode | None, facts: dict[str, Sourced], asserted: Sourced | None):
@@ -263,16 +315,17 @@ def _organization_priority(fit: IcpFit | None, triggers, today) -> Sourced:
     return _priority(Priority.OTHER, "organisation does not fit the ICP")
 
 
+@lru_cache(maxsize=1024)
 def _priority(value: Priority, why: str) -> Sourced:
+    """Shared between entities: a handful of distinct values, and Sourced is immutable."""
     return Sourced(value=value, provenance=Provenance(rule=f"priority: {why}"))
 
 
 # ---- persons --------------------------------------------------------------------------------
 
 
-def _decide_person(mapping, group: list[Person], deals, org_of) -> Person:
-    refs = tuple(sorted({r for v in group for r in v.refs}, key=str))
-    keys = {str(r) for r in refs}
+def _decide_person(mapping, group: list[Person], deals, org_of,
+                   refs: tuple[SourceRef, ...], keys: set[str]) -> Person:
     candidates = [c for v in group for c in v.stage_candidates]
     for deal in deals:
         effect = mapping.deal_effects.get(deal.status.value)
@@ -280,32 +333,42 @@ def _decide_person(mapping, group: list[Person], deals, org_of) -> Person:
             candidates.append(_from_deal(deal, effect.stage, effect.rule))
     rule = mapping.precedence["person.stage"]
     stage = _decide_stage(candidates, rule)
-    org_refs = tuple(sorted({r for v in group for r in v.organization_refs}, key=str))
-    orgs = sorted({id(org_of[str(r)]): org_of[str(r)] for r in org_refs
-                   if str(r) in org_of}.values(), key=lambda o: str(o.refs[0]))
-    org = orgs[0] if orgs else None
+    org_refs, org_keys = _sorted_refs(r for v in group for r in v.organization_refs)
+    orgs = {id(org_of[key]): org_of[key] for key in org_keys if key in org_of}
+    org = min(orgs.values(), key=lambda o: str(o.refs[0])) if orgs else None
     current: dict = {}
     for view in group:
         current.update(view.current)
-    emails = sorted({v.email for v in group if v.email})
-    return Person(
-        refs=refs,
-        email=emails[0] if emails else None,
-        stage=stage,
-        stage_candidates=tuple(sorted(candidates, key=lambda c: str(c.provenance.source))),
-        organization_refs=org_refs,
-        linked_refs=tuple(sorted({r for v in group for r in v.linked_refs}, key=str)),
-        converted_refs=tuple(sorted({r for v in group for r in v.converted_refs}, key=str)),
-        fit=org.fit if org else None,
-        priority=_person_priority(stage, org),
-        current=current,
-    )
+    emails = {v.email for v in group if v.email}
+    if len(candidates) > 1:
+        candidates.sort(key=lambda c: str(c.provenance.source))
+    return _new_person({
+        "refs": refs,
+        "email": min(emails) if emails else None,
+        "stage": stage,
+        "stage_candidates": tuple(candidates),
+        "organization_refs": org_refs,
+        "linked_refs": _refs_of(group, "linked_refs"),
+        "converted_refs": _refs_of(group, "converted_refs"),
+        "fit": org.fit if org else None,
+        "priority": _person_priority(stage, org),
+        "current": current,
+    })
+
+
+def _refs_of(group, attribute: str) -> tuple[SourceRef, ...]:
+    """Every view's refs in `attribute`, distinct and in text order (usually there are none)."""
+    found = [r for v in group for r in getattr(v, attribute)]
+    return _sorted_refs(found)[0] if found else ()
 
 
 def _decide_stage(candidates: list[Sourced], rule: PrecedenceRule) -> Sourced | None:
     if not candidates:
         return None
-    if rule.winner != "most_advanced":
+    if len(candidates) == 1:  # what either branch below picks from one candidate
+        chosen = candidates[0]
+        why = f"{rule.winner} wins" if rule.winner != "most_advanced" else "most advanced"
+    elif rule.winner != "most_advanced":
         chosen = _by_precedence(candidates, rule)
         why = f"{rule.winner} wins"
     else:
@@ -316,11 +379,12 @@ def _decide_stage(candidates: list[Sourced], rule: PrecedenceRule) -> Sourced | 
         why = "most advanced"
     assert chosen is not None
     prov = chosen.provenance
-    return Sourced(
-        value=chosen.value,
-        provenance=Provenance(source=prov.source, field=prov.field, raw=prov.raw,
-                              rule=f"{rule.rule} {why} <- {prov.rule}"),
-    )
+    return _new_sourced({
+        "value": chosen.value,
+        "provenance": _new_provenance({"source": prov.source, "field": prov.field,
+                                       "raw": prov.raw,
+                                       "rule": f"{rule.rule} {why} <- {prov.rule}"}),
+    })
 
 
 def _person_priority(stage: Sourced | None, org: Organization | None) -> Sourced:

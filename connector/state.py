@@ -103,6 +103,11 @@ MIGRATIONS: list[str] = [
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+_UPSERT_MIRROR = (
+    "INSERT INTO mirror (ref, system, object_type, record_id, record, modified_at, seen_run) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ref) DO UPDATE SET record = excluded.record, "
+    "modified_at = excluded.modified_at, seen_run = excluded.seen_run"
+)
 STALE_LOCK_SECONDS = 15 * 60
 
 
@@ -337,26 +342,50 @@ class StateStore:
 
     # ---- links -----------------------------------------------------------------------------
 
-    def save_links(self, pairs: Iterable[tuple[SourceRef, SourceRef]], run_id: int) -> None:
+    def save_links(
+        self, pairs: Iterable[tuple[SourceRef | str, SourceRef | str]], run_id: int
+    ) -> None:
+        """Pairs of records found to be the same entity, as refs or their text."""
         self.db.executemany(
             "INSERT OR IGNORE INTO links (a, b, first_seen_run) VALUES (?, ?, ?)",
             [(str(a), str(b), run_id) for a, b in pairs],
         )
 
     def links(self) -> list[tuple[SourceRef, SourceRef]]:
-        rows = self.db.execute("SELECT a, b FROM links ORDER BY a, b").fetchall()
-        return [(parse_ref(a), parse_ref(b)) for a, b in rows]
+        return [(parse_ref(a), parse_ref(b)) for a, b in self.link_texts()]
+
+    def link_texts(self) -> list[tuple[str, str]]:
+        """`links()` as the refs' text: planning only compares them, parsing costs 2 models each."""
+        return self.db.execute("SELECT a, b FROM links ORDER BY a, b").fetchall()
 
     # ---- mirror ----------------------------------------------------------------------------
+
+    def mirror_page(
+        self,
+        system: str,
+        object_type: str,
+        records: Iterable[tuple[str, dict[str, Any]]],
+        modified: datetime | None,
+        run_id: int,
+    ) -> None:
+        """`mirror_records` for one page of one object: (record id, record) pairs that share a
+        modified time. The engine mirrors every record it reads; this skips building a
+        SourceRef per record only to take it apart again."""
+        modified_at = _iso(modified)
+        self.db.executemany(
+            _UPSERT_MIRROR,
+            [
+                (f"{system}:{object_type}:{record_id}", system, object_type, record_id,
+                 json.dumps(record, sort_keys=True, default=str), modified_at, run_id)
+                for record_id, record in records
+            ],
+        )
 
     def mirror_records(
         self, records: Iterable[tuple[SourceRef, dict[str, Any], datetime | None]], run_id: int
     ) -> None:
         self.db.executemany(
-            "INSERT INTO mirror (ref, system, object_type, record_id, record, modified_at, "
-            "seen_run) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ref) DO UPDATE SET "
-            "record = excluded.record, modified_at = excluded.modified_at, "
-            "seen_run = excluded.seen_run",
+            _UPSERT_MIRROR,
             [
                 (str(ref), ref.system.value, ref.object_type, ref.record_id,
                  json.dumps(record, sort_keys=True, default=str), _iso(modified), run_id)
@@ -379,6 +408,50 @@ class StateStore:
                 ).fetchall()
         return {ref: json.loads(record) for ref, record in rows}
 
+    def iter_mirrored(self, batch: int = 2_000) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every last-seen raw record as (ref string, record), decoded a batch at a time.
+
+        Planning reads the whole mirror each run; streaming it keeps only the canonical views
+        in memory, not a decoded copy of every raw record as well (`mirrored()` does that).
+        """
+        cursor = self.db.execute("SELECT ref, record FROM mirror")
+        while rows := cursor.fetchmany(batch):
+            for ref, record in rows:
+                yield ref, json.loads(record)
+
+    def mirror_by_group(
+        self, groups: Iterable[tuple[str, str]], batch: int = 2_000
+    ) -> Iterator[list[tuple[int, str, dict[str, Any]]]]:
+        """Mirrored records one group at a time, each as (position, ref, record).
+
+        `groups` gives (ref, group) for the records wanted; `position` counts them in that
+        order. The grouping goes to a temporary table, so only the current group is decoded.
+        """
+        db = self.db
+        db.execute("CREATE TEMP TABLE IF NOT EXISTS plan_group "
+                   "(position INTEGER PRIMARY KEY, grp TEXT NOT NULL, ref TEXT NOT NULL)")
+        db.execute("DELETE FROM temp.plan_group")
+        db.executemany("INSERT INTO temp.plan_group (ref, grp) VALUES (?, ?)", groups)
+        db.execute("CREATE INDEX IF NOT EXISTS temp.plan_group_order ON plan_group (grp, position)")
+        cursor = db.execute(
+            "SELECT g.grp, g.position, m.ref, m.record FROM temp.plan_group AS g "
+            "JOIN mirror AS m ON m.ref = g.ref ORDER BY g.grp, g.position"
+        )
+        try:
+            current, rows = None, []
+            while fetched := cursor.fetchmany(batch):
+                for group, position, ref, record in fetched:
+                    if group != current and rows:
+                        yield rows
+                        rows = []
+                    current = group
+                    rows.append((position, ref, json.loads(record)))
+            if rows:
+                yield rows
+        finally:
+            cursor.close()
+            db.execute("DROP TABLE IF EXISTS temp.plan_group")
+
     def mirror_count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM mirror").fetchone()[0])
 
@@ -392,6 +465,22 @@ class StateStore:
             "rule, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (run_id, ref.system.value, ref.object_type, ref.record_id, field,
              json.dumps(before, default=str), json.dumps(after, default=str), rule, _iso(now())),
+        )
+
+    def audit_many(
+        self, run_id: int, entries: Iterable[tuple[SourceRef, str, Any, Any, str | None]]
+    ) -> None:
+        """`audit` for many (ref, field, before, after, rule) at once: one statement per batch
+        of writes instead of one per field."""
+        at = _iso(now())
+        self.db.executemany(
+            "INSERT INTO audit (run_id, system, object_type, record_id, field, before, after, "
+            "rule, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (run_id, ref.system.value, ref.object_type, ref.record_id, field,
+                 json.dumps(before, default=str), json.dumps(after, default=str), rule, at)
+                for ref, field, before, after, rule in entries
+            ],
         )
 
     def audit_entries(self, run_id: int) -> list[AuditEntry]:

@@ -1,0 +1,200 @@
+"""`python -m bench`: run the benchmarks against the sandbox and print their tables.
+
+Everything runs locally: each size gets its own sandbox process, state DBs go to a temporary
+directory, nothing is written to a real CRM. `--smoke` runs tiny sizes in well under 30 s
+(CI runs it so the benchmarks cannot rot); the default full run takes about a quarter of an
+hour on two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench._sizes import parse_sizes, show_size
+from bench.memory import MemoryResult, measure_memory
+from bench.rate import RateResult, measure_rate
+from bench.report import (
+    api_table,
+    core_table,
+    memory_table,
+    overhead_table,
+    quiet_table,
+    rate_table,
+)
+from bench.workload import SizeResult, SizeScenario
+
+__all__ = ["main"]
+
+SECTIONS = ("api", "overhead", "core", "memory", "rate")
+# Above these, a size is refused rather than left to exhaust the machine (see --help).
+MAX_PERSONS = 300_000
+MAX_MEMORY_RECORDS = 2_000_000
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one invocation measures."""
+
+    sizes: list[int]
+    memory_sizes: list[int]
+    rate_persons: int
+    rate_window: float
+    sections: set[str]
+    wait: bool
+    core_repeats: int
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="crmsync benchmarks against the local sandbox: API calls against the "
+                    "minimum, local overhead against the I/O floor, core throughput, peak "
+                    "memory and rate-limit use. Prints markdown tables of ratios.",
+    )
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny sizes, no waiting: checks that every benchmark still runs "
+                             "(under 30 s)")
+    parser.add_argument("--sizes", default="1k,10k,100k",
+                        help="persons per scenario (organisations in proportion), e.g. "
+                             "1k,10k,100k (default)")
+    parser.add_argument("--memory-sizes", default="10k,100k,1M",
+                        help="records (both CRMs together) per memory run, each in a fresh "
+                             "process (default 10k,100k,1M)")
+    parser.add_argument("--rate-persons", default="30k",
+                        help="persons for the rate-limit run (default 30k)")
+    parser.add_argument("--rate-window", type=float, default=1.0,
+                        help="seconds the sandbox's 100-request HubSpot window lasts "
+                             "(time-scaled from 10; default 1.0)")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated sections to run, of {', '.join(SECTIONS)}")
+    parser.add_argument("--no-wait", action="store_true",
+                        help="skip the two-minute wait that keeps the backfill's writes out "
+                             "of the quiet sync's overlap window")
+    parser.add_argument("--core-repeats", type=int, default=3,
+                        help="core throughput: best of N runs (default 3)")
+    parser.add_argument("--markdown", type=Path,
+                        help="also write the tables to this file")
+    return parser
+
+
+def _plan(args: argparse.Namespace) -> Plan:
+    sections = {s.strip() for s in args.only.split(",") if s.strip()}
+    unknown = sections - set(SECTIONS)
+    if unknown:
+        raise SystemExit(f"--only: unknown section(s) {sorted(unknown)}; use {SECTIONS}")
+    if args.smoke:
+        return Plan([300], [3_000], 300, 0.2, sections, wait=False, core_repeats=1)
+    return Plan(parse_sizes(args.sizes), parse_sizes(args.memory_sizes),
+                parse_sizes(args.rate_persons)[0], args.rate_window, sections,
+                wait=not args.no_wait, core_repeats=args.core_repeats)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _feasible(sizes: list[int], limit: int, what: str, notes: list[str]) -> list[int]:
+    """Sizes above `limit`, dropped with a note: they would need more than this machine has."""
+    kept = [s for s in sizes if s <= limit]
+    for size in sorted(set(sizes) - set(kept)):
+        notes.append(f"{what} {show_size(size)}: not run (above {show_size(limit)}, the "
+                     "sandbox would need more memory than the run can assume)")
+    return kept
+
+
+def _scenarios(plan: Plan, workdir: Path, meanwhile: Callable[[], None]) -> list[SizeResult]:
+    """Phase one for every size, then phase two; sizes that must still wait for the overlap
+    window go last, after `meanwhile` (the other benchmarks) has used the time."""
+    scenarios = [SizeScenario(p, workdir / f"persons-{p}", core_repeats=plan.core_repeats)
+                 for p in plan.sizes]
+    with ExitStack() as stack:
+        for scenario in scenarios:
+            scenario.workdir.mkdir(parents=True, exist_ok=True)
+            _say(f"[bench] {show_size(scenario.result.persons)} persons: sandbox, backfills")
+            stack.enter_context(scenario.sandbox)
+            scenario.first_phase()
+        waiting = [s for s in scenarios if plan.wait and s.seconds_until_second_phase() > 0]
+        for scenario in [s for s in scenarios if s not in waiting]:
+            _second_phase(scenario, plan)
+        meanwhile()
+        for scenario in waiting:
+            _second_phase(scenario, plan)
+    return [s.result for s in scenarios]
+
+
+def _second_phase(scenario: SizeScenario, plan: Plan) -> None:
+    wait = scenario.seconds_until_second_phase() if plan.wait else 0.0
+    _say(f"[bench] {show_size(scenario.result.persons)} persons: edits and syncs"
+         + (f" (after {wait:.0f} s for the overlap window)" if wait else ""))
+    scenario.second_phase(wait=plan.wait)
+
+
+def _timed(label: str, work: Callable[[], object]) -> None:
+    started = time.monotonic()
+    work()
+    _say(f"[bench] {label}: {time.monotonic() - started:.0f} s")
+
+
+def _render(plan: Plan, sizes: list[SizeResult], memory: list[MemoryResult],
+            rate: list[RateResult], notes: list[str]) -> str:
+    parts = []
+    if "api" in plan.sections and sizes:
+        parts += ["## API calls per system against the minimum", api_table(sizes),
+                  "### Incremental run with nothing to do", quiet_table(sizes)]
+    if "overhead" in plan.sections and sizes:
+        parts += ["## Local overhead: wall time against the I/O floor", overhead_table(sizes)]
+    if "core" in plan.sections and sizes:
+        parts += ["## Core throughput (normalise + reconcile + plan, one core)",
+                  core_table(sizes)]
+    if memory:
+        parts += ["## Peak RSS, each run in a fresh process", memory_table(memory)]
+    if rate:
+        parts += ["## Rate-limit use under a time-scaled HubSpot window", rate_table(rate)]
+    notes = notes + [n for s in sizes for n in s.notes]
+    if notes:
+        parts += ["## Notes", "\n".join(f"- {n}" for n in dict.fromkeys(notes))]
+    return "\n\n".join(parts) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    plan = _plan(args)
+    notes: list[str] = []
+    sizes: list[SizeResult] = []
+    memory: list[MemoryResult] = []
+    rate: list[RateResult] = []
+    with tempfile.TemporaryDirectory(prefix="crmsync-bench-") as tmp:
+        workdir = Path(tmp)
+
+        def others() -> None:
+            """Memory and rate-limit runs: they need no scenario, and fill its waits."""
+            if "memory" in plan.sections:
+                for records in _feasible(plan.memory_sizes, MAX_MEMORY_RECORDS, "records",
+                                         notes):
+                    _say(f"[bench] memory at {show_size(records)} records")
+                    _timed(f"memory {show_size(records)}",
+                           lambda r=records: memory.append(measure_memory(r, workdir)))
+            if "rate" in plan.sections:
+                _say(f"[bench] rate-limit use at {show_size(plan.rate_persons)} persons")
+                _timed("rate", lambda: rate.extend(
+                    measure_rate(plan.rate_persons, plan.rate_window, workdir=workdir)))
+
+        if plan.sections & {"api", "overhead", "core"}:
+            persons = _feasible(plan.sizes, MAX_PERSONS, "persons", notes)
+            plan = Plan(persons, plan.memory_sizes, plan.rate_persons, plan.rate_window,
+                        plan.sections, plan.wait, plan.core_repeats)
+            _timed("scenarios", lambda: sizes.extend(_scenarios(plan, workdir, others)))
+        else:
+            others()
+    text = _render(plan, sizes, memory, rate, notes)
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text, encoding="utf-8")
+    return 0
