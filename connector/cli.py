@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -247,12 +248,18 @@ def _finish(report, as_json: bool) -> None:
     raise typer.Exit(report.exit_code)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def _engine_run(action, *, mapping, state, env_file, log_format, progress=False, as_json=False):
     """Build the engine and run `action(engine)`; configuration errors exit 2 before any read."""
     from connector.exceptions import ConfigurationError  # noqa: PLC0415
     from connector.runtime import RichProgress, configure_logging, open_engine  # noqa: PLC0415
 
     configure_logging(log_format)
+    # systemd and orchestrators stop a job with SIGTERM: stop as cleanly as on Ctrl-C
+    signal.signal(signal.SIGTERM, _interrupt)
     bars = RichProgress() if progress and not as_json and sys.stderr.isatty() else None
     try:
         with open_engine(env_file=env_file, mapping_path=mapping, state_path=state,

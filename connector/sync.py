@@ -314,6 +314,10 @@ class Engine:
             report.status = "rejects" if report.rejected_records or report.write_rejected else "ok"
         except RunStoppedEarly as exc:
             report.status, report.message = "stopped", f"{exc} Rerun to continue."
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from a scheduler (see cli.py)
+            report.status = "stopped"
+            report.message = ("interrupted; everything read or written so far is saved. "
+                              "Rerun to continue.")
         except ConfigurationError as exc:
             report.status, report.message = "config_error", str(exc)
         except AuthenticationError as exc:

@@ -277,3 +277,28 @@ def test_apply_refuses_a_file_that_is_not_a_plan(tmp_path):
     assert f"{not_a_plan}: cannot read plan: not a crmsync plan" in result.stderr
     missing = cli("apply", str(tmp_path / "missing.json"), cwd=tmp_path)
     assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
+def test_sigterm_stops_cleanly_with_exit_3_and_the_rerun_continues(tmp_path):
+    with Sandbox(seed=SEED) as sandbox:
+        env_file = write_env(sandbox, tmp_path)
+        state = tmp_path / "state.db"
+        sandbox.set_faults(SLOW)
+        process = cli("backfill", "--json", cwd=tmp_path, env_file=env_file, state=state,
+                      popen=True)
+        deadline = time.monotonic() + 120
+        while sandbox.counters()["requests"].get("salesforce.query", 0) < 2:
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.005)
+        process.send_signal(signal.SIGTERM)
+        out, _ = process.communicate(timeout=60)
+        assert process.returncode == 3
+        report = json.loads(out)
+        assert report["status"] == "stopped" and "Rerun to continue" in report["message"]
+        with StateStore(state) as store:
+            assert store.runs()[0].status == "stopped"
+            assert store.lock_holder() is None  # released, not left for the stale check
+        sandbox.set_faults(None)
+        rerun = cli("backfill", "--json", cwd=tmp_path, env_file=env_file, state=state)
+        assert rerun.returncode == 0, rerun.stderr
+        assert "hubspot.contacts" not in json.loads(rerun.stdout)["read"]
