@@ -1,38 +1,46 @@
-"""Measure: the SDK's model deserialisation vs raw JSON (`_preload_content=False`).
+"""`python -m bench.raw_json`: SDK model deserialisation vs raw JSON (`_preload_content`).
 
-The adapter reads raw JSON; this test keeps that choice honest. It times the same list pages
-both ways through the real SDK against the sandbox (end to end), and the client-side parse
-alone on identical bytes, and fails if raw JSON stops being the faster path.
-Run with `-s` to see the ratios.
+The adapters read raw JSON (design.md measured the SDK models as the bottleneck); this keeps
+that choice honest. It times the same HubSpot list pages both ways through the real SDK
+against the sandbox, end to end, and the client-side parse alone on identical bytes, and
+prints the ratios. A benchmark, not a test: timings on a shared machine are too noisy to assert.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 
 from hubspot import HubSpot
 from hubspot.crm.contacts.rest import RESTResponse
 
 from connector.sandbox import Sandbox
 
-from .conftest import BASE, hubspot_contacts
-
 PROPERTIES = ["email", "firstname", "lastname", "lifecyclestage", "lastmodifieddate"]
 PAGES = 25
 MODEL = "CollectionResponseSimplePublicObjectWithAssociationsForwardPaging"
+MODIFIED = str(int(datetime(2024, 1, 1, tzinfo=UTC).timestamp() * 1000))
 
 
-def test_raw_json_is_faster_than_sdk_models() -> None:
-    contacts = hubspot_contacts([BASE] * (PAGES * 100))
+def contacts(count: int) -> list[dict]:
+    return [
+        {"id": str(100001 + n),
+         "properties": {"email": f"person{n}@example{n % 97}.com", "firstname": f"P{n}",
+                        "lastmodifieddate": MODIFIED}}
+        for n in range(count)
+    ]
+
+
+def main() -> None:
     # No rate limit: this measures parsing, not throttling.
-    with Sandbox(
-        fixture={"hubspot": {"contacts": contacts}}, hubspot_requests_per_window=1_000_000
-    ) as sb:
-        measure(sb)
+    with Sandbox(fixture={"hubspot": {"contacts": contacts(PAGES * 100)}},
+                 hubspot_requests_per_window=1_000_000) as sb:
+        end_to_end, parse_only = measure(sb)
+    print(f"raw JSON / SDK models: {end_to_end:.1f}x end to end, {parse_only:.0f}x parse only")
 
 
-def measure(sb: Sandbox) -> None:
+def measure(sb: Sandbox) -> tuple[float, float]:
     client = HubSpot(
         access_token=sb.hubspot_access_token,
         host=sb.hubspot_base_url,
@@ -79,10 +87,13 @@ def measure(sb: Sandbox) -> None:
     end_to_end = model_s / raw_s
     parse_only = model_parse / raw_parse
     print(
-        f"\nHubSpot list, {records} records: model {records / model_s:,.0f} rec/s, "
+        f"HubSpot list, {records} records: model {records / model_s:,.0f} rec/s, "
         f"raw {records / raw_s:,.0f} rec/s, end-to-end ratio {end_to_end:.2f}x; "
         f"parse only: model {rounds * 100 / model_parse:,.0f} rec/s, "
         f"raw {rounds * 100 / raw_parse:,.0f} rec/s, ratio {parse_only:.1f}x"
     )
-    assert parse_only > 3.0
-    assert end_to_end > 1.1
+    return end_to_end, parse_only
+
+
+if __name__ == "__main__":
+    main()
