@@ -30,7 +30,7 @@ from connector.model import (
     TriggerPolarity,
 )
 
-__all__ = ["Reconciled", "evaluate_icp", "reconcile"]
+__all__ = ["DisjointSets", "Reconciled", "evaluate_icp", "reconcile"]
 
 # The models' own validation, minus the keyword frame of Model(...): about 30% faster, for the
 # few models built once per entity.
@@ -54,8 +54,11 @@ class Reconciled:
         return pairs
 
 
-class _Groups:
-    """Union-find over record keys: small, and enough for linking."""
+class DisjointSets:
+    """Union-find over text keys, for linking records here and grouping them in the engine.
+
+    The root of a set is its smallest key, so group order never depends on input order.
+    """
 
     def __init__(self) -> None:
         self.parent: dict[str, str] = {}
@@ -125,7 +128,7 @@ class _DealIndex:
 
 def _group(views, link_keys: list[tuple[str, str]], natural_key):
     """Groups of views, each with its distinct refs in text order and those texts."""
-    groups = _Groups()
+    groups = DisjointSets()
     firsts = [str(v.refs[0]) for v in views]
     known = set(firsts)
     for key in firsts:

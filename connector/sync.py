@@ -39,7 +39,7 @@ from connector.mapping import Mapping
 from connector.model import Change, Rejection, SourceRef, System
 from connector.normalize import identity_keys, normalise, record_fields, record_id
 from connector.plan import FORWARD_ONLY_FIELDS, Plan, make_plan, same_value
-from connector.reconcile import reconcile
+from connector.reconcile import DisjointSets, reconcile
 from connector.state import StateStore
 from connector.systems.base import CrmAdapter, Page, RecordUpdate, WriteResult
 
@@ -473,8 +473,9 @@ class Engine:
             changes.sort(key=lambda c: (c.system, c.object_type, c.record_id, c.field, c.step))
             return Plan(changes)
 
-    def _ledger_read_rejects(self, ctx: _Run, rejected: list[Rejection], ok: set[str]) -> None:
-        open_refs = {r.ref for r in self.store.open_rejects() if r.stage == "read"}
+    def _ledger_read_rejects(self, ctx: _Run, rejected: list[Rejection],
+                             now_readable: set[str]) -> None:
+        """Ledger this run's read rejects; resolve `now_readable`, open rejects that read fine."""
         with self.store.transaction():
             for rejection in rejected:
                 self.store.reject(str(rejection.source), "read", rejection.reason,
@@ -482,7 +483,7 @@ class Engine:
                 ctx.report.rejects.append({"record": str(rejection.source), "stage": "read",
                                            "field": rejection.field,
                                            "reason": rejection.reason})
-            self.store.resolve_rejects(open_refs & ok, "read")
+            self.store.resolve_rejects(now_readable, "read")
         ctx.report.rejected_records = len(rejected)
 
     # ---- writing -----------------------------------------------------------------------------
@@ -639,33 +640,12 @@ class _Run:
     today: date
 
 
-class _Components:
-    """Union-find over text keys: which mirrored records must be reconciled together."""
-
-    def __init__(self) -> None:
-        self.parent: dict[str, str] = {}
-
-    def find(self, key: str) -> str:
-        parent = self.parent
-        root = parent.setdefault(key, key)
-        while root != key:
-            grand = parent[root]
-            parent[key] = grand  # path halving keeps later finds short
-            key, root = root, grand
-        return root
-
-    def union(self, a: str, b: str) -> None:
-        root_a, root_b = self.find(a), self.find(b)
-        if root_a != root_b:
-            self.parent[root_b] = root_a
-
-
 def _groups(
     mirror: Iterable[tuple[str, dict[str, Any]]], links: Iterable[tuple[str, str]]
 ) -> Iterator[tuple[str, str]]:
     """(ref, group) for every mirrored record: records tied by identity keys or stored links
     share a group. Holds only the keys, never a decoded record beyond the current one."""
-    components = _Components()
+    components = DisjointSets()
     refs: list[str] = []
     for ref, raw in mirror:
         system, obj, _ = ref.split(":", 2)
