@@ -8,6 +8,7 @@ from connector.model import Rejection
 from connector.normalize import normalise
 from connector.plan import make_plan
 from connector.reconcile import reconcile
+from connector.state import StateStore
 
 
 def hs(object_type: str, record_id: str, **properties: Any) -> tuple[str, str, dict]:
@@ -50,3 +51,12 @@ def org_with(reconciled, ref: str):
 
 def changes_to(plan, ref: str):
     return {(c.field, c.step): (c.before, c.after) for c in plan.changes if str(c.ref) == ref}
+
+
+def hold_lock(path, ready, release, seconds: float = 30) -> None:
+    """Process target: take the run lock, signal `ready`, keep it until `release` is set."""
+    store = StateStore(path)
+    store.acquire_lock("crmsync sync")
+    ready.set()
+    release.wait(seconds)
+    store.release_lock()

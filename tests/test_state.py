@@ -11,6 +11,7 @@ import pytest
 from connector.exceptions import ConfigurationError, RunLockHeld
 from connector.model import SourceRef, System
 from connector.state import SCHEMA_VERSION, StateStore, parse_ref
+from tests.helpers import hold_lock
 
 
 def ref(system: str, obj: str, rid: str) -> SourceRef:
@@ -84,19 +85,11 @@ def test_transaction_rolls_back_on_error(store):
     assert store.watermark("hubspot", "contacts") is None
 
 
-def _hold_lock(path, ready, release):
-    store = StateStore(path)
-    store.acquire_lock("crmsync sync")
-    ready.set()
-    release.wait(10)
-    store.release_lock()
-
-
 def test_second_run_is_refused_while_the_lock_is_held(tmp_path):
     path = tmp_path / "state.db"
     ctx = multiprocessing.get_context("spawn")
     ready, release = ctx.Event(), ctx.Event()
-    holder = ctx.Process(target=_hold_lock, args=(path, ready, release))
+    holder = ctx.Process(target=hold_lock, args=(path, ready, release))
     holder.start()
     try:
         assert ready.wait(20)
@@ -114,7 +107,7 @@ def test_lock_of_a_dead_process_is_stale(tmp_path):
     path = tmp_path / "state.db"
     ctx = multiprocessing.get_context("spawn")
     ready, release = ctx.Event(), ctx.Event()
-    holder = ctx.Process(target=_hold_lock, args=(path, ready, release))
+    holder = ctx.Process(target=hold_lock, args=(path, ready, release))
     holder.start()
     assert ready.wait(20)
     holder.kill()  # like kill -9: the lock row stays behind

@@ -19,6 +19,7 @@ from connector.sandbox import Sandbox
 from connector.state import StateStore
 from connector.sync import Engine, PlanDocument, parse_objects
 from connector.systems.factory import build_adapters
+from tests.helpers import hold_lock
 
 SEED = 40
 
@@ -93,20 +94,12 @@ def test_dry_run_plans_exactly_what_the_real_run_does_and_writes_nothing(engine,
     assert key(real.changes) == key(dry.changes)
 
 
-def _hold(path, ready, release):
-    store = StateStore(path)
-    store.acquire_lock("crmsync sync")
-    ready.set()
-    release.wait(30)
-    store.release_lock()
-
-
 def test_a_second_concurrent_run_refuses_and_writes_nothing(sandbox, tmp_path):
     state = tmp_path / "state.db"
     StateStore(state).close()
     ctx = multiprocessing.get_context("spawn")
     ready, release = ctx.Event(), ctx.Event()
-    holder = ctx.Process(target=_hold, args=(state, ready, release))
+    holder = ctx.Process(target=hold_lock, args=(state, ready, release))
     holder.start()
     try:
         assert ready.wait(30)
