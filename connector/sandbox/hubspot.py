@@ -1,12 +1,16 @@
 """The emulated HubSpot CRM API: objects v3 (list, read, search, batch), associations v4,
 properties v3, with HubSpot's limits and error shapes.
 
+List and read-by-id answer `associations=` inline, as HubSpot does; search and batch read
+have no such parameter (their request and response models carry no associations).
+
 Every handler returns a `Response`; the pipeline in `HubSpotApi.handle` adds what all
 endpoints share: fault injection, the bearer-token check, rate limits and their headers.
 """
 
 from __future__ import annotations
 
+import base64
 import bisect
 import json
 import re
@@ -14,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from connector.sandbox._http import BadJson, Request, Response, correlation_id, json_response
 from connector.sandbox._state import SandboxState
@@ -34,6 +38,10 @@ SEARCH_MAX = 200
 SEARCH_CAP = 10_000
 BATCH_MAX = 100
 ASSOCIATIONS_MAX = 1_000
+# Inline associations (list and read `associations=`) page at 100 rows per record and type: the
+# rest is behind `paging.next.after`, one cursor per record. HubSpot's changelog, "Announcing a
+# change to how v3 CRM APIs return association data" (2020-10; live 2021-01-18).
+INLINE_ASSOCIATIONS_MAX = 100
 MAX_FILTER_GROUPS = 5
 MAX_FILTERS = 18
 TYPE_ALIASES = {
@@ -208,6 +216,7 @@ class HubSpotApi:
         archived = (request.param("archived") or "false").lower() == "true"
         after = _int_param(request.param("after"), 0)
         names = _requested(object_type, request.params("properties"))
+        linked = _association_types(object_type, request.params("associations"))
         data = self.state.dataset
         with data.lock:
             records = data.hubspot[object_type]
@@ -219,7 +228,8 @@ class HubSpotApi:
                     chosen.append(record)
                     if len(chosen) > limit:
                         break
-            page = [_render(r, object_type, names) for r in chosen[:limit]]
+            page = [self._render_with_associations(r, object_type, names, linked)
+                    for r in chosen[:limit]]
         payload: dict[str, Any] = {"results": page}
         if len(chosen) > limit:
             next_after = chosen[limit]["id"]
@@ -233,6 +243,7 @@ class HubSpotApi:
     def read_object(self, object_type: str, record_id: str, request: Request) -> Response:
         """`GET /crm/v3/objects/{type}/{id}` (optionally by `idProperty`)."""
         names = _requested(object_type, request.params("properties"))
+        linked = _association_types(object_type, request.params("associations"))
         data = self.state.dataset
         with data.lock:
             found = self._lookup(object_type, [record_id], request.param("idProperty"))
@@ -240,9 +251,29 @@ class HubSpotApi:
             if record is None or record["archived"]:
                 raise HubSpotError(404, "OBJECT_NOT_FOUND", "Object not found.  objectId are "
                                    "usually numeric.")
-            rendered = _render(record, object_type, names)
+            rendered = self._render_with_associations(record, object_type, names, linked)
         self.state.counters.returned("hubspot.read", 1)
         return json_response(200, rendered)
+
+    def _render_with_associations(
+        self, record: dict[str, Any], object_type: str, names: tuple[str, ...],
+        linked: tuple[str, ...],
+    ) -> dict[str, Any]:
+        """`_render` plus the requested associations; a type the record has none of is left
+        out, and so is the whole `associations` key when it has none of any requested type."""
+        rendered = _render(record, object_type, names)
+        data = self.state.dataset
+        associations = {}
+        for to_type in linked:
+            targets = data.associated_ids(object_type, to_type, record["id"])
+            if targets:
+                primary = [_is_primary(data, object_type, record["id"], to_type, target, position)
+                           for position, target in enumerate(targets)]
+                associations[to_type] = _inline_associations(
+                    object_type, record["id"], to_type, list(zip(targets, primary, strict=True)))
+        if associations:
+            rendered["associations"] = associations
+        return rendered
 
     def _lookup(
         self, object_type: str, keys: list[str], id_property: str | None
@@ -422,7 +453,8 @@ class HubSpotApi:
                     continue
                 results.append({
                     "from": {"id": key},
-                    "to": [_association(target, position, type_ids)
+                    "to": [_association(target, type_ids, _is_primary(
+                               data, from_type, key, to_type, target, position))
                            for position, target in enumerate(targets)],
                 })
         self.state.counters.returned("hubspot.associations", len(results))
@@ -489,6 +521,14 @@ def _requested(object_type: str, names: list[str] | tuple[str, ...]) -> tuple[st
     return tuple(names) if names else DEFAULT_PROPERTIES[object_type]
 
 
+def _association_types(object_type: str, names: list[str]) -> tuple[str, ...]:
+    """The requested association types as plural object types, once each; names HubSpot does
+    not know, or without an association to `object_type`, are ignored rather than refused."""
+    wanted = (TYPE_ALIASES.get(name.strip().lower()) for name in names)
+    return tuple(dict.fromkeys(
+        t for t in wanted if t is not None and (object_type, t) in ASSOCIATION_TYPE_IDS))
+
+
 # ---- helpers: rendering ---------------------------------------------------------------------
 
 
@@ -538,12 +578,56 @@ def _batch_response(results: list[dict[str, Any]], errors: list[dict[str, Any]])
     return json_response(207, payload)
 
 
-def _association(target: str, position: int, type_ids: tuple[int, int | None]) -> dict[str, Any]:
-    plain, primary = type_ids
+def _is_primary(
+    data: Any, from_type: str, from_id: str, to_type: str, to_id: str, position: int
+) -> bool:
+    """A deal's or contact's first company is its primary one; the same association read from
+    the company carries the primary label too."""
+    if ASSOCIATION_TYPE_IDS[(from_type, to_type)][1] is None:
+        return False
+    if to_type == "companies":
+        return position == 0
+    return data.associated_ids(to_type, from_type, to_id)[:1] == [from_id]
+
+
+def _association(target: str, type_ids: tuple[int, int | None], primary: bool) -> dict[str, Any]:
+    plain, primary_id = type_ids
     types = [{"category": "HUBSPOT_DEFINED", "typeId": plain, "label": None}]
-    if primary is not None and position == 0:
-        types.insert(0, {"category": "HUBSPOT_DEFINED", "typeId": primary, "label": "Primary"})
+    if primary_id is not None and primary:
+        types.insert(0, {"category": "HUBSPOT_DEFINED", "typeId": primary_id,
+                         "label": "Primary"})
     return {"toObjectId": int(target), "associationTypes": types}
+
+
+def _association_labels(from_type: str, to_type: str, primary: bool) -> list[str]:
+    """The v3 `type` names of one association: a primary one comes as two rows,
+    `deal_to_company` and `deal_to_company_unlabeled`; pairs without a primary label have one
+    name (`deal_to_contact`)."""
+    name = f"{SINGULAR[from_type]}_to_{SINGULAR[to_type]}"
+    if ASSOCIATION_TYPE_IDS[(from_type, to_type)][1] is None:
+        return [name]
+    return [name, f"{name}_unlabeled"] if primary else [f"{name}_unlabeled"]
+
+
+def _inline_associations(
+    from_type: str, record_id: str, to_type: str, targets: list[tuple[str, bool]]
+) -> dict[str, Any]:
+    """One record's associations of one type (target id, primary?) as the objects API inlines
+    them: `{id, type}` rows, the first 100, with a per-record `paging.next` cursor when there
+    are more."""
+    rows = [{"id": target, "type": label}
+            for target, primary in targets
+            for label in _association_labels(from_type, to_type, primary)]
+    out: dict[str, Any] = {"results": rows[:INLINE_ASSOCIATIONS_MAX]}
+    if len(rows) > INLINE_ASSOCIATIONS_MAX:
+        last = rows[INLINE_ASSOCIATIONS_MAX - 1]["id"]
+        after = base64.b64encode(f"{INLINE_ASSOCIATIONS_MAX}-{last}".encode()).decode()
+        out["paging"] = {"next": {
+            "after": after,
+            "link": f"/crm/v3/objects/{from_type}/{record_id}/associations/{to_type}"
+                    f"?after={quote(after)}",
+        }}
+    return out
 
 
 def _property_json(definition: HubSpotProperty, order: int) -> dict[str, Any]:

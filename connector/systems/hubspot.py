@@ -13,6 +13,10 @@ Choices the design notes force (../shared/design.md, "Measured traps"):
   retries. Every call passes `_request_timeout` (the SDK has none by default).
 - Search is capped at 10,000 results per query: incremental reads restart from the last
   modified time seen, and switch to id order when more than a query's worth share one time.
+- Deals need their contacts and companies. The list API returns them inline; search and batch
+  read cannot, so those records (and any whose inline list was cut off) are looked up with the
+  v4 batch read, 1,000 ids a call shared by up to ten pages, each page yielded only once all of
+  its records are complete (the engine commits a page and its watermark together).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -80,6 +84,8 @@ SEARCH_PAGE_SIZE = 200
 SEARCH_RESULT_CAP = 10_000
 BATCH_SIZE = 100
 ASSOCIATION_BATCH_SIZE = 1_000
+# Pages held back while their association lookups gather into one v4 call.
+HELD_PAGES_MAX = 10
 RETRIABLE_RECORD_CATEGORIES = frozenset({"RATE_LIMITS", "LOCKED", "INTERNAL_ERROR", "TIMEOUT"})
 BISECTABLE_STATUSES = frozenset({400, 404, 409, 422})
 
@@ -95,8 +101,16 @@ class HubSpotLimits:
 
 
 @dataclass
+class _Batch:
+    """One response's records, and per association type those still to be looked up."""
+
+    records: list[dict[str, Any]]
+    unresolved: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+@dataclass
 class _Boundary:
-    """Ids already yielded at the newest modified time, so a restarted query skips them."""
+    """Ids already read at the newest modified time, so a restarted query skips them."""
 
     at_ms: int = -1
     ids: set[str] | None = None
@@ -214,6 +228,10 @@ class HubSpotAdapter:
         return self._batch_read(object_type, unique, properties, id_property="email")
 
     def _list_pages(self, object_type: str, properties: list[str]) -> Iterator[Page]:
+        return self._complete_pages(object_type, self._list_batches(object_type, properties))
+
+    def _list_batches(self, object_type: str, properties: list[str]) -> Iterator[_Batch]:
+        """The list API, associations inline; only lists cut off at 100 need a lookup."""
         api = self._api(object_type, "basic_api")
         associations = list(ASSOCIATED_TYPES.get(object_type, ()))
         after: str | None = None
@@ -228,11 +246,9 @@ class HubSpotAdapter:
             if associations:
                 kwargs["associations"] = associations
             data = self._call("list", lambda kw=kwargs: api.get_page(**kw, **self._raw()))
-            records = [self._shape(object_type, r) for r in data.get("results", [])]
-            # HubSpot omits `associations` on records that have none; only those cost a lookup.
-            self._attach_associations(object_type, records)
-            if records:
-                yield self._page(object_type, records)
+            results = data.get("results", [])
+            if results:
+                yield self._batch(object_type, results, inline=True)
             after = _next_after(data)
             if not after:
                 return
@@ -250,6 +266,16 @@ class HubSpotAdapter:
         skipping ids already yielded at that time). If a whole query's worth shares one
         modified time, restarting there would loop, so that time is read in id order instead.
         """
+        batches = self._search_batches(object_type, properties, since, until)
+        return self._complete_pages(object_type, batches)
+
+    def _search_batches(
+        self,
+        object_type: str,
+        properties: list[str],
+        since: datetime | None,
+        until: datetime | None,
+    ) -> Iterator[_Batch]:
         lower_ms, until_ms = _range_ms(since, until)
         inclusive = True
         boundary = _Boundary()
@@ -280,7 +306,7 @@ class HubSpotAdapter:
         inclusive: bool,
         until_ms: int | None,
         boundary: _Boundary,
-    ) -> Generator[Page, None, tuple[int | None, bool]]:
+    ) -> Generator[_Batch, None, tuple[int | None, bool]]:
         """One search query paged to its end or its cap; returns (last modified ms, capped)."""
         modified = MODIFIED_PROPERTY[object_type]
         filters = _range_filters(modified, lower_ms, until_ms, inclusive=inclusive)
@@ -292,9 +318,9 @@ class HubSpotAdapter:
             results = data.get("results", [])
             if results:
                 last_ms = _modified_ms(results[-1], modified)
-            page = self._new_records(object_type, results, boundary)
-            if page is not None:
-                yield page
+            batch = self._new_records(object_type, results, boundary)
+            if batch is not None:
+                yield batch
             next_after = _next_after(data)
             if not next_after or not results:
                 return last_ms, False
@@ -304,7 +330,7 @@ class HubSpotAdapter:
 
     def _search_one_instant(
         self, object_type: str, properties: list[str], at_ms: int, boundary: _Boundary
-    ) -> Iterator[Page]:
+    ) -> Iterator[_Batch]:
         """All records modified exactly at `at_ms`, by ascending hs_object_id, past any cap."""
         modified = MODIFIED_PROPERTY[object_type]
         last_id = 0
@@ -318,9 +344,9 @@ class HubSpotAdapter:
                 if not results:
                     return
                 last_id = max(last_id, *(int(r["id"]) for r in results))
-                page = self._new_records(object_type, results, boundary)
-                if page is not None:
-                    yield page
+                batch = self._new_records(object_type, results, boundary)
+                if batch is not None:
+                    yield batch
                 next_after = _next_after(data)
                 if not next_after:
                     return
@@ -330,7 +356,7 @@ class HubSpotAdapter:
 
     def _new_records(
         self, object_type: str, results: list[dict[str, Any]], boundary: _Boundary
-    ) -> Page | None:
+    ) -> _Batch | None:
         modified = MODIFIED_PROPERTY[object_type]
         fresh = []
         for raw in results:
@@ -340,9 +366,7 @@ class HubSpotAdapter:
             boundary.remember(record_id, modified_ms)
         if not fresh:
             return None
-        records = [self._shape(object_type, r) for r in fresh]
-        self._attach_associations(object_type, records)
-        return self._page(object_type, records)
+        return self._batch(object_type, fresh, inline=False)
 
     def _batch_read(
         self,
@@ -365,18 +389,73 @@ class HubSpotAdapter:
                 "batch_read", lambda b=body: api.read(b, archived=False, **self._raw())
             )
             records.extend(self._shape(object_type, r) for r in data.get("results", []))
-        self._attach_associations(object_type, records)
+        # Batch read has no `associations` parameter: look them all up, 1,000 ids a call.
+        self._look_up_associations(
+            object_type, dict.fromkeys(ASSOCIATED_TYPES.get(object_type, ()), records)
+        )
         return records
 
-    def _attach_associations(self, object_type: str, records: list[dict[str, Any]]) -> None:
-        """Deal -> contacts/companies ids via the v4 batch read, for records lacking them."""
-        wanted = ASSOCIATED_TYPES.get(object_type, ())
-        for to_type in wanted:
-            missing = [r for r in records if to_type not in r["associations"]]
-            if not missing:
+    # --- associations -----------------------------------------------------------------------
+
+    def _batch(self, object_type: str, raw: list[dict[str, Any]], *, inline: bool) -> _Batch:
+        """Shape one response's records and note which associations are still to be read.
+
+        `inline`: the request asked for `associations` (list API). HubSpot then returns, per
+        record and type, the first 100 associations with a `paging.next` cursor when there are
+        more (changelog, "Announcing a change to how v3 CRM APIs return association data").
+        A type absent from a record means the record has none of it: the types we ask for
+        exist (only unknown ones are ignored, per the API's parameter description), and any
+        association there is would be listed. So only cut-off lists need a lookup.
+        """
+        records = [self._shape(object_type, r) for r in raw]
+        unresolved: dict[str, list[dict[str, Any]]] = {}
+        for to_type in ASSOCIATED_TYPES.get(object_type, ()):
+            pending = [
+                record
+                for record, source in zip(records, raw, strict=True)
+                if not inline or _inline_cut_off(source, to_type)
+            ]
+            if pending:
+                unresolved[to_type] = pending
+        return _Batch(records, unresolved)
+
+    def _complete_pages(self, object_type: str, batches: Iterable[_Batch]) -> Iterator[Page]:
+        """Pages in their order, each once its records' associations are complete.
+
+        Lookups wait for later pages until one more would take a type past 1,000 ids (the v4
+        batch limit) or HELD_PAGES_MAX pages are held, so one call serves several pages.
+        """
+        held: list[list[dict[str, Any]]] = []
+        waiting: dict[str, list[dict[str, Any]]] = {}
+        for batch in batches:
+            too_many = any(
+                len(waiting.get(t, ())) + len(rs) > ASSOCIATION_BATCH_SIZE
+                for t, rs in batch.unresolved.items()
+            )
+            if held and (too_many or len(held) >= HELD_PAGES_MAX):
+                self._look_up_associations(object_type, waiting)
+                yield from (self._page(object_type, records) for records in held)
+                held, waiting = [], {}
+            held.append(batch.records)
+            for to_type, records in batch.unresolved.items():
+                waiting.setdefault(to_type, []).extend(records)
+            if not waiting:
+                yield from (self._page(object_type, records) for records in held)
+                held = []
+        if held:
+            self._look_up_associations(object_type, waiting)
+            yield from (self._page(object_type, records) for records in held)
+
+    def _look_up_associations(
+        self, object_type: str, waiting: dict[str, list[dict[str, Any]]]
+    ) -> None:
+        """Fill in each waiting record's associations of a type from the v4 batch read."""
+        for to_type, records in waiting.items():
+            if not records:
                 continue
-            found = self._associated_ids(object_type, to_type, [r["id"] for r in missing])
-            for record in missing:
+            ids = list(dict.fromkeys(r["id"] for r in records))
+            found = self._associated_ids(object_type, to_type, ids)
+            for record in records:
                 record["associations"][to_type] = found.get(record["id"], [])
 
     def _associated_ids(self, from_type: str, to_type: str, ids: list[str]) -> dict[str, list[str]]:
@@ -392,7 +471,7 @@ class HubSpotAdapter:
                 source = str(result.get("_from", result.get("from", {})).get("id"))
                 targets = [str(t["toObjectId"]) for t in result.get("to", [])]
                 found.setdefault(source, []).extend(targets)
-        return found
+        return {source: list(dict.fromkeys(targets)) for source, targets in found.items()}
 
     # --- writes -----------------------------------------------------------------------------
 
@@ -565,6 +644,8 @@ class HubSpotAdapter:
         if object_type == "contacts":
             company = record["properties"].get("associatedcompanyid")
             associations.setdefault("companies", [str(company)] if company else [])
+        for to_type in ASSOCIATED_TYPES.get(object_type, ()):
+            associations.setdefault(to_type, [])
         record["associations"] = associations
         return record
 
@@ -735,6 +816,14 @@ def _range_filters(
 
 def _filter(name: str, operator: str, value: int) -> dict[str, Any]:
     return {"propertyName": name, "operator": operator, "value": str(value)}
+
+
+def _inline_cut_off(raw: dict[str, Any], to_type: str) -> bool:
+    """Whether a record's inline associations of a type go on past this response."""
+    for key, value in (raw.get("associations") or {}).items():
+        if _association_key(key) == to_type:
+            return not isinstance(value, dict) or _next_after(value) is not None
+    return False
 
 
 def _next_after(data: dict[str, Any]) -> str | None:

@@ -352,6 +352,88 @@ def test_associations_reverse_direction_and_limit(seeded: Sandbox) -> None:
     assert too_many.value.status == 400
 
 
+# ---- associations inline on list and read ---------------------------------------------------
+
+def _raw_list(hs: HubSpot, object_type: str, **kwargs) -> dict:
+    api = getattr(hs.crm, object_type).basic_api
+    return json.loads(api.get_page(_preload_content=False, **kwargs).data)
+
+
+def test_list_returns_associations_inline(seeded: Sandbox) -> None:
+    hs = hubspot_client(seeded)
+    deals = _page_through_list(hs.crm.deals.basic_api, associations=["contacts", "companies"])
+    assert deals
+    seen = {"contacts": 0, "companies": 0}
+    for deal in deals:
+        for to_type in seen:
+            expected = seeded.hubspot_associations("deals", to_type, deal.id)
+            listed = (deal.associations or {}).get(to_type)
+            if not expected:
+                assert listed is None, (deal.id, to_type)
+                continue
+            seen[to_type] += 1
+            assert list(dict.fromkeys(a.id for a in listed.results)) == expected
+            assert listed.paging is None
+    assert min(seen.values()) > 0
+    # Without the parameter no record carries associations.
+    assert not any("associations" in r for r in _raw_list(hs, "deals", limit=50)["results"])
+
+
+def test_inline_association_rows_and_type_names(inline: Sandbox) -> None:
+    hs = hubspot_client(inline)
+    raw = _raw_list(hs, "deals", limit=10, associations=["contacts", "companies"])
+    by_id = {r["id"]: r for r in raw["results"]}
+    assert by_id["900002"]["associations"] == {"companies": {"results": [
+        {"id": "500001", "type": "deal_to_company"},
+        {"id": "500001", "type": "deal_to_company_unlabeled"},
+    ]}}
+    assert "associations" not in by_id["900003"], "a record with none omits the key"
+    companies = by_id["900004"]["associations"]["companies"]
+    assert len(companies["results"]) == 61 and "paging" not in companies
+    assert [r["type"] for r in companies["results"][:3]] == [
+        "deal_to_company", "deal_to_company_unlabeled", "deal_to_company_unlabeled"]
+    contacts = by_id["900001"]["associations"]["contacts"]["results"]
+    assert {r["type"] for r in contacts} == {"deal_to_contact"}
+
+
+def test_inline_associations_stop_at_100_with_a_cursor(inline: Sandbox) -> None:
+    hs = hubspot_client(inline)
+    deal = hs.crm.deals.basic_api.get_by_id("900001", associations=["contacts"])
+    contacts = deal.associations["contacts"]
+    assert [a.id for a in contacts.results] == [str(100001 + n) for n in range(100)]
+    assert contacts.paging.next.after
+    assert contacts.paging.next.link.startswith("/crm/v3/objects/deals/900001/associations/")
+    assert set(deal.associations) == {"contacts"}, "only the requested types"
+    company = hs.crm.companies.basic_api.get_by_id("500001", associations=["contacts", "deals"])
+    assert set(company.associations) == {"deals"}
+    assert [(a.id, a.type) for a in company.associations["deals"].results] == [
+        ("900001", "company_to_deal"), ("900001", "company_to_deal_unlabeled"),
+        ("900002", "company_to_deal"), ("900002", "company_to_deal_unlabeled"),
+        ("900004", "company_to_deal"), ("900004", "company_to_deal_unlabeled")]
+    other = hs.crm.companies.basic_api.get_by_id("500002", associations=["deals"])
+    assert [(a.id, a.type) for a in other.associations["deals"].results] == [
+        ("900004", "company_to_deal_unlabeled")], "not 900004's primary company"
+
+
+def test_association_names_as_hubspot_accepts_them(inline: Sandbox) -> None:
+    hs = hubspot_client(inline)
+    raw = _raw_list(hs, "deals", limit=2, associations=["contact,0-2", "widgets", "deals"])
+    first = raw["results"][0]["associations"]
+    assert list(first) == ["contacts", "companies"], "unknown or unrelated names are ignored"
+
+
+def test_search_and_batch_read_carry_no_associations(inline: Sandbox) -> None:
+    hs = hubspot_client(inline)
+    found = json.loads(hs.crm.deals.search_api.do_search(
+        PublicObjectSearchRequest(limit=10), _preload_content=False).data)
+    assert found["results"] and not any("associations" in r for r in found["results"])
+    read = json.loads(hs.crm.deals.batch_api.read(
+        BatchReadInputSimplePublicObjectId(inputs=[{"id": "900001"}], properties=[],
+                                           properties_with_history=[]),
+        _preload_content=False).data)
+    assert read["results"] and "associations" not in read["results"][0]
+
+
 def test_properties_describe_lifecycle_options_with_custom_stages(seeded: Sandbox) -> None:
     hs = hubspot_client(seeded)
     stage = hs.crm.properties.core_api.get_by_name("contacts", "lifecyclestage")

@@ -85,6 +85,25 @@ def test_objects_responses_fit_the_models(seeded: Sandbox, object_type: str) -> 
     _check(crm.batch_api, "read", partly, expected="BatchResponseSimplePublicObjectWithErrors")
 
 
+@pytest.mark.parametrize("object_type", ["contacts", "companies", "deals"])
+def test_inline_associations_fit_the_models(inline: Sandbox, object_type: str) -> None:
+    crm = getattr(hubspot_client(inline).crm, object_type)
+    wanted = [t for t in ("contacts", "companies", "deals") if t != object_type]
+    page = _check(crm.basic_api, "get_page", limit=100, associations=wanted,
+                  expected="CollectionResponseSimplePublicObjectWithAssociationsForwardPaging")
+    assert any(r.associations for r in page.results)
+    for record in page.results[:5]:
+        _check(crm.basic_api, "get_by_id", record.id, associations=wanted,
+               expected="SimplePublicObjectWithAssociations")
+
+
+def test_cut_off_inline_associations_fit_the_models(inline: Sandbox) -> None:
+    api = hubspot_client(inline).crm.deals.basic_api
+    deal = _check(api, "get_by_id", "900001", associations=["contacts", "companies"],
+                  expected="SimplePublicObjectWithAssociations")
+    assert deal.associations["contacts"].paging.next.after
+
+
 def test_batch_update_200_and_207_fit_the_models(fresh: Sandbox) -> None:
     api = hubspot_client(fresh).crm.contacts.batch_api
     ids = [r["id"] for r in fresh.hubspot_records("contacts") if not r["archived"]][:2]

@@ -92,6 +92,28 @@ def hubspot_companies(stamps: list[datetime], first_id: int = 500001) -> list[di
     ]
 
 
+def hubspot_deals(stamps: list[datetime], first_id: int = 900001) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": str(first_id + n),
+            "properties": {
+                "dealname": f"Deal {n}",
+                "createdate": hs_time(BASE - timedelta(days=1)),
+                "hs_lastmodifieddate": hs_time(stamp),
+            },
+        }
+        for n, stamp in enumerate(stamps)
+    ]
+
+
+def deal_links(count: int, companies: int, contacts: int) -> dict[str, list[list[str]]]:
+    """Deal n -> company n % companies and contact n % contacts (ids as the helpers give)."""
+    return {
+        "deals/companies": [[str(900001 + n), str(500001 + n % companies)] for n in range(count)],
+        "deals/contacts": [[str(900001 + n), str(100001 + n % contacts)] for n in range(count)],
+    }
+
+
 def tie_at_cap_stamps() -> tuple[list[datetime], datetime]:
     """9,900 distinct times, then 250 records sharing one time across the 10,000 search cap,
     then 400 later: 10,550 changed records in all."""
@@ -110,13 +132,16 @@ def one_instant_stamps() -> tuple[list[datetime], datetime]:
 
 @pytest.fixture(scope="session")
 def big_hubspot() -> Iterator[Sandbox]:
-    """Contacts: the 250-way tie at the search cap; companies: 10,100 at one instant."""
-    contacts, _ = tie_at_cap_stamps()
-    companies, _ = one_instant_stamps()
+    """Contacts and deals: the 250-way tie at the search cap (deal n linked to company
+    n % 10,150 and contact n); companies: 10,100 at one instant."""
+    tie, _ = tie_at_cap_stamps()
+    instant, _ = one_instant_stamps()
     fixture = {
         "hubspot": {
-            "contacts": hubspot_contacts(contacts),
-            "companies": hubspot_companies(companies),
+            "contacts": hubspot_contacts(tie),
+            "companies": hubspot_companies(instant),
+            "deals": hubspot_deals(tie),
+            "associations": deal_links(len(tie), len(instant), len(tie)),
         }
     }
     with Sandbox(fixture=fixture, **FAST_LIMITS) as sb:

@@ -5,18 +5,24 @@ from __future__ import annotations
 import logging
 import math
 import time
-from datetime import timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from connector.exceptions import AuthenticationError
 from connector.sandbox import Sandbox
-from connector.systems.base import RecordUpdate
+from connector.systems.base import Page, RecordUpdate
 from connector.systems.hubspot import HubSpotAdapter, HubSpotLimits
 
 from .conftest import (
     BASE,
     FAST_LIMITS,
+    deal_links,
+    hs_time,
+    hubspot_companies,
+    hubspot_contacts,
+    hubspot_deals,
     hubspot_for,
     ids_of,
     one_instant_stamps,
@@ -29,6 +35,30 @@ REQUEST_FAULTS = "hubspot.*:429=0.04,hubspot.*:500=0.03,hubspot.*:503=0.03,hubsp
 
 def live_ids(sb: Sandbox, object_type: str) -> set[str]:
     return {r["id"] for r in sb.hubspot_records(object_type) if not r["archived"]}
+
+
+def linked(sb: Sandbox, deal_id: str) -> dict[str, list[str]]:
+    return {t: sb.hubspot_associations("deals", t, deal_id) for t in ("contacts", "companies")}
+
+
+def received_complete(sb: Sandbox, pages: Iterator[Page]) -> list[Page]:
+    """Consume pages as the engine does, checking each one's associations when it arrives (the
+    engine commits a page with its watermark straight away)."""
+    received = []
+    for page in pages:
+        for deal in page.records:
+            assert deal["associations"] == linked(sb, deal["id"]), deal["id"]
+        received.append(page)
+    return received
+
+
+def assert_in_order(pages: list[Page], modified: str) -> None:
+    """Records oldest first across pages; each page's max_modified is its own newest time."""
+    stamps = [r["properties"][modified] for p in pages for r in p.records]
+    assert stamps == sorted(stamps)
+    for page in pages:
+        newest = max(r["properties"][modified] for r in page.records)
+        assert page.max_modified is not None and hs_time(page.max_modified) == newest
 
 
 # --- incremental reads past the search cap ----------------------------------------------------
@@ -87,6 +117,109 @@ def test_backfill_uses_one_list_call_per_100_records(big_hubspot: Sandbox) -> No
     assert "429" not in counters["statuses"]["hubspot.list"]
 
 
+# --- deals and their associations ---------------------------------------------------------------
+
+CUT_OFF_PAGES = 13
+
+
+@pytest.fixture(scope="module")
+def deals_hubspot() -> Iterator[Sandbox]:
+    """1,260 deals, 100 a list page: deal n links company n % 20 and contact n % 150, except
+    every 7th (none at all) and one per page (n % 100 == 50) that links all 150 contacts,
+    more than the 100 a list response inlines."""
+    count = 100 * (CUT_OFF_PAGES - 1) + 60
+    stamps = [BASE + timedelta(seconds=n) for n in range(count)]
+    links = deal_links(count, 20, 150)
+    crowded = [str(900001 + n) for n in range(count) if n % 100 == 50]
+    alone = {str(900001 + n) for n in range(count) if n % 7 == 3} - set(crowded)
+    for key in links:
+        links[key] = [pair for pair in links[key] if pair[0] not in alone]
+    links["deals/contacts"] = [pair for pair in links["deals/contacts"]
+                               if pair[0] not in crowded]
+    links["deals/contacts"] += [[d, str(100001 + c)] for d in crowded for c in range(150)]
+    fixture = {"hubspot": {
+        "contacts": hubspot_contacts([BASE] * 150),
+        "companies": hubspot_companies([BASE] * 20),
+        "deals": hubspot_deals(stamps),
+        "associations": links,
+    }}
+    with Sandbox(fixture=fixture, **FAST_LIMITS) as sb:
+        yield sb
+
+
+def test_deal_backfill_reads_associations_inline(small_sandbox: Sandbox) -> None:
+    n = len(live_ids(small_sandbox, "deals"))
+    assert n > 100
+    small_sandbox.reset_counters()
+    hubspot = hubspot_for(small_sandbox)
+    pages = received_complete(small_sandbox, hubspot.read_all("deals", ["dealname"]))
+    assert sorted(ids_of(pages)) == sorted(live_ids(small_sandbox, "deals"))
+    # One list call per 100 deals and nothing else: no lookup per page, none at all.
+    assert small_sandbox.counters()["requests"] == {"hubspot.list": math.ceil(n / 100)}
+    assert [len(p.records) for p in pages[:-1]] == [100] * (len(pages) - 1)
+
+
+def test_deals_without_associations_cost_no_lookup(deals_hubspot: Sandbox) -> None:
+    deals_hubspot.reset_counters()
+    hubspot = hubspot_for(deals_hubspot)
+    pages = received_complete(deals_hubspot, hubspot.read_all("deals", []))
+    none = {"contacts": [], "companies": []}
+    alone = [r for p in pages for r in p.records if linked(deals_hubspot, r["id"]) == none]
+    assert len(alone) > 100  # received_complete checked each against the sandbox
+    # Only the cut-off deals were looked up: a deal without associations would have made the
+    # lookup answer 207 (NO_ASSOCIATIONS_FOUND for it).
+    counters = deals_hubspot.counters()
+    assert counters["statuses"]["hubspot.associations"] == {"200": 2}
+    assert counters["records_returned"]["hubspot.associations"] == CUT_OFF_PAGES
+
+
+def test_cut_off_inline_lists_are_completed_across_pages(deals_hubspot: Sandbox) -> None:
+    deals_hubspot.reset_counters()
+    hubspot = hubspot_for(deals_hubspot)
+    pages = received_complete(deals_hubspot, hubspot.read_all("deals", ["dealname"]))
+    crowded = [r for p in pages for r in p.records if len(r["associations"]["contacts"]) == 150]
+    assert len(crowded) == CUT_OFF_PAGES
+    assert_in_order(pages, "hs_lastmodifieddate")
+    assert ids_of(pages) == sorted(live_ids(deals_hubspot, "deals"), key=int)
+    requests = deals_hubspot.counters()["requests"]
+    assert requests["hubspot.list"] == CUT_OFF_PAGES
+    # One lookup for the first ten pages' cut-off deals, one for the last three; not 13.
+    assert requests["hubspot.associations"] == math.ceil(CUT_OFF_PAGES / 10)
+
+
+def test_incremental_deal_reads_share_association_lookups(big_hubspot: Sandbox) -> None:
+    stamps, tie = tie_at_cap_stamps()
+    big_hubspot.reset_counters()
+    hubspot = hubspot_for(big_hubspot)
+    pages = received_complete(big_hubspot, hubspot.read_changed("deals", BASE, ["dealname"]))
+    ids = ids_of(pages)
+    assert len(ids) == len(set(ids)) == len(stamps)
+    assert set(ids) == live_ids(big_hubspot, "deals")
+    assert_in_order(pages, "hs_lastmodifieddate")
+    assert any(p.max_modified == tie for p in pages)
+    assert pages[-1].max_modified == stamps[-1]
+    requests = big_hubspot.counters()["requests"]
+    searches = requests["hubspot.search"]
+    assert searches <= math.ceil(len(stamps) / 200) + 3
+    # Search cannot inline associations: each type is looked up 1,000 deals a call (a few
+    # more where the cap's restart cuts a batch short), not once per 200-record page.
+    lookups = requests["hubspot.associations"]
+    assert 2 * math.ceil(len(stamps) / 1_000) <= lookups <= 2 * (math.ceil(len(stamps) / 1_000) + 2)
+    assert lookups < searches
+
+
+def test_deals_read_by_id_are_looked_up_together(deals_hubspot: Sandbox) -> None:
+    wanted = sorted(live_ids(deals_hubspot, "deals"), key=int)[:250]
+    deals_hubspot.reset_counters()
+    hubspot = hubspot_for(deals_hubspot)
+    deals = hubspot.read_by_ids("deals", wanted, [])
+    assert sorted(d["id"] for d in deals) == wanted
+    for deal in deals:
+        assert deal["associations"] == linked(deals_hubspot, deal["id"])
+    requests = deals_hubspot.counters()["requests"]
+    assert requests == {"hubspot.batch_read": 3, "hubspot.associations": 2}
+
+
 # --- faults ------------------------------------------------------------------------------------
 
 
@@ -112,11 +245,13 @@ def test_full_reads_with_faults_return_every_record_exactly_once(big_hubspot: Sa
 def test_deal_reads_with_faults(small_sandbox: Sandbox) -> None:
     small_sandbox.set_faults(REQUEST_FAULTS + ",hubspot.associations:503=0.3,seed=4")
     hubspot = hubspot_for(small_sandbox)
-    deals = [r for p in hubspot.read_all("deals", []) for r in p.records]
-    assert sorted(r["id"] for r in deals) == sorted(live_ids(small_sandbox, "deals"))
-    for deal in deals:
-        expected = small_sandbox.hubspot_associations("deals", "contacts", deal["id"])
-        assert deal["associations"]["contacts"] == expected
+    everything = datetime(2000, 1, 1, tzinfo=UTC)
+    for pages in (hubspot.read_all("deals", []), hubspot.read_changed("deals", everything, [])):
+        received = received_complete(small_sandbox, pages)
+        assert sorted(ids_of(received)) == sorted(live_ids(small_sandbox, "deals"))
+    # The incremental read looked associations up, through injected failures.
+    faults = small_sandbox.counters()["faults"]
+    assert sum(faults["hubspot.associations"].values()) > 0
 
 
 def test_writes_with_faults_lose_nothing(small_sandbox: Sandbox) -> None:
@@ -205,15 +340,8 @@ def test_read_by_ids_and_emails(small_sandbox: Sandbox) -> None:
     assert hubspot.usage().by_operation["batch_read"] == 4
 
 
-def test_deals_carry_their_associations(small_sandbox: Sandbox) -> None:
+def test_contacts_carry_their_company(small_sandbox: Sandbox) -> None:
     hubspot = hubspot_for(small_sandbox)
-    deals = [r for p in hubspot.read_all("deals", ["dealname"]) for r in p.records]
-    assert deals
-    for deal in deals[:50]:
-        expected = small_sandbox.hubspot_associations("deals", "contacts", deal["id"])
-        assert deal["associations"]["contacts"] == expected
-        companies = small_sandbox.hubspot_associations("deals", "companies", deal["id"])
-        assert deal["associations"]["companies"] == companies
     contact = next(r for p in hubspot.read_all("contacts", []) for r in p.records)
     company = contact["properties"]["associatedcompanyid"]
     assert contact["associations"]["companies"] == ([company] if company else [])
