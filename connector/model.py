@@ -11,11 +11,13 @@ mapping rule turned it into a canonical value, so admins can ask "why" of any va
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import StrEnum
-from typing import Any
+from functools import cache
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, TypeAdapter
 
 __all__ = [
     "LADDER",
@@ -135,28 +137,66 @@ _PRIORITY_RANK = {
 }
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class _Boundary:
+    """pydantic only where data crosses a boundary (plan files, reports, golden files).
+
+    Inside the core these are slotted dataclasses: about ten are built per record, and
+    validating each as a pydantic model cost more than the rest of the core. At the edges
+    `model_validate` and `model_dump` keep their pydantic behaviour and output.
+
+    Only `SourceRef` is frozen: it is the record's identity, hashed into sets and dict keys.
+    The rest are never changed after construction, and must not be (values such as priorities
+    are shared between entities), but are not frozen: `frozen=True` turns each field of
+    `__init__` into an `object.__setattr__` call, and with ~350k objects per 10k persons that
+    was a sixth of the core's time. They are not hashable (nothing hashes them; Person and
+    Organization never were, they hold dicts).
+    """
+
+    __slots__ = ()
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+    @classmethod
+    def model_validate(cls, data: Any) -> Self:
+        return _adapter(cls).validate_python(data)
+
+    def model_dump(self, *, mode: Literal["json", "python"] = "python") -> dict[str, Any]:
+        return _adapter(type(self)).dump_python(self, mode=mode)
 
 
-class SourceRef(_Frozen):
-    """One record in one system."""
+@cache
+def _adapter(cls: type) -> TypeAdapter:
+    return TypeAdapter(cls)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRef(_Boundary):
+    """One record in one system; `key` is its text, `system:object_type:record_id`.
+
+    The text is formatted once here: the core sorts, groups and looks records up by it.
+    """
 
     system: System
     object_type: str
     record_id: str
+    key: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if type(self.system) is not System:
+            object.__setattr__(self, "system", System(self.system))
+        object.__setattr__(self, "key", f"{self.system}:{self.object_type}:{self.record_id}")
 
     def __str__(self) -> str:
-        return f"{self.system}:{self.object_type}:{self.record_id}"
+        return self.key
 
 
-class Provenance(_Frozen):
-    """Where a canonical value came from: the record, the field and raw value, and the rule."""
+@dataclass(slots=True)
+class Provenance(_Boundary):
+    """Where a canonical value came from: the rule, and the record, field and raw value."""
 
+    rule: str
     source: SourceRef | None = None
     field: str | None = None
     raw: Any = None
-    rule: str
 
     def describe(self) -> str:
         if self.source is None:
@@ -164,14 +204,16 @@ class Provenance(_Frozen):
         return f"{self.source} {self.field}={self.raw!r} via {self.rule}"
 
 
-class Sourced(_Frozen):
+@dataclass(slots=True)
+class Sourced(_Boundary):
     """A canonical value together with its provenance."""
 
     value: Any
     provenance: Provenance
 
 
-class IcpFit(_Frozen):
+@dataclass(slots=True)
+class IcpFit(_Boundary):
     """Whether an organisation matches the Ideal Customer Profile, and which rules decided it."""
 
     fit: bool
@@ -181,7 +223,8 @@ class IcpFit(_Frozen):
     asserted_by: Provenance | None = None
 
 
-class Trigger(_Frozen):
+@dataclass(slots=True)
+class Trigger(_Boundary):
     """A time-bound event at an organisation (funding, new executive, savings announced...)."""
 
     type: str
@@ -198,7 +241,8 @@ class Trigger(_Frozen):
         return occurred_at + timedelta(days=active_days)
 
 
-class Rejection(_Frozen):
+@dataclass(slots=True)
+class Rejection(_Boundary):
     """A record the core could not use, with a reason an admin can act on."""
 
     source: SourceRef
@@ -206,12 +250,15 @@ class Rejection(_Frozen):
     field: str | None = None
 
 
-class Person(_Frozen):
+@dataclass(slots=True)
+class Person(_Boundary):
     """A person as one or more records describe them.
 
     A single-record view has one ref; after reconciliation a Person carries every linked
     record. `current` holds each record's present values of the fields we may write, keyed
-    by ref string, so planning needs no other input.
+    by ref text, so planning needs no other input. `linked_refs` are records this one names
+    as the same person (ids, conversion); `converted_refs` converted Salesforce leads:
+    history, never written to.
     """
 
     refs: tuple[SourceRef, ...]
@@ -219,24 +266,21 @@ class Person(_Frozen):
     stage: Sourced | None = None
     stage_candidates: tuple[Sourced, ...] = ()
     organization_refs: tuple[SourceRef, ...] = ()
-    linked_refs: tuple[SourceRef, ...] = Field(
-        default=(), description="records this one names as the same person (ids, conversion)"
-    )
-    converted_refs: tuple[SourceRef, ...] = Field(
-        default=(), description="converted Salesforce leads: history, never written to"
-    )
+    linked_refs: tuple[SourceRef, ...] = ()
+    converted_refs: tuple[SourceRef, ...] = ()
     fit: IcpFit | None = None
     priority: Sourced | None = None
-    current: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    current: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-class Organization(_Frozen):
+@dataclass(slots=True)
+class Organization(_Boundary):
     """An organisation as one or more records describe it."""
 
     refs: tuple[SourceRef, ...]
     name: str | None = None
     domain: str | None = None
-    facts: dict[str, Sourced] = Field(default_factory=dict)
+    facts: dict[str, Sourced] = field(default_factory=dict)
     relationship: Sourced | None = None
     relationship_candidates: tuple[Sourced, ...] = ()
     asserted_fit: Sourced | None = None
@@ -244,10 +288,11 @@ class Organization(_Frozen):
     fit: IcpFit | None = None
     triggers: tuple[Trigger, ...] = ()
     priority: Sourced | None = None
-    current: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    current: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-class Deal(_Frozen):
+@dataclass(slots=True)
+class Deal(_Boundary):
     """A deal/opportunity: only its status matters, for what it implies about people and orgs."""
 
     ref: SourceRef
@@ -256,7 +301,8 @@ class Deal(_Frozen):
     organization_refs: tuple[SourceRef, ...] = ()
 
 
-class Change(_Frozen):
+@dataclass(slots=True)
+class Change(_Boundary):
     """One field of one record to change, and the rule and reason behind it.
 
     `step` orders changes to the same field: HubSpot only moves `lifecyclestage` forward,

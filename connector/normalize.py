@@ -9,7 +9,7 @@ reason; it never raises, so one bad record cannot stop a batch.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from connector.mapping import Mapping, Meaning, normalise_domain, normalise_email
 from connector.mapping._check import kind_of
@@ -30,22 +30,7 @@ View = Person | Organization | Deal
 __all__ = ["View", "identity_keys", "normalise", "raw_text", "record_fields", "record_id"]
 
 _HUBSPOT_LINKS = {"salesforcecontactid": "Contact", "salesforceleadid": "Lead"}
-_SYSTEMS = {system.value: system for system in System}
-# The models' own validation, minus the keyword frame of Model(...): about 30% faster, and
-# normalising builds several of these per record.
-_new_ref = SourceRef.__pydantic_validator__.validate_python
-_new_sourced = Sourced.__pydantic_validator__.validate_python
-_new_provenance = Provenance.__pydantic_validator__.validate_python
-_new_person = Person.__pydantic_validator__.validate_python
-
-
-class _Record(NamedTuple):
-    """The record being normalised: its ref, and the plain strings the lookups are keyed by."""
-
-    ref: SourceRef
-    system: str
-    object_type: str
-    key: str  # str(ref)
+_SYSTEMS = {system.value: system for system in System}  # a dict lookup: System() is slow
 
 
 class _Reject(Exception):
@@ -58,24 +43,21 @@ class _Reject(Exception):
 def normalise(mapping: Mapping, system: str, object_type: str, raw: Any) -> View | Rejection:
     """Turn one raw record into a Person, Organization or Deal view, or a Rejection."""
     rid = record_id(system, raw)
-    known = _SYSTEMS.get(system) or System(system)  # a dict lookup: System() is slow
-    ref = _new_ref({"system": known, "object_type": object_type, "record_id": rid or "?"})
+    ref = SourceRef(_SYSTEMS.get(system) or System(system), object_type, rid or "?")
     if rid is None:
-        return Rejection(source=ref, reason="record has no id")
+        return Rejection(ref, "record has no id")
     fields = record_fields(system, raw)
     if fields is None:
-        return Rejection(source=ref, reason="record has no readable fields (malformed JSON?)")
-    # The same text as str(ref), built once here: formatting a SourceRef is a hot spot.
-    record = _Record(ref, known.value, object_type, f"{known.value}:{object_type}:{rid}")
+        return Rejection(ref, "record has no readable fields (malformed JSON?)")
     try:
         kind = kind_of(system, object_type)
         if kind == "person":
-            return _person(mapping, record, fields, raw)
+            return _person(mapping, ref, system, fields, raw)
         if kind == "organization":
-            return _organization(mapping, record, fields)
-        return _deal(mapping, record, fields, raw)
+            return _organization(mapping, ref, system, fields)
+        return _deal(mapping, ref, system, fields, raw)
     except _Reject as exc:
-        return Rejection(source=ref, reason=exc.reason, field=exc.field)
+        return Rejection(ref, exc.reason, exc.field)
 
 
 def identity_keys(system: str, object_type: str, raw: Any) -> list[str]:
@@ -146,13 +128,13 @@ def raw_text(value: Any) -> str:
 
 
 def _first(
-    mapping: Mapping, record: _Record, fields: dict[str, Any], wanted: str
+    mapping: Mapping, ref: SourceRef, fields: dict[str, Any], wanted: str
 ) -> tuple[str, Any, Meaning] | None:
     """The first listed field whose value says something about `wanted`, as (field, raw, meaning).
 
     Fields are tried in the mapping's order; empty values and `~` meanings pass to the next.
     """
-    for field_map in mapping.picklists.get((record.system, record.object_type), ()):
+    for field_map in mapping.picklists.get((ref.system, ref.object_type), ()):
         value = fields.get(field_map.field)
         raw = value.strip() if type(value) is str else raw_text(value)  # raw_text, inlined
         if raw == "":
@@ -173,36 +155,44 @@ def _first(
     return None
 
 
-def _sourced(ref: SourceRef, field: str, raw: Any, value: Any, rule: str) -> Sourced:
-    provenance = _new_provenance({"source": ref, "field": field, "raw": raw, "rule": rule})
-    return _new_sourced({"value": value, "provenance": provenance})
+def _from_hit(ref: SourceRef, hit: tuple[str, Any, Meaning] | None, wanted: str) -> Sourced | None:
+    """The `wanted` meaning of a picklist hit, with where it came from."""
+    if hit is None:
+        return None
+    field, raw, meaning = hit
+    return Sourced(getattr(meaning, wanted), Provenance(meaning.rule, ref, field, raw))
 
 
-def _current(mapping: Mapping, record: _Record, fields: dict[str, Any]) -> dict[str, dict]:
-    rules = mapping.write_back.get((record.system, record.object_type), ())
-    return {record.key: {r.field: fields.get(r.field) for r in rules}}
+def _current(mapping: Mapping, ref: SourceRef, fields: dict[str, Any]) -> dict[str, dict]:
+    rules = mapping.write_back.get((ref.system, ref.object_type), ())
+    return {ref.key: {r.field: fields.get(r.field) for r in rules}}
+
+
+def _refs(named: list[_Named]) -> tuple[SourceRef, ...]:
+    return tuple([SourceRef(system, obj, str(rid)) for system, obj, rid in named])
 
 
 # ---- persons --------------------------------------------------------------------------------
 
 
-def _person(mapping: Mapping, record: _Record, fields: dict[str, Any], raw: dict) -> Person:
-    ref = record.ref
-    hit = _first(mapping, record, fields, "stage")
-    stage = _sourced(ref, hit[0], hit[1], hit[2].stage, hit[2].rule) if hit else None
-    email, linked, orgs, converted = _person_links(record.system, record.object_type, fields, raw)
+def _person(mapping: Mapping, ref: SourceRef, system: str, fields: dict[str, Any],
+            raw: dict) -> Person:
+    stage = _from_hit(ref, _first(mapping, ref, fields, "stage"), "stage")
+    email, linked, orgs, converted = _person_links(system, ref.object_type, fields, raw)
     if email is not None and not isinstance(email, str):
         raise _Reject(f"e-mail is {type(email).__name__}, not text", "email")
-    return _new_person({
-        "refs": (ref,),
-        "email": normalise_email(email),
-        "stage": None if converted else stage,
-        "stage_candidates": () if converted or stage is None else (stage,),
-        "organization_refs": tuple(_ref(*r) for r in orgs),
-        "linked_refs": tuple(_ref(*r) for r in linked),
-        "converted_refs": (ref,) if converted else (),
-        "current": _current(mapping, record, fields),
-    })
+    if converted:
+        stage = None
+    return Person(
+        refs=(ref,),
+        email=normalise_email(email),
+        stage=stage,
+        stage_candidates=(stage,) if stage else (),
+        organization_refs=_refs(orgs) if orgs else (),
+        linked_refs=_refs(linked) if linked else (),
+        converted_refs=(ref,) if converted else (),
+        current=_current(mapping, ref, fields),
+    )
 
 
 def _person_links(system: str, object_type: str, fields: dict[str, Any], raw: dict):
@@ -216,7 +206,7 @@ def _person_links(system: str, object_type: str, fields: dict[str, Any], raw: di
         for field, obj in _HUBSPOT_LINKS.items():
             if fields.get(field):
                 linked.append((System.SALESFORCE, obj, fields[field]))
-        company_ids = {str(c) for c in _associations(raw, "companies")}
+        company_ids = set(_associations(raw, "companies"))
         if fields.get("associatedcompanyid"):
             company_ids.add(raw_text(fields["associatedcompanyid"]))
         orgs.extend((System.HUBSPOT, "companies", c) for c in sorted(company_ids))
@@ -232,18 +222,6 @@ def _person_links(system: str, object_type: str, fields: dict[str, Any], raw: di
 
 
 _Named = tuple[System, str, Any]  # a record another one names: (system, object, id)
-
-
-def _ref(system: System, obj: str, record: Any) -> SourceRef:
-    return _new_ref({"system": system, "object_type": obj, "record_id": str(record)})
-
-
-def _sf(obj: str, record: Any) -> SourceRef:
-    return _ref(System.SALESFORCE, obj, record)
-
-
-def _hs(obj: str, record: Any) -> SourceRef:
-    return _ref(System.HUBSPOT, obj, record)
 
 
 def _associations(raw: dict, to: str) -> list[str]:
@@ -263,24 +241,24 @@ def _truthy(value: Any) -> bool:
 # ---- organisations --------------------------------------------------------------------------
 
 
-def _organization(mapping: Mapping, record: _Record, fields: dict[str, Any]) -> Organization:
-    ref, system = record.ref, record.system
+def _organization(mapping: Mapping, ref: SourceRef, system: str,
+                  fields: dict[str, Any]) -> Organization:
     facts: dict[str, Sourced] = {}
     for fact in mapping.facts.values():
         field = fact.fields.get(system)
         if field is None:
             continue
+        raw = fields.get(field)
         try:
-            value = fact.normalise(fields.get(field))
+            value = fact.normalise(raw)
         except (TypeError, ValueError):
             raise _Reject(
-                f"{field} should be a number for fact {fact.name!r}, got {fields.get(field)!r}",
-                field,
+                f"{field} should be a number for fact {fact.name!r}, got {raw!r}", field
             ) from None
         if value is not None:
-            facts[fact.name] = _sourced(ref, field, fields.get(field), value, fact.rule)
-    relationship = _from_hit(ref, _first(mapping, record, fields, "relationship"), "relationship")
-    fit = _first(mapping, record, fields, "fit")
+            facts[fact.name] = Sourced(value, Provenance(fact.rule, ref, field, raw))
+    relationship = _from_hit(ref, _first(mapping, ref, fields, "relationship"), "relationship")
+    asserted_fit = _from_hit(ref, _first(mapping, ref, fields, "fit"), "fit")
     linked, domain = _organization_links(system, fields)
     return Organization(
         refs=(ref,),
@@ -289,10 +267,10 @@ def _organization(mapping: Mapping, record: _Record, fields: dict[str, Any]) -> 
         facts=facts,
         relationship=relationship,
         relationship_candidates=(relationship,) if relationship else (),
-        asserted_fit=_from_hit(ref, fit, "fit"),
-        linked_refs=tuple(_ref(*r) for r in linked),
-        triggers=tuple(_triggers(mapping, record, fields)),
-        current=_current(mapping, record, fields),
+        asserted_fit=asserted_fit,
+        linked_refs=_refs(linked) if linked else (),
+        triggers=_triggers(mapping, ref, system, fields),
+        current=_current(mapping, ref, fields),
     )
 
 
@@ -305,35 +283,24 @@ def _organization_links(system: str, fields: dict[str, Any]) -> tuple[list[_Name
     return linked, normalise_domain(raw_text(fields.get(domain_field)))
 
 
-def _from_hit(ref: SourceRef, hit, attribute: str) -> Sourced | None:
-    if hit is None:
-        return None
-    field, raw, meaning = hit
-    return _sourced(ref, field, raw, getattr(meaning, attribute), meaning.rule)
-
-
-def _triggers(mapping: Mapping, record: _Record, fields: dict[str, Any]):
-    ref = record.ref
+def _triggers(mapping: Mapping, ref: SourceRef, system: str,
+              fields: dict[str, Any]) -> tuple[Trigger, ...]:
+    found = []
     for rule in mapping.triggers:
-        if rule.system != record.system or rule.object != record.object_type:
+        if rule.system != system or rule.object != ref.object_type:
             continue
         date_field = rule.field
         if rule.date_field:
             if raw_text(fields.get(rule.field)) not in rule.values:
                 continue
             date_field = rule.date_field
-        occurred = parse_date(fields.get(date_field), date_field)
+        raw = fields.get(date_field)
+        occurred = parse_date(raw, date_field)
         if occurred is None:
             continue
-        yield Trigger(
-            type=rule.type,
-            occurred_at=occurred,
-            expires_at=Trigger.window(occurred, rule.active_days),
-            polarity=rule.polarity,
-            provenance=Provenance(
-                source=ref, field=date_field, raw=fields.get(date_field), rule=rule.rule
-            ),
-        )
+        found.append(Trigger(rule.type, occurred, Trigger.window(occurred, rule.active_days),
+                             rule.polarity, Provenance(rule.rule, ref, date_field, raw)))
+    return tuple(found)
 
 
 def parse_date(value: Any, field: str) -> date | None:
@@ -358,17 +325,17 @@ def parse_date(value: Any, field: str) -> date | None:
 # ---- deals ----------------------------------------------------------------------------------
 
 
-def _deal(mapping: Mapping, record: _Record, fields: dict[str, Any], raw: dict) -> Deal:
-    ref = record.ref
-    hit = _first(mapping, record, fields, "deal")
-    if hit is None:
+def _deal(mapping: Mapping, ref: SourceRef, system: str, fields: dict[str, Any],
+          raw: dict) -> Deal:
+    status = _from_hit(ref, _first(mapping, ref, fields, "deal"), "deal")
+    if status is None:
         raise _Reject("no mapped field gives this deal a status (open, won or lost)")
-    persons, orgs = _deal_links(record.system, fields, raw)
+    persons, orgs = _deal_links(system, fields, raw)
     return Deal(
         ref=ref,
-        status=_from_hit(ref, hit, "deal"),
-        person_refs=tuple(_ref(*r) for r in persons),
-        organization_refs=tuple(_ref(*r) for r in orgs),
+        status=status,
+        person_refs=_refs(persons) if persons else (),
+        organization_refs=_refs(orgs) if orgs else (),
     )
 
 

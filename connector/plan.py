@@ -13,10 +13,20 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import Enum
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
-from connector.mapping import Mapping, WriteRule
-from connector.model import Change, LifecycleStage, Organization, Person, SourceRef, System
+from connector.mapping import FieldMap, Mapping, WriteRule
+from connector.model import (
+    Change,
+    IcpFit,
+    LifecycleStage,
+    Organization,
+    Person,
+    Priority,
+    SourceRef,
+    System,
+)
 from connector.normalize import raw_text
 from connector.reconcile import Reconciled, active_positive_trigger
 
@@ -25,9 +35,6 @@ __all__ = ["FORWARD_ONLY_FIELDS", "Plan", "make_plan", "same_value"]
 # HubSpot answers 2xx to a backward lifecyclestage write and ignores it (design.md).
 FORWARD_ONLY_FIELDS = {("hubspot", "contacts", "lifecyclestage"),
                        ("hubspot", "companies", "lifecyclestage")}
-# Change's own validation, without the keyword-argument frame of Change(...): 30% faster, and
-# a backfill plans a change for most records.
-_new_change = Change.__pydantic_validator__.validate_python
 
 
 @dataclass(frozen=True)
@@ -42,155 +49,163 @@ class Plan:
 
 
 def make_plan(mapping: Mapping, reconciled: Reconciled, today: date) -> Plan:
-    changes: list[Change] = []
-    targets = _TARGETS
+    """The changes that bring every record to its entity's canonical values.
+
+    Records are visited in plan order (system, object, id) and each one's rules in field
+    order, so the changes come out sorted by (system, object, id, field, step).
+    """
+    def explain_organization(source: str, org: Organization) -> _Why:
+        return _organization_why(source, org, today)
+
+    by_object: dict[tuple[str, str], list[tuple[str, SourceRef, _Desired]]] = {}
     for person in reconciled.persons:
-        values = _Values(person, _person_value, today)
+        desired = _Desired(person, _person_values(person), _person_why)
         for ref in person.refs:
             if person.converted_refs and ref in person.converted_refs:
                 continue  # Salesforce refuses updates to converted leads
-            _record_changes(mapping, ref, values, targets, changes)
+            by_object.setdefault((ref.system, ref.object_type), []).append((ref.key, ref, desired))
     for org in reconciled.organizations:
-        values = _Values(org, _organization_value, today)
+        desired = _Desired(org, _organization_values(org, today), explain_organization)
         for ref in org.refs:
-            _record_changes(mapping, ref, values, targets, changes)
-    changes.sort(key=lambda c: (c.system, c.object_type, c.record_id, c.field, c.step))
+            by_object.setdefault((ref.system, ref.object_type), []).append((ref.key, ref, desired))
+    changes: list[Change] = []
+    for obj in sorted(by_object):
+        # Within one object a record's text orders as its id does.
+        for _, ref, desired in sorted(by_object[obj], key=itemgetter(0)):
+            _record_changes(mapping, ref, desired, changes)
     return Plan(changes)
 
 
-class _Values:
-    """An entity's canonical value per write-back source, worked out once for all its records.
+class _Desired:
+    """An entity's canonical value per write-back source, and why it has that value.
 
-    A value comes with its explanation, built from every candidate on first use: only the
-    records that actually change need it.
+    The values are a handful of attributes, worked out up front; an explanation is built on
+    first use, since only the records that actually change need it.
     """
 
-    def __init__(self, entity, value_of, today: date) -> None:
+    __slots__ = ("_explain", "_why", "entity", "values")
+
+    def __init__(self, entity: Person | Organization, values: dict[str, Any],
+                 explain: Callable[[str, Any], _Why]) -> None:
         self.entity = entity
-        self._value_of = value_of
-        self._today = today
-        self._found: dict[str, tuple[Any, _Lazy] | None] = {}
+        self.values = values  # a source missing here: nothing known to write
+        self._explain = explain
+        self._why: dict[str, _Why] = {}
 
-    def get(self, source: str) -> tuple[Any, _Lazy] | None:
-        if source not in self._found:
-            found = self._value_of(source, self.entity, self._today)
-            self._found[source] = None if found is None else (found[0], _Lazy(found[1]))
-        return self._found[source]
-
-
-class _Targets:
-    """What a write rule sends for a canonical value, and its comparable form, worked out once
-    per rule and value: a plan asks the same few questions for every record.
-
-    Shared by every plan (the engine plans group by group). Entries hold their rule, so a
-    rule's id cannot be reused by another while its entry exists; the cache is emptied when
-    it grows past `limit` (each mapping has a few dozen rules, each a handful of values).
-    """
-
-    def __init__(self, limit: int = 4_096) -> None:
-        self._known: dict[tuple[int, type, Any], tuple[WriteRule, tuple[Any, str] | None]] = {}
-        self._limit = limit
-
-    def get(self, rule: WriteRule, system: System, canonical: Any) -> tuple[Any, str] | None:
-        """(value to write, its comparable text), or None when the rule writes nothing."""
-        key = (id(rule), type(canonical), canonical)
-        try:
-            held = self._known.get(key)
-        except TypeError:  # an unhashable value: work it out every time
-            return self._work_out(rule, system, canonical)
-        if held is not None and held[0] is rule:
-            return held[1]
-        if len(self._known) >= self._limit:
-            self._known.clear()
-        found = self._work_out(rule, system, canonical)
-        self._known[key] = (rule, found)
+    def why(self, source: str) -> _Why:
+        found = self._why.get(source)
+        if found is None:
+            found = self._why[source] = self._explain(source, self.entity)
         return found
 
-    @staticmethod
-    def _work_out(rule: WriteRule, system: System, canonical: Any) -> tuple[Any, str] | None:
-        write, target = rule.system_value(canonical)
-        if not write:
-            return None
-        target = _wire_value(system, target)
-        return target, _comparable(target)
 
-
-_TARGETS = _Targets()
-
-
-def _record_changes(mapping, ref: SourceRef, values: _Values, targets: _Targets,
+def _record_changes(mapping: Mapping, ref: SourceRef, desired: _Desired,
                     out: list[Change]) -> None:
-    rules = mapping.write_back.get((ref.system, ref.object_type))  # System hashes as its text
-    if not rules:
-        return
-    current = values.entity.current.get(str(ref), {})
-    for rule in rules:
-        found = values.get(rule.source)
-        if found is None:
+    current = desired.entity.current.get(ref.key, {})
+    values = desired.values
+    for rule in mapping.write_rules(ref.system, ref.object_type):
+        if rule.source not in values:
             continue  # nothing known to write (no stage yet, no organisation)
-        canonical, why = found
-        target = targets.get(rule, ref.system, canonical)
+        canonical = values[rule.source]
+        target = _target(rule, canonical)
         if target is None:
             continue
         after, comparable = target
         before = current.get(rule.field)
         if _comparable(before) == comparable:  # same_value(before, after)
             continue
-        out.extend(_changes_for(mapping, ref, rule, before, after, canonical, why))
+        if rule.source == "person.stage":
+            out.extend(_stage_changes(mapping, ref, rule, before, after, canonical, desired))
+        else:
+            out.append(_change(ref, rule, before, after, desired.why(rule.source)))
 
 
-def _changes_for(mapping, ref, rule: WriteRule, before, after, canonical,
-                 why: _Lazy) -> list[Change]:
-    def change(b, a, step=0, note="") -> Change:
-        return _new_change({"system": ref.system, "object_type": ref.object_type,
-                            "record_id": ref.record_id, "field": rule.field, "before": b,
-                            "after": a, "rule": f"{rule.rule} <- {why().rule}",
-                            "reason": why().reason + note, "step": step})
+def _change(ref: SourceRef, rule: WriteRule, before: Any, after: Any, why: _Why,
+            step: int = 0, note: str = "") -> Change:
+    # Positional, in Change's field order: one is built per change, and keyword arguments
+    # would double the cost of building it.
+    return Change(ref.system, ref.object_type, ref.record_id, rule.field, before, after,
+                  _rule_text(rule.rule, why.rule), why.reason + note, step)
 
-    if rule.source != "person.stage":
-        return [change(before, after)]
-    forward = _forward_map(mapping, ref, rule.field)
+
+@lru_cache(maxsize=1024)
+def _rule_text(write_rule: str, why_rule: str) -> str:
+    """Cached: a plan names a few dozen pairs of rules in tens of thousands of changes, and
+    sharing the text saves building and holding each copy."""
+    return f"{write_rule} <- {why_rule}"
+
+
+def _stage_changes(mapping: Mapping, ref: SourceRef, rule: WriteRule, before: Any, after: Any,
+                   canonical: LifecycleStage, desired: _Desired) -> list[Change]:
+    """A stage moves only forward unless precedence allows downgrades, and a backward move
+    in HubSpot's forward-only field is a clear followed by a set."""
+    forward = mapping.field_map(ref.system, ref.object_type, rule.field)
     current_stage = _stage_of(forward, before)
     if current_stage == canonical:
         return []  # e.g. a localised label that already means this stage: keep the admin's value
     allow = mapping.precedence["person.stage"].allow_downgrade
     if canonical.is_downgrade_from(current_stage) and not allow:
         return []
+    why = desired.why(rule.source)
     backward = _is_backward_in_crm(forward, before, after)
     if (ref.system, ref.object_type, rule.field) in FORWARD_ONLY_FIELDS and backward:
         note = "; HubSpot only moves lifecyclestage forward, so clear it first"
-        return [change(before, "", 0, note), change("", after, 1, note)]
-    return [change(before, after)]
+        return [_change(ref, rule, before, "", why, 0, note),
+                _change(ref, rule, "", after, why, 1, note)]
+    return [_change(ref, rule, before, after, why)]
 
 
-def _forward_map(mapping: Mapping, ref: SourceRef, field_name: str):
-    for field_map in mapping.picklists.get((ref.system.value, ref.object_type), ()):
-        if field_map.field == field_name:
-            return field_map
-    return None
-
-
-def _stage_of(forward, raw: Any) -> LifecycleStage | None:
+def _stage_of(forward: FieldMap | None, raw: Any) -> LifecycleStage | None:
     if forward is None:
         return None
     meaning = forward.values.get(raw_text(raw))
     return meaning.stage if meaning else None
 
 
-def _is_backward_in_crm(forward, before: Any, after: Any) -> bool:
+def _is_backward_in_crm(forward: FieldMap | None, before: Any, after: Any) -> bool:
     if forward is None or raw_text(before) == "":
         return False
     old, new = forward.position(raw_text(before)), forward.position(raw_text(after))
     return old is not None and new is not None and new < old
 
 
-def _wire_value(system: System, value: Any) -> Any:
+def _target(rule: WriteRule, canonical: Any) -> tuple[Any, str] | None:
+    """(value to write, its comparable text) for a canonical value, or None when the rule
+    writes nothing for it.
+
+    Kept per rule: a plan asks the same few questions of every record. The type is part of
+    the key because True == 1; the memo is emptied if it ever grows past a few hundred values
+    (trigger dates are the only open-ended ones).
+    """
+    memo = rule.plan_memo
+    key = (type(canonical), canonical)
+    try:
+        return memo[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable value: work it out every time
+        return _work_out_target(rule, canonical)
+    if len(memo) >= 512:
+        memo.clear()
+    found = memo[key] = _work_out_target(rule, canonical)
+    return found
+
+
+def _work_out_target(rule: WriteRule, canonical: Any) -> tuple[Any, str] | None:
+    write, target = rule.system_value(canonical)
+    if not write:
+        return None
+    target = _wire_value(rule.system, target)
+    return target, _comparable(target)
+
+
+def _wire_value(system: str, value: Any) -> Any:
     """HubSpot properties are all strings; Salesforce takes JSON types (null, booleans)."""
     if isinstance(value, Enum):
         value = value.value
     if isinstance(value, date):
         value = value.isoformat()
-    if system is System.HUBSPOT:
+    if system == System.HUBSPOT:
         return raw_text(value) if not isinstance(value, str) else value
     return value
 
@@ -222,88 +237,85 @@ def _comparable_text(text: str) -> str:
 # ---- canonical values by write-back source ---------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Why:
     rule: str
     reason: str
 
 
-class _Lazy:
-    """An explanation built on first use, then kept (a record may get two steps)."""
-
-    def __init__(self, explain: Callable[[], _Why]) -> None:
-        self._explain = explain
-        self._why: _Why | None = None
-
-    def __call__(self) -> _Why:
-        if self._why is None:
-            self._why = self._explain()
-        return self._why
+def _person_values(person: Person) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if person.stage is not None:
+        values["person.stage"] = person.stage.value
+    if person.fit is not None:
+        values["person.fit"] = person.fit.fit
+    if person.priority is not None:
+        values["person.priority"] = person.priority.value
+    return values
 
 
-def _person_value(source: str, person: Person, today: date):
-    """(canonical value, its explanation) for a person, or None when nothing is known."""
+def _person_why(source: str, person: Person) -> _Why:
     if source == "person.stage":
-        if person.stage is None:
-            return None
-        return person.stage.value, lambda: _stage_why(person)
+        prov = person.stage.provenance
+        others = ", ".join(
+            [f"{c.provenance.source.key} says {c.value}" for c in person.stage_candidates]
+        )
+        return _Why(prov.rule, f"stage {person.stage.value}: {others or prov.describe()}")
     if source == "person.fit":
-        if person.fit is None:
-            return None
-        fit = person.fit
-        return fit.fit, lambda: _Why(fit.rule, _fit_reason(fit))
-    if person.priority is None:
-        return None
-    return person.priority.value, lambda: _priority_why(person.priority)
+        return _Why(person.fit.rule, _fit_reason(person.fit))
+    return _priority_why(person.priority.value, person.priority.provenance.rule)
 
 
-def _stage_why(person: Person) -> _Why:
-    prov = person.stage.provenance
-    others = ", ".join(
-        f"{c.provenance.source} says {c.value.value}" for c in person.stage_candidates
-    )
-    return _Why(prov.rule, f"stage {person.stage.value.value}: {others or prov.describe()}")
+def _organization_values(org: Organization, today: date) -> dict[str, Any]:
+    """The trigger values are always known: no active trigger clears them."""
+    trigger = active_positive_trigger(org.triggers, today)
+    values: dict[str, Any] = {
+        "organization.trigger_active": trigger is not None,
+        "organization.trigger_type": trigger.type if trigger else None,
+        "organization.trigger_date": trigger.occurred_at if trigger else None,
+    }
+    if org.fit is not None:
+        values["organization.fit"] = org.fit.fit
+    if org.priority is not None:
+        values["organization.priority"] = org.priority.value
+    if org.relationship is not None:
+        values["organization.relationship"] = org.relationship.value
+    return values
 
 
-def _organization_value(source: str, org: Organization, today: date):
-    """(canonical value, its explanation) for an organisation, or None when nothing is known."""
+def _organization_why(source: str, org: Organization, today: date) -> _Why:
     if source == "organization.fit":
-        if org.fit is None:
-            return None
-        return org.fit.fit, lambda: _Why(org.fit.rule, _fit_reason(org.fit))
+        return _Why(org.fit.rule, _fit_reason(org.fit))
     if source == "organization.priority":
-        return org.priority.value, lambda: _priority_why(org.priority)
+        return _priority_why(org.priority.value, org.priority.provenance.rule)
     if source == "organization.relationship":
-        if org.relationship is None:
-            return None
         relationship = org.relationship
-        return relationship.value, lambda: _Why(relationship.provenance.rule,
-                                                f"relationship {relationship.value.value}")
+        return _Why(relationship.provenance.rule, f"relationship {relationship.value}")
     trigger = active_positive_trigger(org.triggers, today)
     if trigger is None:
-        return {"organization.trigger_active": False}.get(source), _no_trigger
-    values = {
-        "organization.trigger_active": True,
-        "organization.trigger_type": trigger.type,
-        "organization.trigger_date": trigger.occurred_at,
-    }
-    return values[source], lambda: _Why(
-        trigger.provenance.rule, f"{trigger.type} on {trigger.occurred_at} "
-        f"(active until {trigger.expires_at}) from {trigger.provenance.source}")
+        return _NO_TRIGGER
+    return _Why(trigger.provenance.rule, f"{trigger.type} on {trigger.occurred_at} "
+                f"(active until {trigger.expires_at}) from {trigger.provenance.source}")
 
 
-def _no_trigger() -> _Why:
-    return _Why("triggers", "no active positive trigger (none, expired or suppressed)")
+@lru_cache(maxsize=256)
+def _priority_why(priority: Priority, rule: str) -> _Why:
+    """Cached: priorities are a handful of shared values (see reconcile._priority)."""
+    return _Why(rule, f"priority {priority}: {rule.removeprefix('priority: ')}")
 
 
-def _priority_why(priority) -> _Why:
-    rule = priority.provenance.rule
-    return _Why(rule, f"priority {priority.value.value}: {rule.removeprefix('priority: ')}")
+_NO_TRIGGER = _Why("triggers", "no active positive trigger (none, expired or suppressed)")
 
 
-def _fit_reason(fit) -> str:
+def _fit_reason(fit: IcpFit) -> str:
     if fit.asserted_by is not None:
         return f"fit {str(fit.fit).lower()}: asserted by {fit.asserted_by.describe()}"
-    verdict = "fits" if fit.fit else "does not fit"
-    failed = f"; failed: {', '.join(fit.failed)}" if fit.failed else ""
-    return f"{verdict} the ICP (matched: {', '.join(fit.matched) or 'none'}{failed})"
+    return _icp_reason(fit.fit, fit.matched, fit.failed)
+
+
+@lru_cache(maxsize=1024)
+def _icp_reason(fit: bool, matched: tuple[str, ...], failed: tuple[str, ...]) -> str:
+    """Cached: a handful of rule outcomes, shared by many organisations and their people."""
+    verdict = "fits" if fit else "does not fit"
+    failed_text = f"; failed: {', '.join(failed)}" if failed else ""
+    return f"{verdict} the ICP (matched: {', '.join(matched) or 'none'}{failed_text})"

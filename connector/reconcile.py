@@ -16,6 +16,7 @@ from functools import lru_cache
 from connector.mapping import IcpNode, Mapping
 from connector.mapping._compiled import PrecedenceRule
 from connector.model import (
+    LADDER,
     Deal,
     IcpFit,
     LifecycleStage,
@@ -31,12 +32,6 @@ from connector.model import (
 )
 
 __all__ = ["DisjointSets", "Reconciled", "evaluate_icp", "reconcile"]
-
-# The models' own validation, minus the keyword frame of Model(...): about 30% faster, for the
-# few models built once per entity.
-_new_person = Person.__pydantic_validator__.validate_python
-_new_sourced = Sourced.__pydantic_validator__.validate_python
-_new_provenance = Provenance.__pydantic_validator__.validate_python
 
 
 @dataclass(frozen=True)
@@ -86,24 +81,37 @@ def reconcile(
 
     `links` are stored pairs of records known to be the same entity, as refs or their text.
     """
-    views = list(views)
-    persons = sorted((v for v in views if isinstance(v, Person)), key=lambda v: str(v.refs[0]))
-    orgs = sorted((v for v in views if isinstance(v, Organization)), key=lambda v: str(v.refs[0]))
-    deals = sorted((v for v in views if isinstance(v, Deal)), key=lambda v: str(v.ref))
+    persons: list[Person] = []
+    orgs: list[Organization] = []
+    deals: list[Deal] = []
+    for view in views:
+        if isinstance(view, Person):
+            persons.append(view)
+        elif isinstance(view, Organization):
+            orgs.append(view)
+        elif isinstance(view, Deal):
+            deals.append(view)
+    persons.sort(key=_first_key)
+    orgs.sort(key=_first_key)
+    deals.sort(key=lambda d: d.ref.key)
     # Links only ever take part as text: format each once, in the order they are applied.
     link_keys = sorted((str(a), str(b)) for a, b in links)
     deals_of_org = _DealIndex(deals, lambda d: d.organization_refs)
     merged_orgs = [
-        _decide_organization(mapping, group, deals_of_org.touching(keys), today, refs, keys)
+        _decide_organization(mapping, group, deals_of_org.touching(keys), today, refs)
         for group, refs, keys in _group(orgs, link_keys, lambda o: o.domain)
     ]
-    org_of = {str(ref): org for org in merged_orgs for ref in org.refs}
+    org_of = {ref.key: org for org in merged_orgs for ref in org.refs}
     deals_of_person = _DealIndex(deals, lambda d: d.person_refs)
     merged_persons = [
-        _decide_person(mapping, group, deals_of_person.touching(keys), org_of, refs, keys)
+        _decide_person(mapping, group, deals_of_person.touching(keys), org_of, refs)
         for group, refs, keys in _group(persons, link_keys, lambda p: p.email)
     ]
     return Reconciled(merged_persons, merged_orgs, deals)
+
+
+def _first_key(view: Person | Organization) -> str:
+    return view.refs[0].key
 
 
 class _DealIndex:
@@ -118,89 +126,94 @@ class _DealIndex:
         self.positions: dict[str, list[int]] = {}
         for position, deal in enumerate(deals):
             for ref in refs_of(deal):
-                self.positions.setdefault(str(ref), []).append(position)
+                self.positions.setdefault(ref.key, []).append(position)
 
-    def touching(self, keys: set[str]) -> list[Deal]:
+    def touching(self, keys: Iterable[str]) -> list[Deal]:
         """`keys`: the texts of every ref of the group."""
-        found = {p for key in keys for p in self.positions.get(key, ())}
-        return [self.deals[p] for p in sorted(found)]
+        found = [p for key in keys for p in self.positions.get(key, ())]
+        if len(found) > 1:
+            found = sorted(set(found))
+        return [self.deals[p] for p in found]
 
 
 def _group(views, link_keys: list[tuple[str, str]], natural_key):
     """Groups of views, each with its distinct refs in text order and those texts."""
     groups = DisjointSets()
-    firsts = [str(v.refs[0]) for v in views]
+    firsts = [v.refs[0].key for v in views]
     known = set(firsts)
-    for key in firsts:
-        groups.find(key)
     for a, b in link_keys:
         if a in known or b in known:
             groups.union(a, b)
     by_natural: dict[str, str] = {}
     for view, key in zip(views, firsts, strict=True):
         for other in view.linked_refs:
-            groups.union(key, str(other))
+            groups.union(key, other.key)
         natural = natural_key(view)
         if natural:
-            groups.union(key, by_natural.setdefault(natural, key))
+            first = by_natural.setdefault(natural, key)
+            if first != key:
+                groups.union(key, first)
     buckets: dict[str, list] = {}
     for view, key in zip(views, firsts, strict=True):
         buckets.setdefault(groups.find(key), []).append(view)
-    return [(group, *_sorted_refs(r for v in group for r in v.refs))
-            for group in (buckets[root] for root in sorted(buckets))]
+    out = []
+    for root in sorted(buckets):
+        group = buckets[root]
+        if len(group) == 1 and len(group[0].refs) == 1:
+            refs = group[0].refs
+            out.append((group, refs, (refs[0].key,)))
+        else:
+            refs = _sorted_refs([r for v in group for r in v.refs])
+            out.append((group, refs, [r.key for r in refs]))
+    return out
 
 
-def _sorted_refs(refs: Iterable[SourceRef]) -> tuple[tuple[SourceRef, ...], set[str]]:
-    """Distinct refs in text order, and their texts; each ref is formatted once."""
-    by_key: dict[str, SourceRef] = {}
-    for ref in refs:
-        by_key.setdefault(str(ref), ref)
-    return tuple(by_key[key] for key in sorted(by_key)), set(by_key)
-
-
-@lru_cache(maxsize=64)
-def _ranks(rule: PrecedenceRule) -> dict[str, int]:
-    """Each system's position in the order precedence prefers them (first listed wins)."""
-    order = [] if rule.winner == "most_advanced" else [rule.winner]
-    ranks: dict[str, int] = {}
-    for position, system in enumerate(
-        order + [s for s in (*rule.tie_breaker, "hubspot", "salesforce") if s not in order]
-    ):
-        ranks.setdefault(system, position)
-    return ranks
+def _sorted_refs(refs: list[SourceRef]) -> tuple[SourceRef, ...]:
+    """Distinct refs in text order (usually there are one or none)."""
+    if len(refs) < 2:
+        return tuple(refs)
+    by_key = {ref.key: ref for ref in reversed(refs)}  # the first of equal refs wins
+    return tuple([by_key[key] for key in sorted(by_key)])
 
 
 def _by_precedence(candidates: list[Sourced], rule: PrecedenceRule) -> Sourced | None:
     if len(candidates) < 2:  # nothing to rank (the ranking itself cannot fail)
         return candidates[0] if candidates else None
-    ranks = _ranks(rule)
-    ranked = sorted(
-        candidates,
-        key=lambda c: (ranks[c.provenance.source.system], str(c.provenance.source)),
-    )
-    return ranked[0]
+    ranks = rule.ranks
+    return min(candidates, key=lambda c: (ranks[c.provenance.source.system],
+                                          c.provenance.source.key))
 
 
 # ---- organisations --------------------------------------------------------------------------
 
 
-def _decide_organization(mapping, group: list[Organization], deals, today,
-                         refs: tuple[SourceRef, ...], keys: set[str]) -> Organization:
-    facts_rule = mapping.precedence["organization.facts"]
-    facts = {}
-    for name in sorted({n for v in group for n in v.facts}):
-        facts[name] = _by_precedence([v.facts[name] for v in group if name in v.facts], facts_rule)
-    rel_rule = mapping.precedence["organization.relationship"]
-    candidates = [c for v in group for c in v.relationship_candidates]
-    candidates += _deal_relationships(mapping, deals, keys)
-    relationship = _pick_relationship(candidates, rel_rule)
-    asserted = _by_precedence([v.asserted_fit for v in group if v.asserted_fit], rel_rule)
-    fit = evaluate_icp(mapping.icp, facts, asserted)
-    triggers = _merge_triggers(t for v in group for t in v.triggers)
-    priority = _organization_priority(fit, triggers, today)
+def _decide_organization(mapping: Mapping, group: list[Organization], deals: list[Deal],
+                         today: date, refs: tuple[SourceRef, ...]) -> Organization:
+    facts_of: dict[str, list[Sourced]] = {}
+    candidates: list[Sourced] = []
+    asserted_by: list[Sourced] = []
+    triggers: list[Trigger] = []
+    linked: list[SourceRef] = []
     current: dict = {}
     for view in group:
+        for name, fact in view.facts.items():
+            facts_of.setdefault(name, []).append(fact)
+        candidates += view.relationship_candidates
+        if view.asserted_fit:
+            asserted_by.append(view.asserted_fit)
+        triggers += view.triggers
+        linked += view.linked_refs
         current.update(view.current)
+    for deal in deals:  # each names one of the group's records
+        effect = mapping.deal_effects.get(deal.status.value)
+        if effect and effect.relationship:
+            candidates.append(_from_deal(deal, effect.relationship, effect.rule))
+    facts_rule = mapping.precedence["organization.facts"]
+    facts = {name: _by_precedence(facts_of[name], facts_rule) for name in sorted(facts_of)}
+    rel_rule = mapping.precedence["organization.relationship"]
+    asserted = _by_precedence(asserted_by, rel_rule)
+    fit = evaluate_icp(mapping.icp, facts, asserted)
+    merged_triggers = _merge_triggers(triggers)
     names = [v.name for v in group if v.name]
     domains = sorted({v.domain for v in group if v.domain})
     return Organization(
@@ -208,49 +221,43 @@ def _decide_organization(mapping, group: list[Organization], deals, today,
         name=names[0] if names else None,
         domain=domains[0] if domains else None,
         facts=facts,
-        relationship=relationship,
+        relationship=_pick_relationship(candidates, rel_rule),
         relationship_candidates=tuple(candidates),
         asserted_fit=asserted,
-        linked_refs=_refs_of(group, "linked_refs"),
+        linked_refs=_sorted_refs(linked),
         fit=fit,
-        triggers=triggers,
-        priority=priority,
+        triggers=merged_triggers,
+        priority=_organization_priority(fit, merged_triggers, today),
         current=current,
     )
 
 
-def _deal_relationships(mapping, deals, org_keys) -> list[Sourced]:
-    out = []
-    for deal in deals:
-        effect = mapping.deal_effects.get(deal.status.value)
-        if effect and effect.relationship and org_keys & {str(r) for r in deal.organization_refs}:
-            out.append(_from_deal(deal, effect.relationship, effect.rule))
-    return out
-
-
 def _from_deal(deal: Deal, value, rule: str) -> Sourced:
     prov = deal.status.provenance
-    return Sourced(
-        value=value,
-        provenance=Provenance(source=deal.ref, field=prov.field, raw=prov.raw,
-                              rule=f"{rule} <- {prov.rule}"),
-    )
+    return Sourced(value, Provenance(_derived_rule(rule, prov.rule), deal.ref, prov.field,
+                                     prov.raw))
+
+
+@lru_cache(maxsize=1024)
+def _derived_rule(rule: str, source_rule: str, how: str = "") -> str:
+    """`rule [how] <- source_rule`, cached: a few dozen distinct texts, each in thousands of
+    values, which then share one copy."""
+    return f"{rule} {how} <- {source_rule}" if how else f"{rule} <- {source_rule}"
 
 
 def _pick_relationship(candidates: list[Sourced], rule: PrecedenceRule) -> Sourced | None:
     """Precedence picks the system; within it, a won deal's `customer` beats a picklist."""
     if len(candidates) < 2:
         return candidates[0] if candidates else None
-    ranks = _ranks(rule)
-    ranked = sorted(
+    ranks = rule.ranks
+    return min(
         candidates,
         key=lambda c: (
             ranks[c.provenance.source.system],
             c.value is not Relationship.CUSTOMER,
-            str(c.provenance.source),
+            c.provenance.source.key,
         ),
     )
-    return ranked[0]
 
 
 def evaluate_icp(node: IcpNode | None, facts: dict[str, Sourced], asserted: Sourced | None):
@@ -260,11 +267,10 @@ def evaluate_icp(node: IcpNode | None, facts: dict[str, Sourced], asserted: Sour
     matched: list[str] = []
     failed: list[str] = []
     fit = _evaluate(node, facts, matched, failed) if node is not None else False
-    rule = node.rule if node is not None else "icp"
     if asserted is not None:
-        return IcpFit(fit=bool(asserted.value), matched=tuple(matched), failed=tuple(failed),
-                      rule=asserted.provenance.rule, asserted_by=asserted.provenance)
-    return IcpFit(fit=fit, matched=tuple(matched), failed=tuple(failed), rule=rule)
+        return IcpFit(bool(asserted.value), tuple(matched), tuple(failed),
+                      asserted.provenance.rule, asserted.provenance)
+    return IcpFit(fit, tuple(matched), tuple(failed), node.rule)
 
 
 def _evaluate(node: IcpNode, facts, matched: list[str], failed: list[str]) -> bool:
@@ -291,12 +297,14 @@ def _condition(op: str, operand, value) -> bool:
     return value <= operand
 
 
-def _merge_triggers(triggers: Iterable[Trigger]) -> tuple[Trigger, ...]:
+def _merge_triggers(triggers: list[Trigger]) -> tuple[Trigger, ...]:
+    if len(triggers) < 2:
+        return tuple(triggers)
     unique = {}
     for trig in triggers:
-        unique.setdefault((trig.type, trig.occurred_at, str(trig.provenance.source)), trig)
+        unique.setdefault((trig.type, trig.occurred_at, trig.provenance.source.key), trig)
     return tuple(sorted(unique.values(), key=lambda t: (t.occurred_at, t.type,
-                                                         str(t.provenance.source))))
+                                                         t.provenance.source.key)))
 
 
 def active_positive_trigger(triggers: tuple[Trigger, ...], today: date) -> Trigger | None:
@@ -309,85 +317,84 @@ def active_positive_trigger(triggers: tuple[Trigger, ...], today: date) -> Trigg
 
 
 def _organization_priority(fit: IcpFit | None, triggers, today) -> Sourced:
-    trigger = active_positive_trigger(triggers, today)
-    if fit is not None and fit.fit and trigger is not None:
+    if fit is None or not fit.fit:
+        return _priority(Priority.OTHER, "organisation does not fit the ICP")
+    trigger = active_positive_trigger(triggers, today) if triggers else None
+    if trigger is not None:
         return _priority(Priority.TRIGGER_FIT, f"active {trigger.type} trigger on an ICP-fit "
                          f"organisation ({trigger.provenance.rule})")
-    if fit is not None and fit.fit:
-        return _priority(Priority.FIT, f"ICP fit ({fit.rule})")
-    return _priority(Priority.OTHER, "organisation does not fit the ICP")
+    return _priority(Priority.FIT, f"ICP fit ({fit.rule})")
 
 
 @lru_cache(maxsize=1024)
 def _priority(value: Priority, why: str) -> Sourced:
-    """Shared between entities: a handful of distinct values, and Sourced is immutable."""
-    return Sourced(value=value, provenance=Provenance(rule=f"priority: {why}"))
+    """Shared between entities (a handful of distinct values): never change the result."""
+    return Sourced(value, Provenance(f"priority: {why}"))
 
 
 # ---- persons --------------------------------------------------------------------------------
 
 
-def _decide_person(mapping, group: list[Person], deals, org_of,
-                   refs: tuple[SourceRef, ...], keys: set[str]) -> Person:
-    candidates = [c for v in group for c in v.stage_candidates]
-    for deal in deals:
-        effect = mapping.deal_effects.get(deal.status.value)
-        if effect and effect.stage and keys & {str(r) for r in deal.person_refs}:
-            candidates.append(_from_deal(deal, effect.stage, effect.rule))
-    rule = mapping.precedence["person.stage"]
-    stage = _decide_stage(candidates, rule)
-    org_refs, org_keys = _sorted_refs(r for v in group for r in v.organization_refs)
-    orgs = {id(org_of[key]): org_of[key] for key in org_keys if key in org_of}
-    org = min(orgs.values(), key=lambda o: str(o.refs[0])) if orgs else None
+def _decide_person(mapping: Mapping, group: list[Person], deals: list[Deal],
+                   org_of: dict[str, Organization], refs: tuple[SourceRef, ...]) -> Person:
+    candidates: list[Sourced] = []
+    org_refs: list[SourceRef] = []
+    linked: list[SourceRef] = []
+    converted: list[SourceRef] = []
+    emails: list[str] = []
     current: dict = {}
     for view in group:
+        candidates += view.stage_candidates
+        org_refs += view.organization_refs
+        linked += view.linked_refs
+        converted += view.converted_refs
+        if view.email:
+            emails.append(view.email)
         current.update(view.current)
-    emails = {v.email for v in group if v.email}
+    for deal in deals:  # each names one of the group's records
+        effect = mapping.deal_effects.get(deal.status.value)
+        if effect and effect.stage:
+            candidates.append(_from_deal(deal, effect.stage, effect.rule))
+    stage = _decide_stage(candidates, mapping.precedence["person.stage"])
+    orgs = [org_of[ref.key] for ref in org_refs if ref.key in org_of]
+    org = min(orgs, key=_first_key) if orgs else None
     if len(candidates) > 1:
-        candidates.sort(key=lambda c: str(c.provenance.source))
-    return _new_person({
-        "refs": refs,
-        "email": min(emails) if emails else None,
-        "stage": stage,
-        "stage_candidates": tuple(candidates),
-        "organization_refs": org_refs,
-        "linked_refs": _refs_of(group, "linked_refs"),
-        "converted_refs": _refs_of(group, "converted_refs"),
-        "fit": org.fit if org else None,
-        "priority": _person_priority(stage, org),
-        "current": current,
-    })
-
-
-def _refs_of(group, attribute: str) -> tuple[SourceRef, ...]:
-    """Every view's refs in `attribute`, distinct and in text order (usually there are none)."""
-    found = [r for v in group for r in getattr(v, attribute)]
-    return _sorted_refs(found)[0] if found else ()
+        candidates.sort(key=lambda c: c.provenance.source.key)
+    return Person(
+        refs=refs,
+        email=min(emails) if emails else None,
+        stage=stage,
+        stage_candidates=tuple(candidates),
+        organization_refs=_sorted_refs(org_refs),
+        linked_refs=_sorted_refs(linked),
+        converted_refs=_sorted_refs(converted),
+        fit=org.fit if org else None,
+        priority=_person_priority(stage, org),
+        current=current,
+    )
 
 
 def _decide_stage(candidates: list[Sourced], rule: PrecedenceRule) -> Sourced | None:
     if not candidates:
         return None
-    if len(candidates) == 1:  # what either branch below picks from one candidate
-        chosen = candidates[0]
-        why = f"{rule.winner} wins" if rule.winner != "most_advanced" else "most advanced"
-    elif rule.winner != "most_advanced":
+    if rule.winner != "most_advanced":
         chosen = _by_precedence(candidates, rule)
         why = f"{rule.winner} wins"
-    else:
-        on_ladder = [c for c in candidates if c.value.on_ladder]
-        pool = on_ladder or candidates
-        top = max(pool, key=lambda c: c.value.rank or 0).value if on_ladder else None
-        chosen = _by_precedence([c for c in pool if top is None or c.value == top], rule)
+    elif len(candidates) == 1:
+        chosen, why = candidates[0], "most advanced"
+    else:  # the highest on the ladder (off it only when none is on it), then by precedence
+        ranks = rule.ranks
+        chosen = min(candidates, key=lambda c: (-_RANK.get(c.value, -1),
+                                                ranks[c.provenance.source.system],
+                                                c.provenance.source.key))
         why = "most advanced"
-    assert chosen is not None
     prov = chosen.provenance
-    return _new_sourced({
-        "value": chosen.value,
-        "provenance": _new_provenance({"source": prov.source, "field": prov.field,
-                                       "raw": prov.raw,
-                                       "rule": f"{rule.rule} {why} <- {prov.rule}"}),
-    })
+    return Sourced(chosen.value, Provenance(_derived_rule(rule.rule, prov.rule, why),
+                                            prov.source, prov.field, prov.raw))
+
+
+_RANK = {stage: rank for rank, stage in enumerate(LADDER)}
+_LEAD_OR_BEYOND = frozenset(LADDER[LADDER.index(LifecycleStage.LEAD):])
 
 
 def _person_priority(stage: Sourced | None, org: Organization | None) -> Sourced:
@@ -395,10 +402,7 @@ def _person_priority(stage: Sourced | None, org: Organization | None) -> Sourced
         return _priority(Priority.OTHER, "disqualified")
     if org is not None and org.priority is not None and org.priority.value is not Priority.OTHER:
         return org.priority
-    is_lead = stage is not None and stage.value.on_ladder and not (
-        LifecycleStage.LEAD.is_more_advanced_than(stage.value)
-    )
-    if is_lead:
-        return _priority(Priority.NONFIT_LEAD, f"a {stage.value.value} at an organisation that "
+    if stage is not None and stage.value in _LEAD_OR_BEYOND:
+        return _priority(Priority.NONFIT_LEAD, f"a {stage.value} at an organisation that "
                          "does not fit the ICP (or is unknown)")
     return _priority(Priority.OTHER, "no fit organisation and not a lead yet")

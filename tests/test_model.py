@@ -1,14 +1,20 @@
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError
 from datetime import date
 
 import pytest
+from pydantic import ValidationError
 
 from connector.model import (
     LADDER,
+    Change,
     LifecycleStage,
     Priority,
     Provenance,
+    Sourced,
+    SourceRef,
+    System,
     Trigger,
     TriggerPolarity,
 )
@@ -65,3 +71,41 @@ def test_trigger_is_active_inside_its_window_only():
 def test_priority_ranking_follows_the_texts():
     ranked = sorted(Priority, key=lambda p: p.rank, reverse=True)
     assert ranked == [Priority.TRIGGER_FIT, Priority.FIT, Priority.NONFIT_LEAD, Priority.OTHER]
+
+
+def test_source_ref_text_is_formatted_once_and_is_not_serialised():
+    ref = SourceRef(system="salesforce", object_type="Lead", record_id="00Q1")
+    assert ref.system is System.SALESFORCE
+    assert ref.key == str(ref) == "salesforce:Lead:00Q1"
+    assert ref == SourceRef(system=System.SALESFORCE, object_type="Lead", record_id="00Q1")
+    assert ref.model_dump(mode="json") == {"system": "salesforce", "object_type": "Lead",
+                                           "record_id": "00Q1"}
+    with pytest.raises(FrozenInstanceError):
+        ref.record_id = "00Q2"  # type: ignore[misc]
+
+
+def test_change_round_trips_through_json_with_validation():
+    change = Change(system=System.HUBSPOT, object_type="contacts", record_id="7",
+                    field="lifecyclestage", before="lead", after="", rule="r", reason="why")
+    data = change.model_dump(mode="json")
+    assert data == {"system": "hubspot", "object_type": "contacts", "record_id": "7",
+                    "field": "lifecyclestage", "before": "lead", "after": "", "rule": "r",
+                    "reason": "why", "step": 0}
+    assert Change.model_validate(data) == change
+    assert Change.model_validate(data).system is System.HUBSPOT
+    for bad in ({**data, "system": "pipedrive"}, {**data, "extra": 1},
+                {k: v for k, v in data.items() if k != "field"}):
+        with pytest.raises(ValidationError):
+            Change.model_validate(bad)
+
+
+def test_sourced_dumps_as_nested_json():
+    ref = SourceRef(system=System.HUBSPOT, object_type="companies", record_id="5")
+    sourced = Sourced(value=date(2026, 1, 2), provenance=Provenance(
+        rule="r", source=ref, field="recent_funding_date", raw=1767312000000))
+    assert sourced.model_dump(mode="json") == {
+        "value": "2026-01-02",
+        "provenance": {"rule": "r", "field": "recent_funding_date", "raw": 1767312000000,
+                       "source": {"system": "hubspot", "object_type": "companies",
+                                  "record_id": "5"}},
+    }

@@ -127,3 +127,19 @@ def test_localised_value_that_already_means_the_stage_is_kept(mapping, today):
         hs("contacts", "1", email="a@x.io", lifecyclestage="lead"),
     ], today)
     assert ("Status", 0) not in changes_to(plan, "salesforce:Lead:00Q1")
+
+
+def test_plan_lists_changes_in_record_then_field_order(mapping, today):
+    """make_plan visits records in plan order instead of sorting its changes afterwards."""
+    _, plan, _ = run_core(mapping, [
+        sf("Contact", "0032", Email="b@x.io", Lifecycle_Stage__c="MQL"),
+        hs("contacts", "9", email="b@x.io", lifecyclestage="customer"),
+        hs("contacts", "10", email="a@x.io", lifecyclestage="lead"),
+        sf("Lead", "00Q1", Email="a@x.io", Status="Working - Contacted"),
+        sf("Account", "0015", Funding_Announced_Date__c="2026-10-01"),
+        hs("companies", "5", salesforceaccountid="0015", domain="a.io"),
+    ], today)
+    order = [(c.system, c.object_type, c.record_id, c.field, c.step) for c in plan.changes]
+    assert len({(c.system, c.object_type) for c in plan.changes}) >= 4
+    assert order == sorted(order)
+

@@ -7,6 +7,7 @@ planned Change, so "why did this value change" always points at a line an admin 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from connector.model import DealStatus, LifecycleStage, Relationship, TriggerPolarity
@@ -116,6 +117,17 @@ class PrecedenceRule:
     tie_breaker: tuple[str, ...]
     rule: str
 
+    @cached_property
+    def ranks(self) -> dict[str, int]:
+        """Each system's position in the order this rule prefers them (first listed wins)."""
+        order = [] if self.winner == "most_advanced" else [self.winner]
+        ranks: dict[str, int] = {}
+        for position, system in enumerate(
+            order + [s for s in (*self.tie_breaker, "hubspot", "salesforce") if s not in order]
+        ):
+            ranks.setdefault(system, position)
+        return ranks
+
 
 @dataclass(frozen=True)
 class DealEffect:
@@ -135,6 +147,14 @@ class WriteRule:
     values: dict[str, Any] | None
     confirm: bool
     rule: str
+
+    @cached_property
+    def plan_memo(self) -> dict[Any, Any]:
+        """Planning's memo of what this rule writes for each canonical value (plan.py).
+
+        Not a field: equality, `replace()` and the mapping's fingerprint see only the rule.
+        """
+        return {}
 
     def system_value(self, canonical: Any) -> tuple[bool, Any]:
         """(write?, value). A reverse map entry of ~ means: never write this value."""
@@ -170,6 +190,27 @@ class Mapping:
     deal_effects: dict[DealStatus, DealEffect]
     write_back: dict[tuple[str, str], tuple[WriteRule, ...]]
     link_fields: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+
+    def write_rules(self, system: str, obj: str) -> tuple[WriteRule, ...]:
+        """The write-back rules of one object in field order, the order a plan lists them."""
+        return self._write_rules.get((system, obj), ())
+
+    @cached_property
+    def _write_rules(self) -> dict[tuple[str, str], tuple[WriteRule, ...]]:
+        return {key: tuple(sorted(rules, key=lambda r: r.field))
+                for key, rules in self.write_back.items()}
+
+    def field_map(self, system: str, obj: str, name: str) -> FieldMap | None:
+        """The picklist of one field, if it has one."""
+        return self._field_maps.get((system, obj, name))
+
+    @cached_property
+    def _field_maps(self) -> dict[tuple[str, str, str], FieldMap]:
+        found: dict[tuple[str, str, str], FieldMap] = {}
+        for (system, obj), maps in self.picklists.items():
+            for field_map in maps:
+                found.setdefault((system, obj, field_map.field), field_map)
+        return found
 
     def fields_read(self, system: str) -> dict[str, set[str]]:
         """Every field this mapping reads, per object, for requests and `crmsync check`."""
