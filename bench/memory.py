@@ -1,4 +1,5 @@
-"""Peak RSS of a backfill and of the sync after it, each in a fresh process, per size.
+"""Peak RSS of a backfill and of the sync after it (planning every record, as the first sync
+of a day does), each in a fresh process, per size.
 
 Sizes count records in both CRMs together (the state a run must hold is per record). Growth
 is judged against the state DB: from one size to the next, the extra peak RSS per extra byte

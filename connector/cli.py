@@ -276,6 +276,11 @@ def _engine_run(action, *, mapping, state, env_file, log_format, progress=False,
 @app.command("sync")
 def sync_command(
     dry_run: bool = DRY_RUN_OPTION,
+    replan_all: bool = typer.Option(
+        False, "--replan-all",
+        help="Plan every mirrored record, not only those changed since they were last planned "
+             "(the first run after a mapping change does this anyway).",
+    ),
     as_json: bool = JSON_OPTION,
     log_format: str = LOG_OPTION,
     mapping: Path | None = MAPPING_OPTION,
@@ -288,7 +293,8 @@ def sync_command(
     0 ok, 1 finished with rejected records, 2 configuration error, 3 stopped early and
     resumable (rate budget, lock held), 4 failed.
     """
-    report = _engine_run(lambda e: e.sync(dry_run=dry_run), mapping=mapping, state=state,
+    report = _engine_run(lambda e: e.sync(dry_run=dry_run, replan_all=replan_all),
+                         mapping=mapping, state=state,
                          env_file=env_file, log_format=log_format, as_json=as_json)
     _finish(report, as_json)
 

@@ -34,11 +34,15 @@ def print_report(report: RunReport, console: Console, *, show_changes: bool = Tr
         f"{report.rejected_records}" + (f"; skipped {report.skipped}" if report.skipped else ""),
         highlight=False,
     )
+    if report.plan_scope:
+        scope = ("every mirrored record" if report.plan_scope == "all"
+                 else "records changed since last planned, and those tied to them")
+        console.print(f"planned {report.records_planned} record(s): {scope}", highlight=False)
     calls = ", ".join(f"{system} {usage['calls']}" for system, usage in report.api_calls.items())
     if calls:
         console.print(f"API calls: {calls}", highlight=False)
     if show_changes and report.changes:
-        print_changes(report.changes, console)
+        print_changes(report.changes, console, not_listed=report.changes_not_listed)
     if report.rejects:
         print_rejects(report.rejects, console)
 
@@ -46,15 +50,21 @@ def print_report(report: RunReport, console: Console, *, show_changes: bool = Tr
 WIDE_TERMINAL = 140
 
 
-def print_changes(changes: list[dict[str, Any]], console: Console, limit: int = 200) -> None:
+def print_changes(changes: list[dict[str, Any]], console: Console, limit: int = 200,
+                  not_listed: int = 0) -> None:
     """A table on a wide terminal; otherwise one block per change, which reads well at any
-    width and greps well in logs."""
+    width and greps well in logs. `not_listed` counts changes the report itself left out."""
     if console.width >= WIDE_TERMINAL:
         _change_table(changes[:limit], console)
     else:
         _change_blocks(changes[:limit], console)
-    if len(changes) > limit:
-        console.print(f"... and {len(changes) - limit} more (use --json for all)")
+    more = max(0, len(changes) - limit) + not_listed
+    if more:
+        where = f"--json lists the first {len(changes)}"
+        if not_listed:
+            where += ("; `crmsync plan -o FILE` saves a whole plan, and the state DB's audit "
+                      "table holds every applied change")
+        console.print(f"... and {more} more ({where})", highlight=False)
 
 
 def _change_table(changes: list[dict[str, Any]], console: Console) -> None:

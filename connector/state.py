@@ -9,22 +9,35 @@ the new state, never half of one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from connector.exceptions import ConfigurationError, RunLockHeld
-from connector.model import SourceRef, System
+import orjson
 
-__all__ = ["SCHEMA_VERSION", "AuditEntry", "RejectEntry", "RunRecord", "StateStore"]
+from connector.exceptions import ConfigurationError, RunLockHeld
+from connector.mapping import MODIFIED_TIME_FIELDS
+from connector.model import Change, SourceRef, System
+from connector.normalize import identity_keys
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AuditEntry",
+    "ChangeSpool",
+    "RejectEntry",
+    "RunRecord",
+    "StateStore",
+    "mirror_text",
+]
 
 # Each migration moves the schema from version N-1 to N; never edit one that has shipped.
 MIGRATIONS: list[str] = [
@@ -101,13 +114,43 @@ MIGRATIONS: list[str] = [
         heartbeat REAL NOT NULL
     );
     """,
+    # 2: incremental planning. `digest` fingerprints what planning reads of a record (all but
+    # its modification time), `dirty` marks records changed since a run last planned them,
+    # `identity` indexes the keys that tie records into one planning group, and `plan_dates`
+    # holds the days a record's plan changes by itself (a trigger starts or expires).
+    """
+    ALTER TABLE mirror ADD COLUMN digest TEXT;
+    ALTER TABLE mirror ADD COLUMN dirty INTEGER NOT NULL DEFAULT 1;
+    CREATE INDEX mirror_dirty ON mirror (dirty) WHERE dirty = 1;
+    CREATE TABLE identity (
+        key TEXT NOT NULL,
+        ref TEXT NOT NULL,
+        PRIMARY KEY (key, ref)
+    ) WITHOUT ROWID;
+    CREATE INDEX identity_ref ON identity (ref);
+    CREATE INDEX links_b ON links (b);
+    CREATE TABLE plan_dates (
+        on_date TEXT NOT NULL,
+        ref TEXT NOT NULL,
+        PRIMARY KEY (on_date, ref)
+    ) WITHOUT ROWID;
+    CREATE TABLE meta (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    INSERT INTO meta (name, value)
+        SELECT 'identity_complete', '1' WHERE NOT EXISTS (SELECT 1 FROM mirror);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 _UPSERT_MIRROR = (
-    "INSERT INTO mirror (ref, system, object_type, record_id, record, modified_at, seen_run) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ref) DO UPDATE SET record = excluded.record, "
-    "modified_at = excluded.modified_at, seen_run = excluded.seen_run"
+    "INSERT INTO mirror (ref, system, object_type, record_id, record, modified_at, seen_run, "
+    "digest, dirty) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (ref) DO UPDATE SET "
+    "record = excluded.record, modified_at = excluded.modified_at, "
+    "seen_run = excluded.seen_run, digest = excluded.digest, "
+    "dirty = CASE WHEN ? THEN 1 ELSE mirror.dirty END"
 )
+_IN_CHUNK = 500  # bound variables per `IN (...)` query
 STALE_LOCK_SECONDS = 15 * 60
 
 
@@ -354,9 +397,16 @@ class StateStore:
     def links(self) -> list[tuple[SourceRef, SourceRef]]:
         return [(parse_ref(a), parse_ref(b)) for a, b in self.link_texts()]
 
-    def link_texts(self) -> list[tuple[str, str]]:
-        """`links()` as the refs' text: planning only compares them, parsing costs 2 models each."""
-        return self.db.execute("SELECT a, b FROM links ORDER BY a, b").fetchall()
+    def link_texts(self, refs: Collection[str] | None = None) -> list[tuple[str, str]]:
+        """`links()` as the refs' text (planning only compares them), all of them or those
+        with both ends in `refs`."""
+        if refs is None:
+            return self.db.execute("SELECT a, b FROM links ORDER BY a, b").fetchall()
+        found: set[tuple[str, str]] = set()
+        for chunk in _chunks(sorted(refs)):
+            found.update(self.db.execute(
+                f"SELECT a, b FROM links WHERE a IN ({_marks(chunk)})", chunk))
+        return sorted((a, b) for a, b in found if b in refs)
 
     # ---- mirror ----------------------------------------------------------------------------
 
@@ -367,57 +417,82 @@ class StateStore:
         records: Iterable[tuple[str, dict[str, Any]]],
         modified: datetime | None,
         run_id: int,
-    ) -> None:
-        """`mirror_records` for one page of one object: (record id, record) pairs that share a
-        modified time. The engine mirrors every record it reads; this skips building a
-        SourceRef per record only to take it apart again."""
+    ) -> int:
+        """Mirror one page of one object, given as (record id, record) pairs sharing a modified
+        time. Returns how many records are new or changed in anything planning reads; only
+        those are written and marked dirty, so re-reading a record costs no planning."""
         modified_at = _iso(modified)
-        self.db.executemany(
-            _UPSERT_MIRROR,
-            [
-                (f"{system}:{object_type}:{record_id}", system, object_type, record_id,
-                 json.dumps(record, sort_keys=True, default=str), modified_at, run_id)
-                for record_id, record in records
-            ],
+        return self._mirror(
+            [(f"{system}:{object_type}:{rid}", system, object_type, rid, record, modified_at)
+             for rid, record in records],
+            run_id, mark_dirty=True,
         )
 
     def mirror_records(
-        self, records: Iterable[tuple[SourceRef, dict[str, Any], datetime | None]], run_id: int
-    ) -> None:
-        self.db.executemany(
-            _UPSERT_MIRROR,
-            [
-                (str(ref), ref.system.value, ref.object_type, ref.record_id,
-                 json.dumps(record, sort_keys=True, default=str), _iso(modified), run_id)
-                for ref, record, modified in records
-            ],
+        self,
+        records: Iterable[tuple[SourceRef, dict[str, Any], datetime | None]],
+        run_id: int,
+        *,
+        mark_dirty: bool = True,
+    ) -> int:
+        """`mirror_page` for records of any object. `mark_dirty=False` mirrors values a run
+        has just written from its own plan: the plan already accounts for them."""
+        return self._mirror(
+            [(str(ref), ref.system.value, ref.object_type, ref.record_id, record, _iso(modified))
+             for ref, record, modified in records],
+            run_id, mark_dirty=mark_dirty,
         )
+
+    def _mirror(self, rows: list[tuple[str, str, str, str, dict[str, Any], str | None]],
+                run_id: int, *, mark_dirty: bool) -> int:
+        texts = [mirror_text(system, record) for _, system, _, _, record, _ in rows]
+        known = self._digests([row[0] for row in rows])
+        changed = []
+        for row, text in zip(rows, texts, strict=True):
+            digest = hashlib.blake2b(text, digest_size=16).hexdigest()
+            if known.get(row[0]) != digest:
+                changed.append((row, text, digest))
+        if not changed:
+            return 0
+        self.db.executemany(_UPSERT_MIRROR, [
+            (ref, system, obj, rid, text, modified_at, run_id, digest, mark_dirty)
+            for (ref, system, obj, rid, _, modified_at), text, digest in changed
+        ])
+        refs = [row[0] for row, _, _ in changed]
+        for chunk in _chunks(refs):
+            self.db.execute(f"DELETE FROM identity WHERE ref IN ({_marks(chunk)})", chunk)
+        self.db.executemany("INSERT OR IGNORE INTO identity (key, ref) VALUES (?, ?)", [
+            (key, ref)
+            for (ref, system, obj, _, record, _), _, _ in changed
+            for key in identity_keys(system, obj, record)
+        ])
+        return len(changed)
+
+    def _digests(self, refs: list[str]) -> dict[str, str | None]:
+        out: dict[str, str | None] = {}
+        for chunk in _chunks(refs):
+            out.update(self.db.execute(
+                f"SELECT ref, digest FROM mirror WHERE ref IN ({_marks(chunk)})", chunk))
+        return out
 
     def mirrored(self, refs: Iterable[SourceRef] | None = None) -> dict[str, dict[str, Any]]:
         """Last-seen raw records, keyed by ref string (all of them when `refs` is None)."""
         if refs is None:
             rows = self.db.execute("SELECT ref, record FROM mirror").fetchall()
         else:
-            keys = [str(r) for r in refs]
             rows = []
-            for start in range(0, len(keys), 500):
-                chunk = keys[start:start + 500]
-                marks = ",".join("?" * len(chunk))
+            for chunk in _chunks([str(r) for r in refs]):
                 rows += self.db.execute(
-                    f"SELECT ref, record FROM mirror WHERE ref IN ({marks})", chunk
+                    f"SELECT ref, record FROM mirror WHERE ref IN ({_marks(chunk)})", chunk
                 ).fetchall()
-        return {ref: json.loads(record) for ref, record in rows}
+        return {ref: orjson.loads(record) for ref, record in rows}
 
     def iter_mirrored(self, batch: int = 2_000) -> Iterator[tuple[str, dict[str, Any]]]:
-        """Every last-seen raw record as (ref string, record), decoded a batch at a time.
-
-        Planning reads the whole mirror each run; streaming it keeps only the canonical views
-        in memory, not a decoded copy of every raw record as well (`mirrored()` does that).
-        """
+        """Every last-seen raw record as (ref string, record), decoded a batch at a time."""
         cursor = self.db.execute("SELECT ref, record FROM mirror")
         while rows := cursor.fetchmany(batch):
             for ref, record in rows:
-                yield ref, json.loads(record)
+                yield ref, orjson.loads(record)
 
     def mirror_by_group(
         self, groups: Iterable[tuple[str, str]], batch: int = 2_000
@@ -445,12 +520,93 @@ class StateStore:
                         yield rows
                         rows = []
                     current = group
-                    rows.append((position, ref, json.loads(record)))
+                    rows.append((position, ref, orjson.loads(record)))
             if rows:
                 yield rows
         finally:
             cursor.close()
             db.execute("DROP TABLE IF EXISTS temp.plan_group")
+
+    # ---- planning groups -------------------------------------------------------------------
+
+    def identity_pairs(self, refs: Collection[str] | None = None) -> Iterator[tuple[str, str]]:
+        """(ref, key) for every mirrored record, or those in `refs`, in mirror order.
+
+        Every mirrored record appears, keyed or not (a record without keys pairs with itself),
+        so planning sees all of them.
+        """
+        if refs is None:
+            cursor = self.db.execute(
+                "SELECT m.ref, coalesce(i.key, m.ref) FROM mirror AS m "
+                "LEFT JOIN identity AS i ON i.ref = m.ref ORDER BY m.rowid")
+            while rows := cursor.fetchmany(5_000):
+                yield from rows
+            return
+        for chunk in _chunks(sorted(refs)):
+            yield from self.db.execute(
+                "SELECT m.ref, coalesce(i.key, m.ref) FROM mirror AS m LEFT JOIN identity AS i "
+                f"ON i.ref = m.ref WHERE m.ref IN ({_marks(chunk)})", chunk)
+
+    def group_closure(self, seeds: Iterable[str]) -> set[str]:
+        """The mirrored records tied to `seeds`, directly or through others, by a shared
+        identity key or a stored link: every record whose plan a change to a seed can touch."""
+        refs: set[str] = set()
+        keys: set[str] = set()
+        frontier = set(seeds)
+        while frontier:
+            refs |= frontier
+            new_keys = self._values_in("SELECT key FROM identity WHERE ref IN ({})",
+                                       frontier) - keys
+            keys |= new_keys
+            found = self._values_in("SELECT ref FROM identity WHERE key IN ({})", new_keys)
+            found |= self._values_in("SELECT b FROM links WHERE a IN ({})", frontier)
+            found |= self._values_in("SELECT a FROM links WHERE b IN ({})", frontier)
+            frontier = found - refs
+        return self._values_in("SELECT ref FROM mirror WHERE ref IN ({})", refs)
+
+    def _values_in(self, query: str, values: Collection[str]) -> set[str]:
+        out: set[str] = set()
+        for chunk in _chunks(list(values)):
+            out.update(row[0] for row in self.db.execute(query.format(_marks(chunk)), chunk))
+        return out
+
+    def dirty_refs(self) -> list[str]:
+        return [row[0] for row in self.db.execute("SELECT ref FROM mirror WHERE dirty = 1")]
+
+    def add_plan_dates(self, rows: Iterable[tuple[str, str]]) -> None:
+        """(ref, ISO day) pairs: on that day the record's plan may change by itself."""
+        self.db.executemany("INSERT OR IGNORE INTO plan_dates (ref, on_date) VALUES (?, ?)", rows)
+
+    def mark_due(self, today: str) -> int:
+        """Mark dirty the records whose plan date has come; returns how many dates were due."""
+        due = self.db.execute("SELECT count(*) FROM plan_dates WHERE on_date <= ?",
+                              (today,)).fetchone()[0]
+        if due:
+            self.db.execute("UPDATE mirror SET dirty = 1 WHERE ref IN "
+                            "(SELECT ref FROM plan_dates WHERE on_date <= ?)", (today,))
+            self.db.execute("DELETE FROM plan_dates WHERE on_date <= ?", (today,))
+        return int(due)
+
+    def clear_dirty(self) -> None:
+        """After a run planned every dirty record and applied its plan."""
+        self.db.execute("UPDATE mirror SET dirty = 0 WHERE dirty = 1")
+
+    def rebuild_identity(self) -> None:
+        """Index the identity keys of every mirrored record (state DBs from before the index)."""
+        self.db.execute("DELETE FROM identity")
+        for ref, record in self.iter_mirrored():
+            system, obj, _ = ref.split(":", 2)
+            self.db.executemany("INSERT OR IGNORE INTO identity (key, ref) VALUES (?, ?)",
+                                [(key, ref) for key in identity_keys(system, obj, record)])
+        self.set_meta("identity_complete", "1")
+
+    def meta(self, name: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, name: str, value: str) -> None:
+        self.db.execute("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) "
+                        "DO UPDATE SET value = excluded.value", (name, value))
 
     def mirror_count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM mirror").fetchone()[0])
@@ -542,9 +698,163 @@ class StateStore:
         ]
 
 
+class ChangeSpool:
+    """The changes of one run, kept in a temporary table instead of memory, with their outcomes.
+
+    A first backfill plans about two changes per record: held as objects, a million records
+    needed gigabytes. Here they cost disk; the engine reads them back a batch at a time, in
+    the order it sends them, and the report lists the first rows in plan order.
+    """
+
+    _COLUMNS = "system, object_type, record_id, field, step, before, after, rule, reason"
+    _PLAN_ORDER = "system, object_type, record_id, field, step"
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        db.execute("DROP TABLE IF EXISTS temp.spool_change")
+        db.execute("DROP TABLE IF EXISTS temp.spool_result")
+        db.execute(f"CREATE TEMP TABLE spool_change (id INTEGER PRIMARY KEY, {self._COLUMNS})")
+        db.execute("CREATE TEMP TABLE spool_result "
+                   "(id INTEGER PRIMARY KEY, status TEXT NOT NULL, code TEXT, message TEXT)")
+        self.count = 0
+
+    def add(self, changes: Iterable[Change]) -> None:
+        rows = [(c.system.value, c.object_type, c.record_id, c.field, c.step,
+                 _spooled_value(c.before), _spooled_value(c.after), c.rule, c.reason)
+                for c in changes]
+        self.db.executemany(f"INSERT INTO temp.spool_change ({self._COLUMNS}) "
+                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        self.count += len(rows)
+
+    def objects(self) -> list[tuple[str, str]]:
+        return self.db.execute("SELECT DISTINCT system, object_type FROM temp.spool_change "
+                               "ORDER BY system, object_type").fetchall()
+
+    def changes(self) -> Iterator[Change]:
+        """Every change, in plan order."""
+        cursor = self.db.execute(f"SELECT id, {self._COLUMNS} FROM temp.spool_change "
+                                 f"ORDER BY {self._PLAN_ORDER}")
+        while rows := cursor.fetchmany(2_000):
+            for row in rows:
+                yield _spooled_change(row)[1]
+
+    def record_batches(self, system: str, object_type: str, size: int,
+                       confirm: Collection[str] = ()) -> Iterator[list[tuple[int, Change]]]:
+        """(spool id, change) lists of up to `size` whole records of one object.
+
+        Records that need a second step (HubSpot lifecycle: clear, then set) go first, then
+        those whose writes are read back to confirm them, each in plan order: the adapter sends
+        a batch's later step and its read-back as requests of their own, so packing such
+        records together saves a request per batch that would otherwise hold a few of them.
+        """
+        confirm = sorted(confirm)
+        confirmed = f"field IN ({_marks(confirm)})" if confirm else "0"
+        cursor = self.db.execute(
+            f"WITH kind AS (SELECT record_id, CASE WHEN max(step) > 0 THEN 0 "
+            f"WHEN max({confirmed}) THEN 1 ELSE 2 END AS k FROM temp.spool_change "
+            f"WHERE system = ? AND object_type = ? GROUP BY record_id) "
+            f"SELECT c.id, {', '.join('c.' + col for col in self._COLUMNS.split(', '))} "
+            f"FROM temp.spool_change AS c JOIN kind USING (record_id) "
+            f"WHERE c.system = ? AND c.object_type = ? "
+            f"ORDER BY kind.k, c.record_id, c.field, c.step",
+            (*confirm, system, object_type, system, object_type))
+        batch: list[tuple[int, Change]] = []
+        records = 0
+        while rows := cursor.fetchmany(2_000):
+            for row in rows:
+                spooled = _spooled_change(row)
+                if not batch or batch[-1][1].record_id != spooled[1].record_id:
+                    if records == size:
+                        yield batch
+                        batch, records = [], 0
+                    records += 1
+                batch.append(spooled)
+        if batch:
+            yield batch
+
+    def record_results(self, results: Iterable[tuple[int, str, str | None, str | None]]) -> None:
+        """(spool id, status, code, message) of changes sent or skipped."""
+        self.db.executemany("INSERT OR REPLACE INTO temp.spool_result (id, status, code, message) "
+                            "VALUES (?, ?, ?, ?)", results)
+
+    def sent(self) -> int:
+        """How many changes have an outcome."""
+        return int(self.db.execute("SELECT count(*) FROM temp.spool_result").fetchone()[0])
+
+    def report_rows(self, limit: int, *, sent_only: bool = True) -> list[dict[str, Any]]:
+        """The first `limit` changes in plan order, as report rows with their outcome: those
+        sent (or skipped by a dry run), or with `sent_only=False` every one, unsent ones as
+        "planned"."""
+        join = "JOIN" if sent_only else "LEFT JOIN"
+        rows = self.db.execute(
+            f"SELECT c.id, {', '.join('c.' + col for col in self._COLUMNS.split(', '))}, "
+            f"r.status, r.code, r.message FROM temp.spool_change AS c "
+            f"{join} temp.spool_result AS r USING (id) "
+            f"ORDER BY {', '.join('c.' + col for col in self._PLAN_ORDER.split(', '))} LIMIT ?",
+            (limit,)).fetchall()
+        out = []
+        for row in rows:
+            _, change = _spooled_change(row[:10])
+            status, code, message = row[10:]
+            entry = {"system": change.system.value, "object_type": change.object_type,
+                     "record_id": change.record_id, "field": change.field,
+                     "before": change.before, "after": change.after, "rule": change.rule,
+                     "reason": change.reason, "step": change.step,
+                     "status": status or "planned"}
+            if status and status != "applied":
+                entry["code"], entry["message"] = code, message
+            out.append(entry)
+        return out
+
+
+_NATIVE = (str, int, float, type(None))  # SQLite keeps these types; a bool would become 1
+
+
+def _spooled_value(value: Any) -> Any:
+    """A value as SQLite keeps it exactly: itself, or JSON as bytes (a BLOB comes back as bytes,
+    so it cannot be mistaken for a text value)."""
+    return value if type(value) in _NATIVE else json.dumps(value, default=str).encode()
+
+
+def _unspooled(value: Any) -> Any:
+    return json.loads(value) if type(value) is bytes else value
+
+
+def _spooled_change(row: tuple) -> tuple[int, Change]:
+    spool_id, system, obj, record_id, field, step, before, after, rule, reason = row
+    return spool_id, Change(system=System(system), object_type=obj, record_id=record_id,
+                            field=field, before=_unspooled(before), after=_unspooled(after),
+                            rule=rule, reason=reason, step=step)
+
+
 def parse_ref(text: str) -> SourceRef:
     system, object_type, record_id = text.split(":", 2)
     return SourceRef(system=System(system), object_type=object_type, record_id=record_id)
+
+
+def mirror_text(system: str, record: dict[str, Any]) -> bytes:
+    """What the mirror keeps of a record: everything planning reads, so all but its
+    modification time, which every write moves (crmsync's own too) and rules may not read.
+    Canonical JSON, so equal content gives equal bytes and re-reading it is no change.
+
+    orjson: a sync re-reads whole pages of records it already holds, and the standard
+    library's encoder and decoder were a third of the engine's time per such record.
+    """
+    volatile = MODIFIED_TIME_FIELDS.get(system, ())
+    content = {k: v for k, v in record.items() if k not in volatile}
+    properties = content.get("properties")
+    if isinstance(properties, dict):
+        content["properties"] = {k: v for k, v in properties.items() if k not in volatile}
+    return orjson.dumps(content, option=orjson.OPT_SORT_KEYS, default=str)
+
+
+def _chunks(values: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(values), _IN_CHUNK):
+        yield values[start:start + _IN_CHUNK]
+
+
+def _marks(values: list[str]) -> str:
+    return ",".join("?" * len(values))
 
 
 def _statements(script: str) -> list[str]:

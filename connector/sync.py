@@ -1,7 +1,8 @@
 """The engine: read -> normalise -> reconcile -> plan -> apply -> checkpoint.
 
 Correctness rests on one idea: the **mirror** in the state DB holds the last-seen raw record
-of everything we read, and the plan is always computed from the whole mirror. So:
+of everything we read, and plans are computed from the mirror, never from one page of reads.
+So:
 
 - a page of changed records and the watermark that covers it are saved in one transaction;
   the watermark never passes the run's start (records still being written are re-read);
@@ -9,7 +10,9 @@ of everything we read, and the plan is always computed from the whole mirror. So
   change again and writes the same value again: nothing lost, nothing applied twice with
   different values;
 - our own writes update the mirror, so reading them back plans nothing (no echo);
-- triggers that expire with time are caught even when no record changed.
+- a run plans only the records that changed since a run last planned and applied them, with
+  every record tied to them, and the organisations with a trigger that starts or expires
+  today: so an expired trigger is un-flagged though no record changed (`Engine._plan_scope`).
 
 Dry-run takes exactly the same path; only the adapter call and what records its result are
 skipped.
@@ -21,11 +24,13 @@ import gc
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Callable, Collection, Iterable, Iterator
 from collections.abc import Mapping as TypingMapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from datetime import UTC, date, datetime, timedelta
+from queue import Full, Queue
 from typing import Any
 
 from connector.exceptions import (
@@ -37,10 +42,10 @@ from connector.exceptions import (
 )
 from connector.mapping import Mapping
 from connector.model import Change, Rejection, SourceRef, System
-from connector.normalize import identity_keys, normalise, record_fields, record_id
-from connector.plan import FORWARD_ONLY_FIELDS, Plan, make_plan, same_value
-from connector.reconcile import DisjointSets, reconcile
-from connector.state import StateStore
+from connector.normalize import normalise, record_fields, record_id
+from connector.plan import FORWARD_ONLY_FIELDS, make_plan, same_value
+from connector.reconcile import DisjointSets, Reconciled, reconcile
+from connector.state import ChangeSpool, StateStore
 from connector.systems.base import CrmAdapter, Page, RecordUpdate, WriteResult
 
 __all__ = [
@@ -61,6 +66,9 @@ OBJECTS: dict[str, tuple[str, ...]] = {
 }
 WRITE_BATCH = {"hubspot": 100, "salesforce": 200}
 OVERLAP = timedelta(minutes=2)
+REPORT_CHANGE_ROWS = 10_000  # rows a report lists; the audit log and plan files hold them all
+PREFETCH_PAGES = 2
+SAVE_EVERY = 5_000  # planned changes held before they go to the spool
 PLAN_FORMAT = 1
 
 EXIT_OK, EXIT_REJECTS, EXIT_CONFIG, EXIT_STOPPED, EXIT_FAILED = 0, 1, 2, 3, 4
@@ -101,7 +109,10 @@ class RunReport:
     skipped: int = 0
     api_calls: dict[str, Any] = field(default_factory=dict)
     message: str | None = None
+    plan_scope: str = ""
+    records_planned: int = 0
     changes: list[dict[str, Any]] = field(default_factory=list)
+    changes_not_listed: int = 0
     rejects: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -122,6 +133,8 @@ class RunReport:
             "write_rejected": self.write_rejected,
             "retry_later": self.retry_later,
             "skipped": self.skipped,
+            "plan_scope": self.plan_scope,
+            "records_planned": self.records_planned,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -163,18 +176,25 @@ class PlanDocument:
 
 
 def mapping_fingerprint(mapping: Mapping) -> str:
-    """A hash of every rule that decides what a plan writes, to refuse plans made with another
-    mapping. Only ordered parts are hashed: set reprs vary between processes."""
-    decisive = (
-        sorted(mapping.picklists.items()),
-        sorted(mapping.write_back.items()),
-        sorted(mapping.precedence.items()),
-        sorted(mapping.deal_effects.items()),
-        sorted(mapping.facts.items()),
-        sorted((t.type, t.system, t.object, t.field, t.active_days, t.polarity, sorted(t.values))
-               for t in mapping.triggers),
-    )
-    return hashlib.sha256(repr(decisive).encode()).hexdigest()
+    """A hash of every rule that decides what a plan writes: a saved plan made with another
+    mapping is refused, and a changed mapping makes the next run plan every record again."""
+    decisive = {f.name: _ordered(getattr(mapping, f.name)) for f in fields(mapping)
+                if f.name not in ("files", "label_packs")}
+    return hashlib.sha256(repr(sorted(decisive.items())).encode()).hexdigest()
+
+
+def _ordered(value: Any) -> Any:
+    """`value` with every set and dict in a fixed order: their reprs vary between processes."""
+    if isinstance(value, set | frozenset):
+        return sorted((_ordered(v) for v in value), key=repr)
+    if isinstance(value, dict):
+        return sorted(((repr(k), _ordered(v)) for k, v in value.items()), key=lambda kv: kv[0])
+    if isinstance(value, list | tuple):
+        return [_ordered(v) for v in value]
+    if is_dataclass(value) and not isinstance(value, type):
+        return (type(value).__name__, [(f.name, _ordered(getattr(value, f.name)))
+                                       for f in fields(value)])
+    return value
 
 
 def parse_objects(text: str | None) -> set[tuple[str, str]] | None:
@@ -220,9 +240,15 @@ class Engine:
 
     # ---- public runs -------------------------------------------------------------------------
 
-    def sync(self, *, dry_run: bool = False) -> RunReport:
-        """One incremental run: read what changed since each watermark, then plan and apply."""
-        return self._run("sync", dry_run, lambda ctx: self._read_and_apply(ctx, backfill=None))
+    def sync(self, *, dry_run: bool = False, replan_all: bool = False) -> RunReport:
+        """One incremental run: read what changed since each watermark, then plan and apply.
+
+        Only records that changed, those tied to them and organisations whose trigger starts
+        or expires today are planned, unless `replan_all` or the mapping changed since the
+        last run (see `_plan_scope`).
+        """
+        return self._run("sync", dry_run,
+                         lambda ctx: self._read_and_apply(ctx, None, replan_all=replan_all))
 
     def backfill(
         self,
@@ -234,7 +260,8 @@ class Engine:
     ) -> RunReport:
         """Read everything (optionally within [since, until)); resumable after a kill."""
         window = (since, until, objects)
-        return self._run("backfill", dry_run, lambda ctx: self._read_and_apply(ctx, window))
+        return self._run("backfill", dry_run,
+                         lambda ctx: self._read_and_apply(ctx, window, replan_all=True))
 
     def plan(self) -> tuple[RunReport, PlanDocument]:
         """Steps 1-7: read, normalise, reconcile, plan; nothing is written to the CRMs."""
@@ -242,14 +269,15 @@ class Engine:
 
         def body(ctx: _Run) -> None:
             self._read_all_changed(ctx)
-            plan = self._plan_from_mirror(ctx)
+            spool = self._plan_from_mirror(ctx, self._plan_scope(ctx, replan_all=False))
             holder["doc"] = PlanDocument(
                 created_at=ctx.started.isoformat(),
                 mapping_sha256=mapping_fingerprint(self.mapping),
                 today=ctx.today.isoformat(),
-                changes=plan.changes,
+                changes=list(spool.changes()),
             )
-            ctx.report.changes = [_change_row(c, "planned") for c in plan.changes]
+            ctx.report.planned = spool.count
+            self._list_changes(ctx, spool, sent_only=False)
 
         report = self._run("plan", True, body)
         return report, holder.get("doc", PlanDocument("", "", "", []))
@@ -270,7 +298,7 @@ class Engine:
                     + "; ".join(stale[:5]) + ". Make a new plan."
                 )
             ctx.report.planned = len(document.changes)
-            self._apply(ctx, document.changes)
+            self._apply(ctx, self._spooled(document.changes))
 
         return self._run("apply", dry_run, body)
 
@@ -290,7 +318,7 @@ class Engine:
             ctx.report.skipped = len(skipped)
             ctx.report.rejects.extend(skipped)
             ctx.report.planned = len(changes)
-            self._apply(ctx, changes)
+            self._apply(ctx, self._spooled(changes))
 
         return self._run("rollback", dry_run, body)
 
@@ -353,14 +381,20 @@ class Engine:
 
     # ---- reading -----------------------------------------------------------------------------
 
-    def _read_and_apply(self, ctx: _Run, backfill: tuple | None) -> None:
+    def _read_and_apply(self, ctx: _Run, backfill: tuple | None, *, replan_all: bool) -> None:
         if backfill is None:
             self._read_all_changed(ctx)
         else:
             self._read_backfill(ctx, *backfill)
-        plan = self._plan_from_mirror(ctx)
-        ctx.report.planned = len(plan.changes)
-        self._apply(ctx, plan.changes)
+        scope = self._plan_scope(ctx, replan_all)
+        spool = self._plan_from_mirror(ctx, scope)
+        ctx.report.planned = spool.count
+        self._apply(ctx, spool)
+        if not ctx.report.dry_run:  # every dirty record was planned, and its plan applied
+            with self.store.transaction():
+                self.store.clear_dirty()
+                if scope == "all":
+                    self.store.set_meta("planned_mapping", mapping_fingerprint(self.mapping))
 
     def _objects(self, chosen: set[tuple[str, str]] | None = None) -> Iterator[tuple[str, str]]:
         for system, objects in OBJECTS.items():
@@ -407,7 +441,7 @@ class Engine:
         key = f"{system}.{obj}"
         ctx.report.read.setdefault(key, 0)
         self.progress.start(key, total)
-        for page in pages:
+        for page in _prefetched(pages, PREFETCH_PAGES):
             with self.store.transaction():
                 self.store.mirror_page(
                     system, obj, ((record_id(system, r) or "?", r) for r in page.records),
@@ -426,52 +460,81 @@ class Engine:
 
     # ---- deciding ----------------------------------------------------------------------------
 
-    def _plan_from_mirror(self, ctx: _Run) -> Plan:
-        """Normalise, reconcile and plan every mirrored record, one group at a time.
+    def _plan_scope(self, ctx: _Run, replan_all: bool) -> str:
+        """"all" records, or only the "changed" ones and those tied to them.
+
+        A record's plan stays the same until the record, a record tied to it or the mapping
+        changes, or a day comes on which one of its triggers starts or expires (the only way
+        time enters a plan). So a run plans only the groups holding a record that is `dirty`
+        (changed, or its trigger day has come, since a run last planned it and applied the
+        plan) or has an open reject; and everything when asked to, or after a mapping change.
+        """
+        if replan_all or self.store.meta("identity_complete") != "1":
+            return "all"
+        if self.store.meta("planned_mapping") != mapping_fingerprint(self.mapping):
+            return "all"
+        return "changed"
+
+    def _plan_from_mirror(self, ctx: _Run, scope: str) -> ChangeSpool:
+        """Normalise, reconcile and plan the mirrored records in `scope`, one group at a time.
 
         A group holds the records that can end up in one entity or affect it: they share an
-        id, an e-mail, a domain, an organisation or a deal (`identity_keys`), directly or
-        through others, or a stored link. A first pass over the mirror works the groups out
-        from those keys alone; a second normalises, reconciles and plans group by group.
-        Reconciling never looks beyond a group, so the plan is exactly the one a single pass
-        over everything gives (tests/test_plan_groups.py); but memory holds one group's views,
-        not the whole mirror's, at 4-5 kB a record (a sync over 100k mirrored records peaked
-        at 1.1 GB holding them all, and at 115 MB group by group).
+        id, an e-mail, a domain, an organisation or a deal (`identity_keys`, indexed in the
+        state DB as records are mirrored), directly or through others, or a stored link.
+        Reconciling never looks beyond a group, so planning group by group gives exactly the
+        plan a single pass over everything gives (tests/test_plan_groups.py), while memory
+        holds one group's views, not the whole mirror's (4-5 kB a record). The changes go to a
+        spool on disk, not a list.
         """
         with paused_gc():
-            links = self.store.link_texts()
-            open_refs = {r.ref for r in self.store.open_rejects() if r.stage == "read"}
+            with self.store.transaction():
+                if self.store.meta("identity_complete") != "1":  # a DB from before the index
+                    self.store.rebuild_identity()
+                self.store.mark_due(ctx.today.isoformat())
+            open_refs = {r.ref: r.stage for r in self.store.open_rejects()}
+            pairs, links = self._records_in_scope(scope, open_refs)
             partners: dict[str, list[str]] = {}  # stored links, from either end
             for a, b in links:
                 partners.setdefault(a, []).append(b)
                 partners.setdefault(b, []).append(a)
-            changes: list[Change] = []
-            rejected: list[tuple[int, Rejection]] = []
-            seen: set[str] = set()
-            groups = _groups(self.store.iter_mirrored(), links)
+            results = _PlanResults(self.store, ctx.report.run_id)
+            groups = _groups(pairs, links)
             del links
-            with self.store.transaction():  # the links found, saved group by group
+            with self.store.transaction():
                 for rows in self.store.mirror_by_group(groups):
                     views = []
                     for position, key, raw in rows:
                         system, obj, _ = key.split(":", 2)
                         view = normalise(self.mapping, system, obj, raw)
                         if isinstance(view, Rejection):
-                            rejected.append((position, view))
+                            results.rejected.append((position, view))
                         else:
                             views.append(view)
-                        if key in open_refs:
-                            seen.add(key)
+                        if open_refs.get(key) == "read":
+                            results.was_rejected.add(key)
                     group_links = [(key, other) for _, key, _ in rows
                                    for other in partners.get(key, ())]
                     reconciled = reconcile(self.mapping, views, ctx.today, group_links)
-                    self.store.save_links(reconciled.links(), ctx.report.run_id)
-                    changes.extend(make_plan(self.mapping, reconciled, ctx.today).changes)
-            rejected.sort(key=lambda found: found[0])  # in mirror order, as one pass gives
-            rejections = [r for _, r in rejected]
-            self._ledger_read_rejects(ctx, rejections, seen - {str(r.source) for r in rejections})
-            changes.sort(key=lambda c: (c.system, c.object_type, c.record_id, c.field, c.step))
-            return Plan(changes)
+                    results.add(len(rows), reconciled,
+                                make_plan(self.mapping, reconciled, ctx.today).changes, ctx.today)
+                results.save()
+            rejections = [r for _, r in sorted(results.rejected, key=lambda found: found[0])]
+            self._ledger_read_rejects(ctx, rejections, results.was_rejected
+                                      - {str(r.source) for r in rejections})
+            ctx.report.plan_scope, ctx.report.records_planned = scope, results.records
+            log.info("planned %s record(s) (%s): %s change(s)", results.records, scope,
+                     results.spool.count,
+                     extra={"fields": {"plan_scope": scope, "records_planned": results.records,
+                                       "changes": results.spool.count}})
+            return results.spool
+
+    def _records_in_scope(self, scope: str, open_refs: Collection[str]
+                          ) -> tuple[Iterable[tuple[str, str]], list[tuple[str, str]]]:
+        """(ref, identity key) pairs and stored links of the records to plan."""
+        if scope == "all":
+            return self.store.identity_pairs(), self.store.link_texts()
+        wanted = self.store.group_closure([*self.store.dirty_refs(), *open_refs])
+        return self.store.identity_pairs(wanted), self.store.link_texts(wanted)
 
     def _ledger_read_rejects(self, ctx: _Run, rejected: list[Rejection],
                              now_readable: set[str]) -> None:
@@ -488,41 +551,48 @@ class Engine:
 
     # ---- writing -----------------------------------------------------------------------------
 
-    def _apply(self, ctx: _Run, changes: list[Change]) -> None:
-        """Send changes in batches per object; record each result before the next batch.
+    def _spooled(self, changes: list[Change]) -> ChangeSpool:
+        spool = ChangeSpool(self.store.db)
+        spool.add(changes)
+        return spool
 
-        The report lists results in the order of `changes`, whatever order batching chose.
-        """
-        by_object: dict[tuple[str, str], list[Change]] = {}
-        for change in changes:
-            by_object.setdefault((change.system.value, change.object_type), []).append(change)
-        first_row = len(ctx.report.changes)
+    def _apply(self, ctx: _Run, spool: ChangeSpool) -> None:
+        """Send the changes in batches per object; record each result before the next batch."""
         try:
-            for (system, obj), object_changes in sorted(by_object.items()):
+            for system, obj in spool.objects():
                 confirm = {r.field for r in self.mapping.write_back.get((system, obj), ())
                            if r.confirm}
-                for batch in _record_batches(object_changes, WRITE_BATCH[system], confirm):
-                    updates = _updates(batch)
+                for batch in spool.record_batches(system, obj, WRITE_BATCH[system], confirm):
+                    updates = _updates([change for _, change in batch])
                     if ctx.report.dry_run:
                         results = [WriteResult(u.record_id, "applied", step=u.step)
                                    for u in updates]
                     else:
                         results = self.adapters[system].write(obj, updates,
                                                               confirm_fields=confirm)
-                    self._record_results(ctx, system, obj, batch, updates, results)
+                    self._record_results(ctx, system, obj, spool, batch, updates, results)
         finally:
-            _in_plan_order(ctx.report.changes, first_row, changes)
+            self._list_changes(ctx, spool, sent_only=True)
 
-    def _record_results(self, ctx, system, obj, batch: list[Change],
-                        updates: list[RecordUpdate], results: list[WriteResult]) -> None:
+    @staticmethod
+    def _list_changes(ctx: _Run, spool: ChangeSpool, *, sent_only: bool) -> None:
+        """The report lists the first changes in plan order; a backfill can plan millions."""
+        ctx.report.changes = spool.report_rows(REPORT_CHANGE_ROWS, sent_only=sent_only)
+        listed_from = spool.sent() if sent_only else spool.count
+        ctx.report.changes_not_listed = listed_from - len(ctx.report.changes)
+
+    def _record_results(self, ctx, system, obj, spool: ChangeSpool,
+                        batch: list[tuple[int, Change]], updates: list[RecordUpdate],
+                        results: list[WriteResult]) -> None:
         by_update = {(u.record_id, u.step): r for u, r in zip(updates, results, strict=True)}
         touched: dict[str, dict[str, Any]] = {}
         audited: list[Change] = []
+        outcomes: list[tuple[int, str, str | None, str | None]] = []
         with self.store.transaction():
-            for change in batch:
+            for spool_id, change in batch:
                 result = by_update[(change.record_id, change.step)]
                 status = result.status
-                ctx.report.changes.append(_change_row(change, status, result))
+                outcomes.append((spool_id, status, result.code, result.message))
                 if status == "applied":
                     ctx.report.applied += 1
                     if not ctx.report.dry_run:
@@ -537,6 +607,7 @@ class Engine:
                     self.store.reject(str(change.ref), "write",
                                       f"{result.code or status}: {result.message or ''}".strip(),
                                       ctx.report.run_id, change.field, result.code or status)
+            spool.record_results(outcomes)
             if audited:
                 self.store.audit_many(ctx.report.run_id, (
                     (c.ref, c.field, c.before, c.after, c.rule) for c in audited))
@@ -545,6 +616,9 @@ class Engine:
                 self.store.resolve_rejects([f"{system}:{obj}:{rid}" for rid in touched], "write")
 
     def _mirror_writes(self, ctx, system: str, obj: str, touched: dict[str, dict]) -> None:
+        """Mirror what was written, so reading it back is no change. Writes from this run's own
+        plan leave the record as planned; others (apply of a saved plan, rollback) mark it to
+        be planned again, as the plan it was last planned with may no longer hold."""
         refs = [SourceRef(system=System(system), object_type=obj, record_id=rid)
                 for rid in touched]
         current = self.store.mirrored(refs)
@@ -555,9 +629,10 @@ class Engine:
                 continue
             fields = record_fields(system, raw)
             if fields is not None:
-                fields.update(touched[ref.record_id])
+                fields.update(_as_read_back(system, touched[ref.record_id]))
             updated.append((ref, raw, None))
-        self.store.mirror_records(updated, ctx.report.run_id)
+        self.store.mirror_records(updated, ctx.report.run_id,
+                                  mark_dirty=ctx.report.kind not in ("sync", "backfill"))
 
     # ---- apply / rollback checks -------------------------------------------------------------
 
@@ -640,56 +715,116 @@ class _Run:
     today: date
 
 
-def _groups(
-    mirror: Iterable[tuple[str, dict[str, Any]]], links: Iterable[tuple[str, str]]
-) -> Iterator[tuple[str, str]]:
-    """(ref, group) for every mirrored record: records tied by identity keys or stored links
-    share a group. Holds only the keys, never a decoded record beyond the current one."""
+def _groups(pairs: Iterable[tuple[str, str]], links: Iterable[tuple[str, str]]
+            ) -> Iterator[tuple[str, str]]:
+    """(ref, group) for every record in `pairs` of (ref, identity key), each record's pairs
+    together: records tied by a shared key or a stored link share a group."""
     components = DisjointSets()
     refs: list[str] = []
-    for ref, raw in mirror:
-        system, obj, _ = ref.split(":", 2)
-        refs.append(ref)
-        components.find(ref)
-        for key in identity_keys(system, obj, raw):
-            components.union(ref, key)
+    for ref, key in pairs:
+        if not refs or refs[-1] != ref:
+            refs.append(ref)
+        components.union(ref, key)
     for a, b in links:
         components.union(a, b)
     for ref in refs:
         yield ref, components.find(ref)
 
 
-def _record_batches(
-    changes: list[Change], size: int, confirm: Collection[str] = ()
-) -> Iterator[list[Change]]:
-    """Batches of whole records (all fields and steps of a record stay together).
+class _PlanResults:
+    """What planning finds, saved a few thousand rows a statement rather than three per group:
+    changes to the spool, links between records, and days a trigger starts or ends."""
 
-    Records that need a second step (HubSpot lifecycle: clear, then set) go first, then those
-    whose writes are read back to confirm them. The adapter sends a batch's later step, and
-    its read-back, as requests of their own; packing those records into as few batches as
-    possible saves one request per batch that would otherwise hold a few of them.
+    def __init__(self, store: StateStore, run_id: int | None) -> None:
+        self.store, self.run_id = store, run_id
+        self.spool = ChangeSpool(store.db)
+        self.records = 0
+        self.rejected: list[tuple[int, Rejection]] = []  # with their position in the mirror
+        self.was_rejected: set[str] = set()  # planned records with an open read reject
+        self._links: list[tuple[SourceRef, SourceRef]] = []
+        self._days: list[tuple[str, str]] = []
+        self._changes: list[Change] = []
+
+    def add(self, records: int, reconciled: Reconciled, changes: list[Change],
+            today: date) -> None:
+        self.records += records
+        self._links.extend(reconciled.links())
+        self._days.extend(_trigger_days(reconciled, today))
+        self._changes.extend(changes)
+        if len(self._changes) > SAVE_EVERY:
+            self.save()
+
+    def save(self) -> None:
+        self.store.save_links(self._links, self.run_id)
+        self.store.add_plan_dates(self._days)
+        self.spool.add(self._changes)
+        self._links, self._days, self._changes = [], [], []
+
+
+def _as_read_back(system: str, written: dict[str, Any]) -> dict[str, Any]:
+    """Values as the CRM gives them back: HubSpot clears a property written as "", and reads
+    it back as null."""
+    if system != "hubspot":
+        return written
+    return {name: None if value == "" else value for name, value in written.items()}
+
+
+def _trigger_days(reconciled: Reconciled, today: date) -> Iterator[tuple[str, str]]:
+    """(ref, day) for each coming day on which an organisation's trigger starts or expires:
+    its plan changes then, though no record does. Its people are in its group."""
+    for org in reconciled.organizations:
+        days = {day for t in org.triggers for day in (t.occurred_at, t.expires_at) if day > today}
+        for day in days:
+            for ref in org.refs:
+                yield str(ref), day.isoformat()
+
+
+def _prefetched(pages: Iterable[Page], depth: int) -> Iterator[Page]:
+    """`pages`, read up to `depth` pages ahead on a thread of their own.
+
+    The next request waits on the network (and the CRM) while this thread mirrors the page
+    before it, instead of one after the other. Errors reach the caller in order; when the
+    caller stops early (an error, Ctrl-C), the reader stops after its current request.
     """
-    by_record: dict[str, list[Change]] = {}
-    for change in changes:
-        by_record.setdefault(change.record_id, []).append(change)
+    queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
+    stop = threading.Event()
 
-    def group(record_id: str) -> int:
-        record = by_record[record_id]
-        if any(c.step for c in record):
-            return 0
-        return 1 if any(c.field in confirm for c in record) else 2
+    def read() -> None:
+        try:
+            for page in pages:
+                if not _put(queue, ("page", page), stop):
+                    return
+            _put(queue, ("end", None), stop)
+        except BaseException as exc:  # handed to the caller, who decides
+            _put(queue, ("error", exc), stop)
+        finally:
+            close = getattr(pages, "close", None)
+            if close is not None:  # a generator's `finally` (connections) runs on this thread
+                close()
 
-    ids = sorted(by_record, key=group)  # stable: plan order within each group
-    for start in range(0, len(ids), size):
-        yield [c for rid in ids[start:start + size] for c in by_record[rid]]
+    reader = threading.Thread(target=read, name="crmsync-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            kind, item = queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:  # a reader mid-request finishes it on its own: Ctrl-C need not wait for it
+        stop.set()
+        reader.join(timeout=2)
 
 
-def _in_plan_order(rows: list[dict[str, Any]], first: int, changes: list[Change]) -> None:
-    """Put the report rows from `first` on in the order of the changes they report."""
-    position = {(c.system.value, c.object_type, c.record_id, c.field, c.step): i
-                for i, c in enumerate(changes)}
-    rows[first:] = sorted(rows[first:], key=lambda row: position.get(
-        (row["system"], row["object_type"], row["record_id"], row["field"], row["step"]), 0))
+def _put(queue: Queue, item: tuple[str, Any], stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            queue.put(item, timeout=0.1)
+            return True
+        except Full:
+            continue
+    return False
 
 
 def _updates(batch: list[Change]) -> list[RecordUpdate]:
@@ -697,23 +832,3 @@ def _updates(batch: list[Change]) -> list[RecordUpdate]:
     for change in batch:
         grouped.setdefault((change.record_id, change.step), {})[change.field] = change.after
     return [RecordUpdate(rid, fields, step) for (rid, step), fields in grouped.items()]
-
-
-_PLAIN = (str, bool, int, type(None))  # values whose JSON form is the value itself
-
-
-def _change_row(change: Change, status: str, result: WriteResult | None = None) -> dict[str, Any]:
-    """`change.model_dump(mode="json")` plus the outcome. Built by hand when before and after
-    are plain values (nearly always), a third faster than pydantic's serialiser: a backfill
-    reports a row for most records."""
-    if type(change.before) in _PLAIN and type(change.after) in _PLAIN:
-        row = {"system": change.system.value, "object_type": change.object_type,
-               "record_id": change.record_id, "field": change.field, "before": change.before,
-               "after": change.after, "rule": change.rule, "reason": change.reason,
-               "step": change.step}
-    else:
-        row = change.model_dump(mode="json")
-    row["status"] = status
-    if result is not None and result.status != "applied":
-        row["code"], row["message"] = result.code, result.message
-    return row

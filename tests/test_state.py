@@ -131,3 +131,86 @@ def test_a_run_whose_lock_went_stale_is_marked_interrupted(store):
     store.db.execute("UPDATE lock SET pid = 1, heartbeat = 0")  # as if killed long ago
     store.acquire_lock("crmsync backfill", stale_after=60)
     assert store.run(run).status == "interrupted"
+
+
+def test_mirroring_reports_only_records_changed_in_more_than_their_modified_time(store):
+    run = store.start_run("sync")
+    contact = {"id": "1", "updatedAt": "2026-01-01T00:00:00Z",
+               "properties": {"email": "a@x.io", "lastmodifieddate": "2026-01-01T00:00:00Z"}}
+    assert store.mirror_page("hubspot", "contacts", [("1", contact)], None, run) == 1
+    store.clear_dirty()
+    touched = {**contact, "updatedAt": "2026-02-02T00:00:00Z",
+               "properties": {**contact["properties"], "lastmodifieddate": "2026-02-02"}}
+    assert store.mirror_page("hubspot", "contacts", [("1", touched)], None, run) == 0
+    assert store.dirty_refs() == []
+    edited = {**touched, "properties": {**touched["properties"], "email": "b@x.io"}}
+    assert store.mirror_page("hubspot", "contacts", [("1", edited)], None, run) == 1
+    assert store.dirty_refs() == ["hubspot:contacts:1"]
+    lead = {"Id": "00Q1", "Email": "c@x.io", "SystemModstamp": "2026-01-01T00:00:00.000+0000"}
+    store.mirror_page("salesforce", "Lead", [("00Q1", lead)], None, run)
+    store.clear_dirty()
+    moved = {**lead, "SystemModstamp": "2026-03-03T00:00:00.000+0000"}
+    assert store.mirror_page("salesforce", "Lead", [("00Q1", moved)], None, run) == 0
+
+
+def test_writes_mirrored_from_a_runs_own_plan_do_not_mark_the_record_dirty(store):
+    run = store.start_run("sync")
+    a = ref("hubspot", "contacts", "1")
+    store.mirror_records([(a, {"id": "1", "properties": {"lifecyclestage": "lead"}}, None)], run)
+    store.clear_dirty()
+    written = {"id": "1", "properties": {"lifecyclestage": "customer"}}
+    store.mirror_records([(a, written, None)], run, mark_dirty=False)
+    assert (store.dirty_refs(), store.mirrored([a])[str(a)]) == ([], written)
+    store.mirror_records([(a, {"id": "1", "properties": {}}, None)], run)
+    assert store.dirty_refs() == [str(a)]
+
+
+def test_group_closure_follows_keys_and_links_over_several_hops(store):
+    run = store.start_run("sync")
+    records = [
+        ("hubspot", "contacts", "1", {"id": "1", "properties": {"email": "a@acme.io",
+                                                                "associatedcompanyid": "5"}}),
+        ("hubspot", "companies", "5", {"id": "5", "properties": {"domain": "acme.io"}}),
+        ("salesforce", "Account", "001A", {"Id": "001A", "Website": "https://acme.io"}),
+        ("salesforce", "Contact", "003A", {"Id": "003A", "Email": "z@acme.io",
+                                           "AccountId": "001A"}),
+        ("salesforce", "Contact", "003B", {"Id": "003B", "Email": "y@other.io"}),
+        ("salesforce", "Contact", "003C", {"Id": "003C", "Email": "x@third.io"}),
+    ]
+    for system, obj, rid, raw in records:
+        store.mirror_page(system, obj, [(rid, raw)], None, run)
+    store.save_links([("salesforce:Contact:003B", "salesforce:Contact:003A")], run)
+    # contact -> company (its id) -> account (domain) -> contact 003A (account id) -> 003B (link)
+    assert store.group_closure(["hubspot:contacts:1"]) == {
+        "hubspot:contacts:1", "hubspot:companies:5", "salesforce:Account:001A",
+        "salesforce:Contact:003A", "salesforce:Contact:003B"}
+    assert store.group_closure(["salesforce:Contact:003C"]) == {"salesforce:Contact:003C"}
+    assert store.group_closure(["salesforce:Contact:gone"]) == set()
+
+
+def test_the_change_spool_batches_whole_records_two_step_then_confirmed_first(store):
+    from connector.model import Change  # noqa: PLC0415
+    from connector.state import ChangeSpool  # noqa: PLC0415
+
+    def change(rid: str, field: str, step: int = 0) -> Change:
+        return Change(system=System.HUBSPOT, object_type="contacts", record_id=rid, field=field,
+                      before=None, after=f"{rid}-{field}-{step}", rule="r", reason="why",
+                      step=step)
+
+    spool = ChangeSpool(store.db)
+    spool.add([change("1", "crmsync_priority"), change("2", "lifecyclestage"),
+               change("3", "lifecyclestage", 0), change("3", "lifecyclestage", 1),
+               change("4", "crmsync_priority"), change("4", "crmsync_icp_fit")])
+    batches = list(spool.record_batches("hubspot", "contacts", 2, confirm={"lifecyclestage"}))
+    assert [[(c.record_id, c.field, c.step) for _, c in batch] for batch in batches] == [
+        [("3", "lifecyclestage", 0), ("3", "lifecyclestage", 1), ("2", "lifecyclestage", 0)],
+        [("1", "crmsync_priority", 0), ("4", "crmsync_icp_fit", 0), ("4", "crmsync_priority", 0)],
+    ]
+    assert spool.report_rows(10) == []  # nothing sent yet
+    first = batches[0][0][0]
+    spool.record_results([(first, "retry_later", "500", "server error")])
+    [row] = spool.report_rows(10)
+    assert (row["record_id"], row["status"], row["code"]) == ("3", "retry_later", "500")
+    assert [r["record_id"] for r in spool.report_rows(3, sent_only=False)] == ["1", "2", "3"]
+    assert [c.after for c in spool.changes()][:2] == ["1-crmsync_priority-0",
+                                                     "2-lifecyclestage-0"]

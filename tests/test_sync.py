@@ -279,3 +279,37 @@ def test_plan_fingerprint_is_stable_across_processes(tmp_path):
                              check=True, env={"PYTHONHASHSEED": str(seed), "PATH": "/usr/bin"},
                              cwd=Path(__file__).parents[1]).stdout for seed in (1, 2)}
     assert len(prints) == 1
+
+
+def test_prefetched_pages_arrive_in_order_and_an_error_after_the_pages_before_it():
+    from connector.sync import _prefetched  # noqa: PLC0415
+
+    def pages():
+        yield "page 1"
+        yield "page 2"
+        raise RuntimeError("page 3 failed")
+
+    got = []
+    with pytest.raises(RuntimeError, match="page 3 failed"):
+        for page in _prefetched(pages(), 2):
+            got.append(page)
+    assert got == ["page 1", "page 2"]
+
+
+def test_a_caller_that_stops_early_closes_the_pages_it_left():
+    import threading  # noqa: PLC0415
+
+    from connector.sync import _prefetched  # noqa: PLC0415
+
+    closed = threading.Event()
+
+    def pages():
+        try:
+            yield from range(1_000)
+        finally:
+            closed.set()
+
+    for page in _prefetched(pages(), 2):
+        if page == 3:
+            break
+    assert closed.wait(5)

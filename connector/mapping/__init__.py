@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from connector.exceptions import MappingError, MappingProblem
-from connector.mapping._check import Checker, Pack
+from connector.mapping._check import MODIFIED_TIME_FIELDS, Checker, Pack
 from connector.mapping._compiled import (
     Fact,
     FieldMap,
@@ -31,6 +31,7 @@ from connector.mapping._spec import LabelPackSpec, MappingSpec
 
 __all__ = [
     "DEFAULT_MAPPING",
+    "MODIFIED_TIME_FIELDS",
     "Fact",
     "FieldMap",
     "IcpNode",

@@ -67,6 +67,13 @@ LINK_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("salesforce", "Account"): ("Name", "Website", "SystemModstamp"),
     ("salesforce", "Opportunity"): ("Name", "AccountId", "ContactId", "SystemModstamp"),
 }
+# A record's modification time: every write moves it, crmsync's own included, so the engine
+# does not count a change there as a change to plan for (connector/state.py), and rules may
+# not read it. HubSpot's sits among the properties and, as `updatedAt`, beside them.
+MODIFIED_TIME_FIELDS: dict[str, tuple[str, ...]] = {
+    "hubspot": ("lastmodifieddate", "hs_lastmodifieddate", "updatedAt"),
+    "salesforce": ("SystemModstamp", "LastModifiedDate"),
+}
 
 
 def kind_of(system: str, obj: str) -> str:
@@ -182,8 +189,16 @@ class Checker:
                 out[(system, obj)] = tuple(maps)
         return out
 
+    def not_modified_time(self, system: str, name: str | None, path: Path_, *,
+                          key: bool = False) -> None:
+        if name in MODIFIED_TIME_FIELDS.get(system, ()):
+            self.fail(path, f"{name!r} is the record's modification time, which every write "
+                      "changes (crmsync's own too); a rule cannot read it. Use a field that "
+                      "holds the event itself", key=key)
+
     def compile_field_map(self, system, obj, kind, name, spec_field) -> FieldMap:
         path = ("picklists", system, obj, name)
+        self.not_modified_time(system, name, path, key=True)
         values: dict[str, Meaning] = {}
         for raw, meaning in spec_field.values.items():
             compiled = self.meaning(meaning, (*path, "values", raw), kind)
@@ -285,6 +300,8 @@ class Checker:
         for name, spec_fact in self.spec.organization_facts.items():
             path = ("organization_facts", name)
             fields = {s: getattr(spec_fact, s) for s in SYSTEMS if getattr(spec_fact, s)}
+            for system, name_in_system in fields.items():
+                self.not_modified_time(system, name_in_system, (*path, system))
             if not fields:
                 self.fail(path, f"fact {name!r} names no field: give `hubspot:` and/or "
                           "`salesforce:`")
@@ -356,6 +373,8 @@ class Checker:
                     self.fail((*path, "object"), f"triggers are organisation events: object must "
                               f"be {allowed_list(org_objects)} for {source.system}, got "
                               f"{source.object!r}." + suggest(source.object, org_objects))
+                self.not_modified_time(source.system, source.field, (*path, "field"))
+                self.not_modified_time(source.system, source.date_field, (*path, "date_field"))
                 picklist = source.values is not None or source.labels is not None
                 if picklist and not source.date_field:
                     self.fail(path, "a picklist trigger (`values`/`labels`) needs `date_field`, "

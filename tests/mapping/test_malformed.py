@@ -86,6 +86,11 @@ EXPECTED: dict[str, list[str]] = {
     "round_trip_mismatch": [
         "round_trip_mismatch.yaml:13:46: mql is written as 'Open - Not Contacted', which reads back as 'lead' (picklists.salesforce.Lead.Status.values['Open - Not Contacted'] (round_trip_mismatch.yaml:6)); the two systems would never agree. Write a value that reads back as mql, or `mql: ~` to leave the field alone (at write_back.salesforce.Lead.Status.values.mql)",
     ],
+    "rule_reads_modification_time": [
+        "rule_reads_modification_time.yaml:2:25: 'SystemModstamp' is the record's modification time, which every write changes (crmsync's own too); a rule cannot read it. Use a field that holds the event itself (at organization_facts.touched.salesforce)",
+        "rule_reads_modification_time.yaml:6:7: 'LastModifiedDate' is the record's modification time, which every write changes (crmsync's own too); a rule cannot read it. Use a field that holds the event itself (at picklists.salesforce.Lead.LastModifiedDate)",
+        "rule_reads_modification_time.yaml:13:53: 'hs_lastmodifieddate' is the record's modification time, which every write changes (crmsync's own too); a rule cannot read it. Use a field that holds the event itself (at triggers.funding.sources[0].field)",
+    ],
     "stage_target_without_values": [
         "stage_target_without_values.yaml:12:9: writing person.stage needs `values`: the reverse map from canonical stage to this field's values (at write_back.salesforce.Lead.Status)",
     ],
