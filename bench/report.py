@@ -71,20 +71,23 @@ def quiet_table(results: list[SizeResult]) -> str:
 
 
 def overhead_table(results: list[SizeResult]) -> str:
-    """Wall time over the I/O floor for runs that only read."""
+    """Wall time over the I/O floor for runs that only read. The target is for syncs; a
+    backfill plans every record it holds, so its time is the core's (section 3), not I/O's."""
     rows = []
     for result in results:
         for label, run in result.runs.items():
             if run.overhead is None:
                 continue
             adapters = run.adapter_overhead
+            held = "n/a: a backfill plans every record" if label.startswith("backfill") \
+                else _ok(run.overhead <= OVERHEAD_TARGET)
             rows.append([show_size(result.persons), label, run.records_read,
-                         f"{run.overhead:.1f}", "-" if adapters is None else f"{adapters:.1f}",
-                         f"{run.seconds:.2f}", f"{run.floor_seconds:.2f}",
-                         _ok(run.overhead <= OVERHEAD_TARGET)])
-    return table(["persons", "run", "records read", "wall / I/O floor",
-                  "adapters alone / floor", "wall s", "floor s", f"ok (≤ {OVERHEAD_TARGET:g})"],
-                 rows)
+                         run.report.records_planned, f"{run.overhead:.1f}",
+                         "-" if adapters is None else f"{adapters:.1f}",
+                         f"{run.seconds:.2f}", f"{run.floor_seconds:.2f}", held])
+    return table(["persons", "run", "records read", "records planned", "wall / I/O floor",
+                  "adapters alone / floor", "wall s", "floor s",
+                  f"ok (sync ≤ {OVERHEAD_TARGET:g})"], rows)
 
 
 def core_table(results: list[SizeResult]) -> str:

@@ -202,6 +202,12 @@ class Sandbox:
         """Replace the fault injection at run time; `None` or "" turns it off."""
         self._state.set_faults(_as_fault_spec(spec))
 
+    def drop_caches(self) -> None:
+        """Forget cached search results, as a write does. Benchmarks call it before timing a
+        replay, so the replay meets the server as cold as the run it is compared with."""
+        for object_type in self._state.dataset.hubspot:
+            self._state.dataset.touch(object_type)
+
     def expire_salesforce_sessions(self) -> None:
         """Invalidate every Salesforce token: the next call answers 401 INVALID_SESSION_ID."""
         self._state.expire_sessions()
