@@ -23,7 +23,7 @@ from bench._floor import capture, replay
 from bench._remote import RemoteSandbox, SandboxSpec
 from bench._sizes import organisations_for_persons
 from bench.api_calls import SystemCalls, calls_by_system, counters_delta
-from bench.core import CoreThroughput, load_records, measure_core
+from bench.core import CoreThroughput, measure_core_apart
 from connector.mapping import load_mapping
 from connector.sync import OBJECTS, OVERLAP, Engine, RunReport
 from connector.systems.factory import build_adapters
@@ -107,7 +107,7 @@ class SizeScenario:
 
     def measure_core(self) -> None:
         """Over the dry run's mirror; run once every sandbox is closed, on a quiet machine."""
-        self.result.core = measure_core(load_records(self.dry_state), repeats=self.core_repeats)
+        self.result.core = measure_core_apart(self.dry_state, repeats=self.core_repeats)
 
     def seconds_until_second_phase(self) -> float:
         """Until the backfill's writes have left every later sync's overlap window."""
