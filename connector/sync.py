@@ -514,15 +514,15 @@ class Engine:
         return "changed"
 
     def _plan_from_mirror(self, ctx: _Run, scope: str) -> ChangeSpool:
-        """Normalise, reconcile and plan the mirrored records in `scope`, one group at a time.
+        """Normalise, reconcile and plan the mirrored records in `scope`, in whole groups.
 
         A group holds the records that can end up in one entity or affect it: they share an
         id, an e-mail, a domain, an organisation or a deal (`identity_keys`, indexed in the
         state DB as records are mirrored), directly or through others, or a stored link.
         Reconciling never looks beyond a group, so planning group by group gives exactly the
         plan a single pass over everything gives (tests/test_plan_groups.py), while memory
-        holds one group's views, not the whole mirror's (4-5 kB a record). The changes go to a
-        spool on disk, not a list.
+        holds a few thousand records' views (`PLAN_CHUNK`), not the whole mirror's (4-5 kB a
+        record). The changes go to a spool on disk, not a list.
         """
         with paused_gc():
             with self.store.transaction():
