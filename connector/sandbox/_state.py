@@ -164,6 +164,14 @@ class SandboxState:
     def fault_plan(self) -> FaultPlan | None:
         return self._fault_plan
 
+    def arrive(self, endpoint: str) -> str | None:
+        """Count a request to `endpoint` and draw its whole-request fault, counted too."""
+        self.counters.request(endpoint)
+        fault = self._fault_plan.request_fault(endpoint) if self._fault_plan else None
+        if fault is not None:
+            self.counters.fault(endpoint, fault)
+        return fault
+
     # ---- Salesforce sessions --------------------------------------------------------------
 
     def open_session(self) -> str:

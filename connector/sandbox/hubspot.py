@@ -132,10 +132,7 @@ class HubSpotApi:
         self, endpoint: str, name: str, request: Request, args: dict[str, str | None]
     ) -> Response:
         state = self.state
-        state.counters.request(endpoint)
-        fault = state.fault_plan.request_fault(endpoint) if state.fault_plan else None
-        if fault is not None:
-            state.counters.fault(endpoint, fault)
+        fault = state.arrive(endpoint)
         if fault == "drop":
             return Response(status=0, drop=True)
         if fault in {"500", "503"}:

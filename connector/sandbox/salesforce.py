@@ -89,10 +89,7 @@ class SalesforceApi:
         self, endpoint: str, name: str, request: Request, args: dict[str, str | None]
     ) -> Response:
         state = self.state
-        state.counters.request(endpoint)
-        fault = state.fault_plan.request_fault(endpoint) if state.fault_plan else None
-        if fault is not None:
-            state.counters.fault(endpoint, fault)
+        fault = state.arrive(endpoint)
         if fault == "drop":
             return Response(status=0, drop=True)
         if fault == "session":
@@ -151,10 +148,7 @@ class SalesforceApi:
     def _token(self, request: Request) -> Response:
         """`POST /services/oauth2/token`, client-credentials grant (form-encoded)."""
         state = self.state
-        state.counters.request("salesforce.token")
-        fault = state.fault_plan.request_fault("salesforce.token") if state.fault_plan else None
-        if fault is not None:
-            state.counters.fault("salesforce.token", fault)
+        fault = state.arrive("salesforce.token")
         if fault == "drop":
             return Response(status=0, drop=True)
         if fault in {"500", "503"}:
