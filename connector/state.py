@@ -402,11 +402,8 @@ class StateStore:
         with both ends in `refs`."""
         if refs is None:
             return self.db.execute("SELECT a, b FROM links ORDER BY a, b").fetchall()
-        found: set[tuple[str, str]] = set()
-        for chunk in _chunks(sorted(refs)):
-            found.update(self.db.execute(
-                f"SELECT a, b FROM links WHERE a IN ({_marks(chunk)})", chunk))
-        return sorted((a, b) for a, b in found if b in refs)
+        found = self._run_in("SELECT a, b FROM links WHERE a IN ({})", refs)
+        return sorted({(a, b) for a, b in found if b in refs})
 
     # ---- mirror ----------------------------------------------------------------------------
 
@@ -459,8 +456,7 @@ class StateStore:
             for (ref, system, obj, rid, _, modified_at), text, digest in changed
         ])
         refs = [row[0] for row, _, _ in changed]
-        for chunk in _chunks(refs):
-            self.db.execute(f"DELETE FROM identity WHERE ref IN ({_marks(chunk)})", chunk)
+        self._run_in("DELETE FROM identity WHERE ref IN ({})", refs)
         self.db.executemany("INSERT OR IGNORE INTO identity (key, ref) VALUES (?, ?)", [
             (key, ref)
             for (ref, system, obj, _, record, _), _, _ in changed
@@ -469,22 +465,15 @@ class StateStore:
         return len(changed)
 
     def _digests(self, refs: list[str]) -> dict[str, str | None]:
-        out: dict[str, str | None] = {}
-        for chunk in _chunks(refs):
-            out.update(self.db.execute(
-                f"SELECT ref, digest FROM mirror WHERE ref IN ({_marks(chunk)})", chunk))
-        return out
+        return dict(self._run_in("SELECT ref, digest FROM mirror WHERE ref IN ({})", refs))
 
     def mirrored(self, refs: Iterable[SourceRef] | None = None) -> dict[str, dict[str, Any]]:
         """Last-seen raw records, keyed by ref string (all of them when `refs` is None)."""
         if refs is None:
             rows = self.db.execute("SELECT ref, record FROM mirror").fetchall()
         else:
-            rows = []
-            for chunk in _chunks([str(r) for r in refs]):
-                rows += self.db.execute(
-                    f"SELECT ref, record FROM mirror WHERE ref IN ({_marks(chunk)})", chunk
-                ).fetchall()
+            rows = self._run_in("SELECT ref, record FROM mirror WHERE ref IN ({})",
+                                 [str(r) for r in refs])
         return {ref: orjson.loads(record) for ref, record in rows}
 
     def iter_mirrored(self, batch: int = 2_000) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -542,10 +531,9 @@ class StateStore:
             while rows := cursor.fetchmany(5_000):
                 yield from rows
             return
-        for chunk in _chunks(sorted(refs)):
-            yield from self.db.execute(
-                "SELECT m.ref, coalesce(i.key, m.ref) FROM mirror AS m LEFT JOIN identity AS i "
-                f"ON i.ref = m.ref WHERE m.ref IN ({_marks(chunk)})", chunk)
+        yield from self._run_in(
+            "SELECT m.ref, coalesce(i.key, m.ref) FROM mirror AS m LEFT JOIN identity AS i "
+            "ON i.ref = m.ref WHERE m.ref IN ({})", sorted(refs))
 
     def group_closure(self, seeds: Iterable[str]) -> set[str]:
         """The mirrored records tied to `seeds`, directly or through others, by a shared
@@ -565,10 +553,16 @@ class StateStore:
         return self._values_in("SELECT ref FROM mirror WHERE ref IN ({})", refs)
 
     def _values_in(self, query: str, values: Collection[str]) -> set[str]:
-        out: set[str] = set()
-        for chunk in _chunks(list(values)):
-            out.update(row[0] for row in self.db.execute(query.format(_marks(chunk)), chunk))
-        return out
+        return {row[0] for row in self._run_in(query, values)}
+
+    def _run_in(self, query: str, values: Collection[str]) -> list[tuple]:
+        """`query` run for `values` a bounded number at a time (its `{}` becomes `?, ?, ...`),
+        and the rows it gave."""
+        listed, rows = list(values), []
+        for start in range(0, len(listed), _IN_CHUNK):
+            chunk = listed[start:start + _IN_CHUNK]
+            rows += self.db.execute(query.format(_marks(chunk)), chunk).fetchall()
+        return rows
 
     def dirty_refs(self) -> list[str]:
         return [row[0] for row in self.db.execute("SELECT ref FROM mirror WHERE dirty = 1")]
@@ -577,15 +571,11 @@ class StateStore:
         """(ref, ISO day) pairs: on that day the record's plan may change by itself."""
         self.db.executemany("INSERT OR IGNORE INTO plan_dates (ref, on_date) VALUES (?, ?)", rows)
 
-    def mark_due(self, today: str) -> int:
-        """Mark dirty the records whose plan date has come; returns how many dates were due."""
-        due = self.db.execute("SELECT count(*) FROM plan_dates WHERE on_date <= ?",
-                              (today,)).fetchone()[0]
-        if due:
-            self.db.execute("UPDATE mirror SET dirty = 1 WHERE ref IN "
-                            "(SELECT ref FROM plan_dates WHERE on_date <= ?)", (today,))
-            self.db.execute("DELETE FROM plan_dates WHERE on_date <= ?", (today,))
-        return int(due)
+    def mark_due(self, today: str) -> None:
+        """Mark dirty the records whose plan date has come, and forget those dates."""
+        self.db.execute("UPDATE mirror SET dirty = 1 WHERE ref IN "
+                        "(SELECT ref FROM plan_dates WHERE on_date <= ?)", (today,))
+        self.db.execute("DELETE FROM plan_dates WHERE on_date <= ?", (today,))
 
     def clear_dirty(self) -> None:
         """After a run planned every dirty record and applied its plan."""
@@ -707,7 +697,8 @@ class ChangeSpool:
     """
 
     _COLUMNS = "system, object_type, record_id, field, step, before, after, rule, reason"
-    _PLAN_ORDER = "system, object_type, record_id, field, step"
+    _C_COLUMNS = ", ".join(f"c.{column}" for column in _COLUMNS.split(", "))
+    _PLAN_ORDER = "c.system, c.object_type, c.record_id, c.field, c.step"
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
@@ -732,7 +723,7 @@ class ChangeSpool:
 
     def changes(self) -> Iterator[Change]:
         """Every change, in plan order."""
-        cursor = self.db.execute(f"SELECT id, {self._COLUMNS} FROM temp.spool_change "
+        cursor = self.db.execute(f"SELECT c.id, {self._C_COLUMNS} FROM temp.spool_change AS c "
                                  f"ORDER BY {self._PLAN_ORDER}")
         while rows := cursor.fetchmany(2_000):
             for row in rows:
@@ -753,7 +744,7 @@ class ChangeSpool:
             f"WITH kind AS (SELECT record_id, CASE WHEN max(step) > 0 THEN 0 "
             f"WHEN max({confirmed}) THEN 1 ELSE 2 END AS k FROM temp.spool_change "
             f"WHERE system = ? AND object_type = ? GROUP BY record_id) "
-            f"SELECT c.id, {', '.join('c.' + col for col in self._COLUMNS.split(', '))} "
+            f"SELECT c.id, {self._C_COLUMNS} "
             f"FROM temp.spool_change AS c JOIN kind USING (record_id) "
             f"WHERE c.system = ? AND c.object_type = ? "
             f"ORDER BY kind.k, c.record_id, c.field, c.step",
@@ -787,10 +778,10 @@ class ChangeSpool:
         "planned"."""
         join = "JOIN" if sent_only else "LEFT JOIN"
         rows = self.db.execute(
-            f"SELECT c.id, {', '.join('c.' + col for col in self._COLUMNS.split(', '))}, "
+            f"SELECT c.id, {self._C_COLUMNS}, "
             f"r.status, r.code, r.message FROM temp.spool_change AS c "
             f"{join} temp.spool_result AS r USING (id) "
-            f"ORDER BY {', '.join('c.' + col for col in self._PLAN_ORDER.split(', '))} LIMIT ?",
+            f"ORDER BY {self._PLAN_ORDER} LIMIT ?",
             (limit,)).fetchall()
         out = []
         for row in rows:
@@ -846,11 +837,6 @@ def mirror_text(system: str, record: dict[str, Any]) -> bytes:
     if isinstance(properties, dict):
         content["properties"] = {k: v for k, v in properties.items() if k not in volatile}
     return orjson.dumps(content, option=orjson.OPT_SORT_KEYS, default=str)
-
-
-def _chunks(values: list[str]) -> Iterator[list[str]]:
-    for start in range(0, len(values), _IN_CHUNK):
-        yield values[start:start + _IN_CHUNK]
 
 
 def _marks(values: list[str]) -> str:
