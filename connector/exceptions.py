@@ -38,6 +38,7 @@ __all__ = [
     "RunLockHeld",
     "RunStoppedEarly",
     "SettingsError",
+    "register_secret",
     "scrub",
 ]
 
@@ -48,10 +49,23 @@ _SECRET_PATTERNS = [
 ]
 
 
+_KNOWN_SECRETS: set[str] = set()
+_SHORTEST_SECRET = 6  # shorter values would blank ordinary words wherever they occur
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret's literal value, so `scrub` removes it from any text, wherever it is
+    stored or printed: configured credentials when settings load, and every session token a
+    CRM issues during a run (a server may quote either back in an error message)."""
+    if value and len(value) >= _SHORTEST_SECRET:
+        _KNOWN_SECRETS.add(value)
+
+
 def scrub(text: str, *secrets: str | None) -> str:
-    """Remove bearer tokens, token-like query parameters and the given literal secrets."""
-    for secret in secrets:
-        if secret:
+    """Remove bearer tokens, token-like query parameters, every registered secret and the
+    given literal secrets."""
+    for secret in sorted({*_KNOWN_SECRETS, *(s for s in secrets if s)}, key=len, reverse=True):
+        if secret in text:
             text = text.replace(secret, "***")
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(r"\1***", text)

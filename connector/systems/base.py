@@ -18,6 +18,7 @@ __all__ = [
     "FieldInfo",
     "Page",
     "RecordUpdate",
+    "Tombstone",
     "WriteResult",
     "WriteStatus",
     "chunked",
@@ -30,14 +31,30 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class Tombstone:
+    """A record that is gone from its CRM: deleted (archived), or merged into `merged_into`.
+
+    The engine marks it deleted in the mirror: it takes no further part in linking or
+    reconciliation and is never a write target; a merge moves its links to the survivor.
+    """
+
+    record_id: str
+    deleted_at: datetime | None = None
+    merged_into: str | None = None
+
+
+@dataclass(frozen=True)
 class Page:
     """One page of records as the API returned them, with the newest modified time among them.
 
     `max_modified` lets the engine checkpoint a watermark after each fully processed page.
+    `tombstones` are records of the same object found gone (a HubSpot survivor names the ids
+    merged into it in `hs_merged_object_ids`; deletion reads carry only tombstones).
     """
 
     records: list[dict[str, Any]]
     max_modified: datetime | None
+    tombstones: list[Tombstone] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -137,6 +154,12 @@ class CrmAdapter(Protocol):
         same retry policy and rate budget as any other. It is an estimate by nature: records
         change between the count and the read, and HubSpot search is eventually consistent.
         """
+        ...
+
+    def read_deleted(self, object_type: str, since: datetime | None) -> Iterator[Page]:
+        """Records deleted or merged away at or after `since` (all the API still knows when
+        None), as pages of `tombstones` with no records; `max_modified` is the newest deletion
+        time among them. One call per object when nothing was deleted."""
         ...
 
     def read_by_ids(

@@ -309,6 +309,10 @@ class SalesforceAdapter:
         total = self._query_batch(soql).get("totalSize")
         return total if isinstance(total, int) and not isinstance(total, bool) else None
 
+    def read_deleted(self, object_type: str, since: datetime | None) -> Iterator[Page]:
+        """Not read yet: deletions and merges come with the live-reads work (issue 11)."""
+        return iter(())
+
     def read_by_ids(
         self, object_type: str, ids: Iterable[str], fields: Iterable[str]
     ) -> list[dict[str, Any]]:
