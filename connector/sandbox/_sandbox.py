@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -201,6 +202,11 @@ class Sandbox:
     def set_faults(self, spec: str | FaultSpec | None) -> None:
         """Replace the fault injection at run time; `None` or "" turns it off."""
         self._state.set_faults(_as_fault_spec(spec))
+
+    def before_request(self, endpoint: str, nth: int, action: Callable[[], None]) -> None:
+        """Run `action` (e.g. an edit through `update_hubspot`) just before the `nth` request
+        from now to `endpoint` (a name from `faults.ENDPOINTS`) is served."""
+        self._state.before_request(endpoint, nth, action)
 
     def drop_caches(self) -> None:
         """Forget cached search results, as a write does. Benchmarks call it before timing a

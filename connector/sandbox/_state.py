@@ -6,6 +6,7 @@ import secrets
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,9 +90,15 @@ class Counters:
             self._written: dict[str, int] = defaultdict(int)
             self._faults: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
 
-    def request(self, endpoint: str) -> None:
+    def request(self, endpoint: str) -> int:
+        """Count one request; returns its number at this endpoint (1 for the first)."""
         with self._lock:
             self._requests[endpoint] += 1
+            return self._requests[endpoint]
+
+    def requests(self, endpoint: str) -> int:
+        with self._lock:
+            return self._requests[endpoint]
 
     def status(self, endpoint: str, status: int) -> None:
         with self._lock:
@@ -139,6 +146,8 @@ class SandboxState:
         self._sessions: dict[str, float] = {}
         self._sessions_lock = threading.Lock()
         self.query_cursors: dict[str, list[dict[str, Any]]] = {}
+        self._hooks: dict[tuple[str, int], list[Callable[[], None]]] = {}
+        self._hooks_lock = threading.Lock()
         self.reset_limits()
 
     # ---- limits ---------------------------------------------------------------------------
@@ -164,9 +173,21 @@ class SandboxState:
     def fault_plan(self) -> FaultPlan | None:
         return self._fault_plan
 
+    def before_request(self, endpoint: str, nth: int, action: Callable[[], None]) -> None:
+        """Run `action` just before the `nth` request (1-based, counted from now) to `endpoint`
+        is served: how a test puts one edit at an exact point, e.g. between two pages."""
+        target = self.counters.requests(endpoint) + nth
+        with self._hooks_lock:
+            self._hooks.setdefault((endpoint, target), []).append(action)
+
     def arrive(self, endpoint: str) -> str | None:
-        """Count a request to `endpoint` and draw its whole-request fault, counted too."""
-        self.counters.request(endpoint)
+        """Count a request to `endpoint`, run any hook set for it, and draw its whole-request
+        fault, counted too."""
+        number = self.counters.request(endpoint)
+        with self._hooks_lock:
+            actions = self._hooks.pop((endpoint, number), [])
+        for action in actions:
+            action()
         fault = self._fault_plan.request_fault(endpoint) if self._fault_plan else None
         if fault is not None:
             self.counters.fault(endpoint, fault)
