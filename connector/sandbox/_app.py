@@ -11,6 +11,9 @@ API limit:
     GET  /__sandbox/records/salesforce/{S}[/{id}]
     POST /__sandbox/faults                          body: a fault spec ("" turns faults off)
     POST /__sandbox/expire-sessions                 every Salesforce token expires now
+
+Every other request is counted: by its endpoint (`hubspot.search`, ...) or, when no route
+knows it, as `unknown`, so a stray call cannot hide from call-count targets.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ import re
 
 from connector.sandbox._http import Request, Response, json_response
 from connector.sandbox._state import SandboxState
-from connector.sandbox.faults import parse_faults
+from connector.sandbox.faults import BODY_KINDS, garbled_body, parse_faults
 from connector.sandbox.hubspot import HubSpotApi
 from connector.sandbox.salesforce import SalesforceApi
 
-__all__ = ["SandboxApp"]
+__all__ = ["UNKNOWN_ENDPOINT", "SandboxApp"]
+
+UNKNOWN_ENDPOINT = "unknown"
 
 _RECORDS = re.compile(r"^/__sandbox/records/(?P<system>hubspot|salesforce)/(?P<kind>\w+)"
                       r"(?:/(?P<id>\w+))?/?$")
@@ -38,12 +43,22 @@ class SandboxApp:
         self.salesforce = SalesforceApi(state)
 
     def handle(self, request: Request) -> Response:
-        """Answer any request; unknown paths get a plain JSON 404."""
+        """Answer any request; unknown paths get a plain JSON 404 (and count as unknown)."""
         if request.path.startswith("/__sandbox/"):
             return self.admin(request)
+        self.state.begin_request()
         response = self.hubspot.handle(request) or self.salesforce.handle(request)
         if response is None:
-            return json_response(404, {"status": "error", "message": "Not found"})
+            response = json_response(404, {"status": "error", "message": "Not found"})
+        arrival = self.state.arrival()
+        if arrival is None:
+            self.state.counters.request(UNKNOWN_ENDPOINT)
+            self.state.counters.status(UNKNOWN_ENDPOINT, response.status)
+            return response
+        _, fault = arrival
+        if fault in BODY_KINDS and not response.drop:
+            response.body, response.content_type = garbled_body(fault, response.body)
+            response.status = 200
         return response
 
     def admin(self, request: Request) -> Response:

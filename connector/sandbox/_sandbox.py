@@ -21,6 +21,10 @@ from connector.sandbox.store import Dataset
 __all__ = ["Sandbox"]
 
 DEFAULT_SESSION_TTL_SECONDS = 7200.0
+# HubSpot documents no page size for the v4 batch read; 500 is the most its v4 list of one
+# record's associations returns per page (GET /crm/v4/objects/{type}/{id}/associations/{to},
+# `limit` <= 500), and the batch read pages the same way.
+DEFAULT_ASSOCIATION_PAGE_SIZE = 500
 
 
 class Sandbox:
@@ -41,6 +45,11 @@ class Sandbox:
     `hubspot_requests_per_window` per `hubspot_window_seconds` (shrink the window to time-scale a
     benchmark), `hubspot_daily_limit`, `search_requests_per_second`, `salesforce_daily_limit`,
     `session_ttl_seconds` (Salesforce access tokens expire after this).
+
+    HubSpot consistency and paging: `search_lag_seconds` (default 0) keeps a record out of
+    search results until that long after its last modification, as HubSpot's search index
+    lags; list, read and batch read see it at once. `association_page_size` (default 500) is
+    the most targets the v4 association batch read returns per input before paging.
     """
 
     def __init__(
@@ -58,6 +67,8 @@ class Sandbox:
         search_requests_per_second: int = 5,
         salesforce_daily_limit: int = 100_000,
         session_ttl_seconds: float = DEFAULT_SESSION_TTL_SECONDS,
+        search_lag_seconds: float = 0.0,
+        association_page_size: int = DEFAULT_ASSOCIATION_PAGE_SIZE,
     ) -> None:
         if seed is not None and fixture is not None:
             raise ValueError("give either seed or fixture, not both")
@@ -80,6 +91,8 @@ class Sandbox:
                 search_requests_per_second=search_requests_per_second,
                 salesforce_daily_limit=salesforce_daily_limit,
                 session_ttl_seconds=session_ttl_seconds,
+                search_lag_seconds=search_lag_seconds,
+                association_page_size=association_page_size,
             ),
             faults=_as_fault_spec(faults),
         )
@@ -262,6 +275,25 @@ class Sandbox:
     ) -> dict[str, Any]:
         """Create a HubSpot record (id assigned); `associations` maps object type -> ids."""
         return self._state.user_create_hubspot(object_type, properties, associations or {})
+
+    def delete_hubspot(self, object_type: str, record_id: str) -> dict[str, Any]:
+        """Archive (delete) a record as a HubSpot user would: it leaves list, search, read
+        and batch read and its associations go; `GET /crm/v3/objects/{type}?archived=true`
+        lists it with `archived: true` and `archivedAt` (now). Returns the stored record."""
+        data = self._state.dataset
+        with data.lock:
+            data.archive_hubspot(object_type, str(record_id), data.clock.now())
+            return data.hubspot_record(object_type, str(record_id))
+
+    def merge_hubspot(self, object_type: str, survivor_id: str, loser_id: str) -> dict[str, Any]:
+        """Merge `loser_id` into `survivor_id`, as `POST /crm/v3/objects/{type}/merge` does:
+        the loser is gone everywhere (not even archived-listed), its associations move to the
+        survivor, the survivor's `hs_merged_object_ids` gains the loser's id (and ids merged
+        into the loser before) and its modified date moves to now. Returns the survivor."""
+        data = self._state.dataset
+        with data.lock:
+            data.merge_hubspot(object_type, str(survivor_id), str(loser_id), data.clock.now())
+            return data.hubspot_record(object_type, str(survivor_id))
 
     def create_salesforce(self, sobject: str, fields: dict[str, Any]) -> dict[str, Any]:
         """Create a Salesforce record (Id and timestamps assigned)."""

@@ -27,6 +27,10 @@ class SandboxLimits:
     search_requests_per_second: int = 5
     salesforce_daily_limit: int = 100_000
     session_ttl_seconds: float = 7200.0
+    # HubSpot: seconds before a modified record shows in search (0: at once), and the most
+    # targets the v4 association batch read returns per input before paging.
+    search_lag_seconds: float = 0.0
+    association_page_size: int = 500
 
 
 class RollingWindow:
@@ -148,6 +152,7 @@ class SandboxState:
         self.query_cursors: dict[str, list[dict[str, Any]]] = {}
         self._hooks: dict[tuple[str, int], list[Callable[[], None]]] = {}
         self._hooks_lock = threading.Lock()
+        self._arrival = threading.local()
         self.reset_limits()
 
     # ---- limits ---------------------------------------------------------------------------
@@ -191,7 +196,17 @@ class SandboxState:
         fault = self._fault_plan.request_fault(endpoint) if self._fault_plan else None
         if fault is not None:
             self.counters.fault(endpoint, fault)
+        self._arrival.seen = (endpoint, fault)
         return fault
+
+    def begin_request(self) -> None:
+        """Forget the previous request's arrival on this thread (see `arrival`)."""
+        self._arrival.seen = None
+
+    def arrival(self) -> tuple[str, str | None] | None:
+        """(endpoint, fault) of the request this thread is serving, or None when no endpoint
+        counted it: the app counts such requests as "unknown", so none goes unseen."""
+        return getattr(self._arrival, "seen", None)
 
     # ---- Salesforce sessions --------------------------------------------------------------
 

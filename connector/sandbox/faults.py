@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 __all__ = [
+    "BODY_KINDS",
     "ENDPOINTS",
     "FAULT_KINDS",
     "FAULT_SPEC_HELP",
@@ -21,6 +22,7 @@ __all__ = [
     "FaultRule",
     "FaultSpec",
     "FaultSpecError",
+    "garbled_body",
     "parse_faults",
 ]
 
@@ -32,6 +34,8 @@ ENDPOINTS = (
     "hubspot.batch_update",
     "hubspot.associations",
     "hubspot.properties",
+    "hubspot.schemas",
+    "hubspot.merge",
     "salesforce.token",
     "salesforce.query",
     "salesforce.sobject",
@@ -40,8 +44,12 @@ ENDPOINTS = (
     "salesforce.composite",
 )
 
+# A 200 whose body is not the endpoint's answer, as a proxy, load balancer or a failing
+# backend behind a healthy front end sends now and then: the request was served, the answer
+# lost on the way. Clients must retry them, never take them as an empty (final) page.
+BODY_KINDS = ("empty", "braces", "html", "truncated")
 # Whole-request faults, decided by one draw per request (in this order of precedence).
-REQUEST_KINDS = ("drop", "slow", "session", "429", "500", "503")
+REQUEST_KINDS = ("drop", "slow", "session", "429", "500", "503", *BODY_KINDS)
 # Per-record faults inside batch writes, one draw per record.
 RECORD_KINDS = ("partial", "lock")
 FAULT_KINDS = REQUEST_KINDS + RECORD_KINDS
@@ -52,7 +60,8 @@ _N = TypeVar("_N", int, float)
 FAULT_SPEC_HELP = """\
 Fault spec: comma-separated TARGET:KIND=RATE entries, plus optional seed=N and delay=SECONDS.
 TARGET is an endpoint (hubspot.list, hubspot.read, hubspot.search, hubspot.batch_read,
-hubspot.batch_update, hubspot.associations, hubspot.properties, salesforce.token,
+hubspot.batch_update, hubspot.associations, hubspot.properties, hubspot.schemas,
+hubspot.merge, salesforce.token,
 salesforce.query, salesforce.sobject, salesforce.describe, salesforce.limits,
 salesforce.composite), a system wildcard (hubspot.*, salesforce.*) or * for all.
 KIND (RATE is a probability 0..1):
@@ -64,6 +73,10 @@ KIND (RATE is a probability 0..1):
   session  Salesforce: the access token expires now (401 INVALID_SESSION_ID)
   partial  per record in batch writes: HubSpot 207 error / Salesforce UNABLE_TO_LOCK_ROW
   lock     per record in Salesforce composite writes: UNABLE_TO_LOCK_ROW
+  empty    200 with an empty body (after the request was served)
+  braces   200 with the body `{}`
+  html     200 with an HTML page (a proxy's or maintenance page)
+  truncated  200 with the real JSON answer cut off halfway
 Example (spaces after commas are allowed):
   hubspot.search:429=0.1, salesforce.query:503=0.05, *:drop=0.02,
   salesforce.composite:lock=0.1, seed=7
@@ -206,3 +219,20 @@ class FaultPlan:
         with self._lock:
             stream = self._stream(f"{endpoint}#{kind}")
             return [stream.random() < rate for _ in range(count)]
+
+
+_HTML_PAGE = (b"<!DOCTYPE html><html><head><title>Service Temporarily Unavailable</title>"
+              b"</head><body><h1>We'll be right back</h1></body></html>")
+
+
+def garbled_body(kind: str, body: bytes) -> tuple[bytes, str]:
+    """(body, content type) of a `BODY_KINDS` fault, given the answer it replaces."""
+    if kind == "empty":
+        return b"", "application/json;charset=UTF-8"
+    if kind == "braces":
+        return b"{}", "application/json;charset=UTF-8"
+    if kind == "html":
+        return _HTML_PAGE, "text/html;charset=UTF-8"
+    if kind == "truncated":
+        return body[: max(1, len(body) // 2)], "application/json;charset=UTF-8"
+    raise ValueError(f"{kind!r} is not a body fault")

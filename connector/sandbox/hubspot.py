@@ -16,7 +16,7 @@ import json
 import re
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -69,12 +69,23 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(r"^/crm/v3/objects/(?P<type>[^/]+)/search/?$"), "search"),
     ("POST", re.compile(r"^/crm/v3/objects/(?P<type>[^/]+)/batch/read/?$"), "batch_read"),
     ("POST", re.compile(r"^/crm/v3/objects/(?P<type>[^/]+)/batch/update/?$"), "batch_update"),
+    ("POST", re.compile(r"^/crm/v3/objects/(?P<type>[^/]+)/merge/?$"), "merge"),
     ("GET", re.compile(r"^/crm/v3/objects/(?P<type>[^/]+)/(?P<id>[^/]+)/?$"), "read"),
     ("POST", re.compile(r"^/crm/v4/associations/(?P<type>[^/]+)/(?P<to>[^/]+)/batch/read/?$"),
      "associations"),
     ("GET", re.compile(r"^/crm/v3/properties/(?P<type>[^/]+)(?:/(?P<name>[^/]+))?/?$"),
      "properties"),
+    # /crm/v3/schemas is the documented path; hubspot-api-client calls the older alias.
+    ("GET", re.compile(r"^/crm(?:-object-schemas)?/v3/schemas/?$"), "schemas"),
 ]
+# Standard object types the sandbox holds no records of. Clients (and tools pointed at the
+# sandbox) ask for their properties; a portal answers 200 with HubSpot's default properties
+# (or 403 without the scope), never 400. Object type ids: HubSpot's "Understanding the CRM"
+# guide, object type IDs table.
+OTHER_STANDARD_TYPES = {
+    "tickets": "0-5", "products": "0-7", "line_items": "0-8", "quotes": "0-14",
+    "calls": "0-48", "emails": "0-49", "meetings": "0-47", "notes": "0-46", "tasks": "0-27",
+}
 
 
 class HubSpotError(Exception):
@@ -192,6 +203,10 @@ class HubSpotApi:
         ]
 
     def _call(self, name: str, request: Request, args: dict[str, str | None]) -> Response:
+        if name == "schemas":
+            return self.schemas()
+        if name == "properties" and _other_standard_type(args["type"] or "") is not None:
+            return self.other_properties(_other_standard_type(args["type"] or "") or "")
         object_type = _object_type(args["type"] or "")
         handlers: dict[str, Callable[[], Response]] = {
             "list": lambda: self.list_objects(object_type, request),
@@ -199,6 +214,7 @@ class HubSpotApi:
             "search": lambda: self.search(object_type, _body(request)),
             "batch_read": lambda: self.batch_read(object_type, _body(request), request),
             "batch_update": lambda: self.batch_update(object_type, _body(request)),
+            "merge": lambda: self.merge(object_type, _body(request)),
             "associations": lambda: self.associations(
                 object_type, _object_type(args["to"] or ""), _body(request)),
             "properties": lambda: self.properties(object_type, args.get("name")),
@@ -325,15 +341,18 @@ class HubSpotApi:
             raise _validation(f"Too many filters: at most {MAX_FILTERS} in all groups")
         if len(sorts) > 1:
             raise _validation("Only one sort is supported")
+        indexed_until = self._indexed_until(object_type)
         key = (object_type, self.state.dataset.versions.get(object_type, 0),
-               json.dumps(groups, sort_keys=True), json.dumps(sorts), query)
+               json.dumps(groups, sort_keys=True), json.dumps(sorts), query, indexed_until)
         cached = self._search_cache.get(key)
         if cached is not None:
             return cached
         predicates = [[_filter(object_type, f) for f in g.get("filters") or []] for g in groups]
+        modified = HUBSPOT_MODIFIED_PROPERTY[object_type]
         matched = [
             r for r in self.state.dataset.hubspot[object_type].values()
             if not r["archived"]
+            and (indexed_until is None or r["properties"][modified] <= indexed_until)
             and (not predicates or any(all(p(r) for p in group) for group in predicates))
             and (not query or _text_match(r, object_type, query))
         ]
@@ -345,6 +364,18 @@ class HubSpotApi:
         if len(self._search_cache) > 16:
             self._search_cache.popitem(last=False)
         return matched
+
+    def _indexed_until(self, object_type: str) -> str | None:
+        """The newest modified time search can see (None: everything), with the sandbox's
+        `search_lag_seconds`. HubSpot's search guide: "It may take a few moments for newly
+        created or updated CRM objects to appear in search results"
+        (developers.hubspot.com/docs/api-reference/search/guide). List, read and batch read
+        are not indexed and see a change at once. Stored datetimes are fixed-width UTC
+        strings, so comparing strings compares instants."""
+        lag = self.state.limits.search_lag_seconds
+        if lag <= 0:
+            return None
+        return hs_datetime(self.state.dataset.clock.now() - timedelta(seconds=lag))
 
     # ---- batches --------------------------------------------------------------------------
 
@@ -426,38 +457,87 @@ class HubSpotApi:
     # ---- associations ---------------------------------------------------------------------
 
     def associations(self, from_type: str, to_type: str, body: dict[str, Any]) -> Response:
-        """`POST /crm/v4/associations/{from}/{to}/batch/read` (<= 1,000 ids)."""
-        keys = [str(item.get("id")) for item in _inputs(body, ASSOCIATIONS_MAX)]
+        """`POST /crm/v4/associations/{from}/{to}/batch/read` (<= 1,000 inputs), paged per
+        input: at most `association_page_size` targets per result, and `paging.next.after`
+        on a result with more; the client sends `{"id", "after"}` for the next page. SDK
+        docstring of `crm.associations.v4.batch_api.get_page`: "The 'after' field in a
+        returned paging object can be added alongside the 'id' to retrieve the next page of
+        associations from that objectId ... 'paging' will only be present if there are more
+        pages"; changelog "Bug Fix: Batch Read Limit for HubSpot Associations API"."""
+        inputs = _inputs(body, ASSOCIATIONS_MAX)
         type_ids = ASSOCIATION_TYPE_IDS.get((from_type, to_type))
         if type_ids is None:
             raise _validation(f"No association type between {from_type} and {to_type}")
+        size = max(1, self.state.limits.association_page_size)
+        requested = dict.fromkeys((str(i.get("id")), str(i.get("after") or "")) for i in inputs)
         data = self.state.dataset
         results, errors = [], []
         with data.lock:
-            for key in dict.fromkeys(keys):
+            for key, after in requested:
                 targets = data.associated_ids(from_type, to_type, key)
-                if not targets or key not in data.hubspot[from_type]:
-                    errors.append({
-                        "status": "error",
-                        "category": "VALIDATION_ERROR",
-                        "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
-                        "message": f"No {SINGULAR[to_type]} is associated with "
-                                   f"{SINGULAR[from_type]} {key}.",
-                        "context": {"fromObjectId": [key]},
-                        "errors": [],
-                        "links": {},
-                    })
+                source = data.hubspot[from_type].get(key)
+                if not targets or source is None or source["archived"]:
+                    errors.append(_no_associations(from_type, to_type, key))
                     continue
-                results.append({
+                start = _association_offset(after)
+                chosen = targets[start:start + size]
+                result: dict[str, Any] = {
                     "from": {"id": key},
                     "to": [_association(target, type_ids, _is_primary(
-                               data, from_type, key, to_type, target, position))
-                           for position, target in enumerate(targets)],
-                })
+                               data, from_type, key, to_type, target, start + position))
+                           for position, target in enumerate(chosen)],
+                }
+                if start + size < len(targets):
+                    result["paging"] = {"next": {"after": _association_cursor(start + size)}}
+                results.append(result)
         self.state.counters.returned("hubspot.associations", len(results))
         return _batch_response(results, errors)
 
-    # ---- properties -----------------------------------------------------------------------
+    # ---- merges ---------------------------------------------------------------------------
+
+    def merge(self, object_type: str, body: dict[str, Any]) -> Response:
+        """`POST /crm/v3/objects/{type}/merge` {primaryObjectId, objectIdToMerge}: "the primary
+        object remains after the merge" (HubSpot API reference, "Merge two contacts" and
+        "Merge two objects with same type"); the merged-away id is gone (not listed, not
+        archived-listed, not readable), the survivor's `hs_merged_object_ids` names it and
+        its modified date moves. Answers the survivor."""
+        primary = str(body.get("primaryObjectId") or "")
+        loser = str(body.get("objectIdToMerge") or "")
+        data = self.state.dataset
+        with data.lock:
+            records = data.hubspot[object_type]
+            for record_id in (primary, loser):
+                if record_id not in records or records[record_id]["archived"]:
+                    raise HubSpotError(404, "OBJECT_NOT_FOUND",
+                                       f"{SINGULAR[object_type]} {record_id} does not exist")
+            if primary == loser:
+                raise _validation("Cannot merge an object with itself")
+            survivor = data.merge_hubspot(object_type, primary, loser, data.clock.now())
+            rendered = _render(survivor, object_type, DEFAULT_PROPERTIES[object_type])
+        self.state.counters.written("hubspot.merge", 1)
+        return json_response(200, rendered)
+
+    # ---- properties and schemas -----------------------------------------------------------
+
+    def schemas(self) -> Response:
+        """`GET /crm/v3/schemas`: the portal's custom object schemas; the sandbox has none.
+        (A token without the custom-objects scope would get 403.)"""
+        return json_response(200, {"results": []})
+
+    def other_properties(self, object_type: str) -> Response:
+        """`GET /crm/v3/properties/{type}` for a standard type the sandbox holds no records
+        of: the id and date properties every object has."""
+        group = f"{object_type.rstrip('s')}information"
+        common = ("hs_object_id", "hs_createdate", "hs_lastmodifieddate")
+        labels = ("Record ID", "Create Date", "Last Modified Date")
+        results = [
+            _property_json(HubSpotProperty(
+                name, label, "number" if name == "hs_object_id" else "datetime",
+                "number" if name == "hs_object_id" else "date", read_only=True, group=group), i)
+            for i, (name, label) in enumerate(zip(common, labels, strict=True))
+        ]
+        self.state.counters.returned("hubspot.properties", len(results))
+        return json_response(200, {"results": results})
 
     def properties(self, object_type: str, name: str | None) -> Response:
         """`GET /crm/v3/properties/{type}[/{name}]` with options in display order."""
@@ -482,6 +562,42 @@ def _object_type(raw: str) -> str:
     if object_type is None:
         raise _validation(f"Unable to infer object type from: {raw}")
     return object_type
+
+
+def _other_standard_type(raw: str) -> str | None:
+    """A standard object type outside contacts/companies/deals, by name or type id."""
+    name = raw.lower()
+    for object_type, type_id in OTHER_STANDARD_TYPES.items():
+        if name in {object_type, object_type.rstrip("s"), type_id}:
+            return object_type
+    return None
+
+
+def _association_cursor(offset: int) -> str:
+    """An opaque `after` for the next page of one input's associations."""
+    return base64.urlsafe_b64encode(f"assoc-{offset}".encode()).decode()
+
+
+def _association_offset(after: str) -> int:
+    if not after:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(after.encode()).decode()
+        return max(0, int(text.removeprefix("assoc-")))
+    except ValueError:
+        raise _validation(f"Invalid after token: {after!r}") from None
+
+
+def _no_associations(from_type: str, to_type: str, key: str) -> dict[str, Any]:
+    return {
+        "status": "error",
+        "category": "VALIDATION_ERROR",
+        "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
+        "message": f"No {SINGULAR[to_type]} is associated with {SINGULAR[from_type]} {key}.",
+        "context": {"fromObjectId": [key]},
+        "errors": [],
+        "links": {},
+    }
 
 
 def _body(request: Request) -> dict[str, Any]:
@@ -546,7 +662,7 @@ def _render(record: dict[str, Any], object_type: str, names: tuple[str, ...]) ->
         "archived": record["archived"],
     }
     if record["archived"]:
-        rendered["archivedAt"] = props[modified]
+        rendered["archivedAt"] = record.get("archivedAt") or props[modified]
     return rendered
 
 

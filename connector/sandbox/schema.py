@@ -136,6 +136,9 @@ def _hs_common(group: str, modified: str) -> list[HubSpotProperty]:
                         group=group),
         HubSpotProperty(modified, "Last Modified Date", "datetime", "date", read_only=True,
                         group=group),
+        # Set by a merge on the surviving record: the merged-away ids, ";"-separated.
+        HubSpotProperty("hs_merged_object_ids", "Merged record IDs", "enumeration",
+                        "checkbox", read_only=True, group=group),
     ]
 
 

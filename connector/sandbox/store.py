@@ -187,6 +187,49 @@ class Dataset:
         record["properties"][HUBSPOT_MODIFIED_PROPERTY[object_type]] = hs_datetime(moment)
         self.touch(object_type)
 
+    def archive_hubspot(self, object_type: str, record_id: str, moment: datetime) -> None:
+        """Archive (delete) a record: it keeps its values and gains `archivedAt`; HubSpot
+        removes its associations with it (a restored record comes back without them)."""
+        with self.lock:
+            record = self.hubspot[object_type][record_id]
+            record["archived"] = True
+            record["archivedAt"] = hs_datetime(moment)
+            self._drop_associations(object_type, record_id)
+            self.touch(object_type)
+
+    def merge_hubspot(
+        self, object_type: str, survivor_id: str, loser_id: str, moment: datetime
+    ) -> dict[str, Any]:
+        """Merge `loser_id` into `survivor_id`: the loser is gone, its associations move to
+        the survivor, whose `hs_merged_object_ids` lists every id merged into it so far."""
+        with self.lock:
+            records = self.hubspot[object_type]
+            survivor, loser = records[survivor_id], records.pop(loser_id)
+            self._hs_order.pop(object_type, None)
+            merged = [*_id_list(survivor["properties"].get("hs_merged_object_ids")), loser_id,
+                      *_id_list(loser["properties"].get("hs_merged_object_ids"))]
+            survivor["properties"]["hs_merged_object_ids"] = ";".join(dict.fromkeys(merged))
+            for (from_type, to_type), links in list(self._assoc.items()):
+                if from_type == object_type and loser_id in links:
+                    for target in self._drop_associations_to(object_type, loser_id, to_type):
+                        self.associate(object_type, survivor_id, to_type, target)
+            self.bump_hubspot(object_type, survivor, moment)
+            return survivor
+
+    def _drop_associations(self, object_type: str, record_id: str) -> None:
+        for from_type, to_type in list(self._assoc):
+            if from_type == object_type:
+                self._drop_associations_to(object_type, record_id, to_type)
+
+    def _drop_associations_to(self, object_type: str, record_id: str, to_type: str) -> list[str]:
+        """Remove a record's associations with one type (both directions); their targets."""
+        targets = self._assoc.get((object_type, to_type), {}).pop(record_id, [])
+        back = self._assoc.get((to_type, object_type), {})
+        for target in targets:
+            if record_id in back.get(target, []):
+                back[target].remove(record_id)
+        return targets
+
     # ---- Salesforce -----------------------------------------------------------------------
 
     def new_salesforce_id(self, sobject: str) -> str:
@@ -289,12 +332,14 @@ class Dataset:
         for object_type in HUBSPOT_OBJECT_TYPES:
             for item in hubspot.get(object_type, []):
                 record_id = item.get("id") or item.get("properties", {}).get("hs_object_id")
-                dataset.add_hubspot(
+                record = dataset.add_hubspot(
                     object_type,
                     item.get("properties", {}),
                     record_id=str(record_id) if record_id else None,
                     archived=bool(item.get("archived", False)),
                 )
+                if item.get("archivedAt"):
+                    record["archivedAt"] = hs_datetime(parse_instant(item["archivedAt"]))
         for key, pairs in hubspot.get("associations", {}).items():
             from_type, to_type = key.split("/")
             for src, dst in pairs:
@@ -314,6 +359,11 @@ class Dataset:
         if cached is None or len(cached) != len(records):
             cached = self._hs_order[object_type] = sorted(int(i) for i in records)
         return cached
+
+
+def _id_list(value: str | None) -> list[str]:
+    """The ids of a semicolon-separated HubSpot property such as `hs_merged_object_ids`."""
+    return [part for part in (value or "").split(";") if part]
 
 
 def _hs_string(value: Any) -> str | None:

@@ -11,8 +11,13 @@ Choices the design notes force (../shared/design.md, "Measured traps"):
   carry the rate-limit counters. See tests/systems/test_hubspot_raw_speed.py for the measure.
 - `retry=False` on the SDK: its urllib3 retry skips POST and hides 429s; `RetryPolicy` owns all
   retries. Every call passes `_request_timeout` (the SDK has none by default).
-- Search is capped at 10,000 results per query: incremental reads restart from the last
-  modified time seen, and switch to id order when more than a query's worth share one time.
+- Search pages by key, not offset: every page is a fresh query from the newest modified time
+  read (the offset `after` shifts when a record is edited mid-read, and stops at 10,000);
+  an instant shared by more records than one filter can exclude is read in id order.
+- A 200 without a `results` list is retried, never taken as the last page; TLS failures are
+  a clear FatalApiError naming the URL.
+- Deletions come from the archived list (`read_deleted`); merges as tombstones for the ids in a
+  survivor's `hs_merged_object_ids`.
 - Deals need their contacts and companies. The list API returns them inline; search and batch
   read cannot, so those records (and any whose inline list was cut off) are looked up with the
   v4 batch read, 1,000 ids a call shared by up to ten pages, each page yielded only once all of
@@ -23,7 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -52,6 +57,7 @@ from connector.systems.base import (
     FieldInfo,
     Page,
     RecordUpdate,
+    Tombstone,
     WriteResult,
     as_utc,
     chunked,
@@ -70,6 +76,8 @@ MODIFIED_PROPERTY = {
     "companies": "hs_lastmodifieddate",
     "deals": "hs_lastmodifieddate",
 }
+# Set on a merge's survivor: the ids merged into it, ";"-separated (design.md, HubSpot facts).
+MERGED_PROPERTY = "hs_merged_object_ids"
 # Properties linking needs, requested whatever the mapping names.
 LINK_PROPERTIES = {
     "contacts": ("email", "salesforcecontactid", "salesforceleadid", "associatedcompanyid"),
@@ -81,7 +89,9 @@ ASSOCIATED_TYPES: dict[str, tuple[str, ...]] = {"deals": ("contacts", "companies
 
 LIST_PAGE_SIZE = 100
 SEARCH_PAGE_SIZE = 200
-SEARCH_RESULT_CAP = 10_000
+# Ids excluded by one NOT_IN filter when a page ends among records sharing a modified time;
+# past this many at one millisecond the instant is read in hs_object_id order instead.
+NOT_IN_MAX = 100
 BATCH_SIZE = 100
 ASSOCIATION_BATCH_SIZE = 1_000
 # Pages held back while their association lookups gather into one v4 call.
@@ -117,6 +127,10 @@ class _Boundary:
 
     def is_new(self, record_id: str, modified_ms: int) -> bool:
         return not (modified_ms == self.at_ms and self.ids is not None and record_id in self.ids)
+
+    def ids_at(self, modified_ms: int) -> set[str]:
+        """The ids already read at `modified_ms` when that is the newest time read."""
+        return set(self.ids or ()) if modified_ms == self.at_ms else set()
 
     def remember(self, record_id: str, modified_ms: int) -> None:
         if modified_ms > self.at_ms or self.ids is None:
@@ -213,8 +227,46 @@ class HubSpotAdapter:
         return total if isinstance(total, int) and not isinstance(total, bool) else None
 
     def read_deleted(self, object_type: str, since: datetime | None) -> Iterator[Page]:
-        """Not read yet: deletions and merges come with the live-reads work (issue 11)."""
-        return iter(())
+        """Archived (deleted) records with `archivedAt` >= `since`, oldest first, as pages of
+        tombstones. Search never returns archived records ("won't return archived CRM
+        objects", HubSpot search guide) and the list API has no date filter, so this lists
+        `archived=true` to the end and filters client-side: one call per 100 archived
+        records, one call when there are none. Sorted before yielding (the list is in id
+        order), so a watermark taken from any page never passes an unread deletion.
+        Merged-away records are not archived: they come as tombstones on the survivor's page.
+        """
+        self._properties(object_type, ())
+        since_ms = _epoch_ms(since) if since is not None else None
+        found: list[Tombstone] = []
+        for raw in self._archived_records(object_type):
+            deleted_at = parse_timestamp(raw.get("archivedAt"))
+            if since_ms is None or (deleted_at is not None and _epoch_ms(deleted_at) >= since_ms):
+                found.append(Tombstone(str(raw["id"]), deleted_at=deleted_at))
+        found.sort(key=lambda t: (_epoch_ms(t.deleted_at) if t.deleted_at else 0, t.record_id))
+        for chunk in chunked(found, LIST_PAGE_SIZE):
+            times = [t.deleted_at for t in chunk if t.deleted_at is not None]
+            yield Page(records=[], max_modified=max(times) if times else None, tombstones=chunk)
+
+    def _archived_records(self, object_type: str) -> Iterator[dict[str, Any]]:
+        api = self._api(object_type, "basic_api")
+        after: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "limit": LIST_PAGE_SIZE,
+                "properties": [MODIFIED_PROPERTY[object_type]],
+                "archived": True,
+            }
+            if after:
+                kwargs["after"] = after
+            data = self._call(
+                "list_archived",
+                lambda kw=kwargs: api.get_page(**kw, **self._raw()),
+                where=f"GET /crm/v3/objects/{object_type}?archived=true",
+            )
+            yield from data["results"]
+            after = _next_after(data)
+            if not after:
+                return
 
     def read_by_ids(
         self, object_type: str, ids: Iterable[str], fields: Iterable[str]
@@ -249,7 +301,11 @@ class HubSpotAdapter:
                 kwargs["after"] = after
             if associations:
                 kwargs["associations"] = associations
-            data = self._call("list", lambda kw=kwargs: api.get_page(**kw, **self._raw()))
+            data = self._call(
+                "list",
+                lambda kw=kwargs: api.get_page(**kw, **self._raw()),
+                where=f"GET /crm/v3/objects/{object_type}",
+            )
             results = data.get("results", [])
             if results:
                 yield self._batch(object_type, results, inline=True)
@@ -264,12 +320,7 @@ class HubSpotAdapter:
         since: datetime | None,
         until: datetime | None = None,
     ) -> Iterator[Page]:
-        """Every record modified in [since, until), oldest first, each exactly once.
-
-        A query stops at 10,000 results; we then restart at the last modified time seen (`>=`,
-        skipping ids already yielded at that time). If a whole query's worth shares one
-        modified time, restarting there would loop, so that time is read in id order instead.
-        """
+        """Every record modified in [since, until), oldest first, each exactly once."""
         batches = self._search_batches(object_type, properties, since, until)
         return self._complete_pages(object_type, batches)
 
@@ -280,83 +331,56 @@ class HubSpotAdapter:
         since: datetime | None,
         until: datetime | None,
     ) -> Iterator[_Batch]:
+        """Keyset paging: every page is a fresh query from the newest modified time read so
+        far (`>=`, excluding by id the records already read at that time), never `after`.
+
+        Search `after` is an offset into a live index: a record edited after we read it moves
+        to the end and shifts every later record down one place, so offset paging skips one
+        unread record per edit (api-fidelity-2 F2; HubSpot search guide). A fresh query per
+        page costs the same calls, and no query pages towards the 10,000-result cap. When more
+        records than NOT_IN_MAX were read at one millisecond, that instant is read in
+        hs_object_id order instead, and the query goes on after it.
+        """
+        modified = MODIFIED_PROPERTY[object_type]
         lower_ms, until_ms = _range_ms(since, until)
         inclusive = True
         boundary = _Boundary()
         while True:
-            last_ms, capped = yield from self._search_query(
-                object_type,
-                properties=properties,
-                lower_ms=lower_ms,
-                inclusive=inclusive,
-                until_ms=until_ms,
-                boundary=boundary,
-            )
-            if not capped:
-                return
-            if last_ms is not None and last_ms > lower_ms:
-                lower_ms, inclusive = last_ms, True
-                continue
-            # 10,000 results at one modified time: read that instant in id order, then move on.
-            yield from self._search_one_instant(object_type, properties, lower_ms, boundary)
-            inclusive = False
-
-    def _search_query(
-        self,
-        object_type: str,
-        *,
-        properties: list[str],
-        lower_ms: int,
-        inclusive: bool,
-        until_ms: int | None,
-        boundary: _Boundary,
-    ) -> Generator[_Batch, None, tuple[int | None, bool]]:
-        """One search query paged to its end or its cap; returns (last modified ms, capped)."""
-        modified = MODIFIED_PROPERTY[object_type]
-        filters = _range_filters(modified, lower_ms, until_ms, inclusive=inclusive)
-        after = 0
-        last_ms: int | None = None
-        while True:
-            body = _search_body(filters, modified, properties, after)
-            data = self._search(object_type, body)
-            results = data.get("results", [])
-            if results:
-                last_ms = _modified_ms(results[-1], modified)
+            read_here = boundary.ids_at(lower_ms) if inclusive else set()
+            if len(read_here) > NOT_IN_MAX:
+                yield from self._search_one_instant(object_type, properties, lower_ms, boundary)
+                inclusive, read_here = False, set()
+            filters = _range_filters(modified, lower_ms, until_ms, inclusive=inclusive)
+            if read_here:
+                filters.append(_not_in("hs_object_id", read_here))
+            data = self._search(object_type, _search_body(filters, modified, properties, 0))
+            results = data["results"]
             batch = self._new_records(object_type, results, boundary)
             if batch is not None:
                 yield batch
-            next_after = _next_after(data)
-            if not next_after or not results:
-                return last_ms, False
-            if int(next_after) >= SEARCH_RESULT_CAP:
-                return last_ms, True
-            after = int(next_after)
+            if not results or _next_after(data) is None:
+                return
+            lower_ms, inclusive = boundary.at_ms, True
 
     def _search_one_instant(
         self, object_type: str, properties: list[str], at_ms: int, boundary: _Boundary
     ) -> Iterator[_Batch]:
-        """All records modified exactly at `at_ms`, by ascending hs_object_id, past any cap."""
+        """All records modified exactly at `at_ms`, by ascending hs_object_id, each page a
+        fresh query after the last id read (no offsets, no cap)."""
         modified = MODIFIED_PROPERTY[object_type]
         last_id = 0
         while True:
             filters = [_filter(modified, "EQ", at_ms), _filter("hs_object_id", "GT", last_id)]
-            after = 0
-            while True:
-                body = _search_body(filters, "hs_object_id", properties, after)
-                data = self._search(object_type, body)
-                results = data.get("results", [])
-                if not results:
-                    return
-                last_id = max(last_id, *(int(r["id"]) for r in results))
-                batch = self._new_records(object_type, results, boundary)
-                if batch is not None:
-                    yield batch
-                next_after = _next_after(data)
-                if not next_after:
-                    return
-                if int(next_after) >= SEARCH_RESULT_CAP:
-                    break  # restart with hs_object_id > last_id
-                after = int(next_after)
+            data = self._search(object_type, _search_body(filters, "hs_object_id", properties, 0))
+            results = data["results"]
+            if not results:
+                return
+            last_id = max(last_id, *(int(r["id"]) for r in results))
+            batch = self._new_records(object_type, results, boundary)
+            if batch is not None:
+                yield batch
+            if _next_after(data) is None:
+                return
 
     def _new_records(
         self, object_type: str, results: list[dict[str, Any]], boundary: _Boundary
@@ -390,7 +414,9 @@ class HubSpotAdapter:
             if id_property:
                 body["idProperty"] = id_property
             data = self._call(
-                "batch_read", lambda b=body: api.read(b, archived=False, **self._raw())
+                "batch_read",
+                lambda b=body: api.read(b, archived=False, **self._raw()),
+                where=f"POST /crm/v3/objects/{object_type}/batch/read",
             )
             records.extend(self._shape(object_type, r) for r in data.get("results", []))
         # Batch read has no `associations` parameter: look them all up, 1,000 ids a call.
@@ -463,18 +489,27 @@ class HubSpotAdapter:
                 record["associations"][to_type] = found.get(record["id"], [])
 
     def _associated_ids(self, from_type: str, to_type: str, ids: list[str]) -> dict[str, list[str]]:
+        """Every associated id per record. The v4 batch read pages per input: a result with
+        more targets carries `paging.next.after`, sent back as `{"id", "after"}` (SDK
+        docstring of `batch_api.get_page`; changelog "Bug Fix: Batch Read Limit for HubSpot
+        Associations API"). Follow-ups share calls, up to 1,000 inputs each."""
         api = self._associations_api()
         found: dict[str, list[str]] = {}
-        for chunk in chunked(ids, ASSOCIATION_BATCH_SIZE):
-            body = {"inputs": [{"id": i} for i in chunk]}
+        queue: list[dict[str, str]] = [{"id": i} for i in ids]
+        while queue:
+            inputs, queue = queue[:ASSOCIATION_BATCH_SIZE], queue[ASSOCIATION_BATCH_SIZE:]
             data = self._call(
                 "associations",
-                lambda b=body: api.get_page(from_type, to_type, b, **self._raw()),
+                lambda b={"inputs": inputs}: api.get_page(from_type, to_type, b, **self._raw()),
+                where=f"POST /crm/v4/associations/{from_type}/{to_type}/batch/read",
             )
-            for result in data.get("results", []):
+            for result in data["results"]:
                 source = str(result.get("_from", result.get("from", {})).get("id"))
                 targets = [str(t["toObjectId"]) for t in result.get("to", [])]
                 found.setdefault(source, []).extend(targets)
+                after = _next_after(result)
+                if after:
+                    queue.append({"id": source, "after": after})
         return {source: list(dict.fromkeys(targets)) for source, targets in found.items()}
 
     # --- writes -----------------------------------------------------------------------------
@@ -524,7 +559,11 @@ class HubSpotAdapter:
     def _send_once(self, object_type: str, batch: list[RecordUpdate]) -> list[WriteResult]:
         api = self._api(object_type, "batch_api")
         body = {"inputs": [_update_input(u) for u in batch]}
-        data = self._call("batch_update", lambda: api.update(body, **self._raw()))
+        data = self._call(
+            "batch_update",
+            lambda: api.update(body, **self._raw()),
+            where=f"POST /crm/v3/objects/{object_type}/batch/update",
+        )
         return _reconcile_batch(batch, data)
 
     def _read_back(
@@ -539,7 +578,9 @@ class HubSpotAdapter:
                 "inputs": [{"id": i} for i in chunk],
             }
             data = self._call(
-                "batch_read", lambda b=body: api.read(b, archived=False, **self._raw())
+                "batch_read",
+                lambda b=body: api.read(b, archived=False, **self._raw()),
+                where=f"POST /crm/v3/objects/{object_type}/batch/read",
             )
             for record in data.get("results", []):
                 held[str(record["id"])] = record.get("properties", {})
@@ -551,7 +592,9 @@ class HubSpotAdapter:
         """Every property of the object type (GET /crm/v3/properties/{type})."""
         api = self._properties_api()
         data = self._call(
-            "properties", lambda: api.get_all(object_type, archived=False, **self._raw())
+            "properties",
+            lambda: api.get_all(object_type, archived=False, **self._raw()),
+            where=f"GET /crm/v3/properties/{object_type}",
         )
         fields: dict[str, FieldInfo] = {}
         for prop in data.get("results", []):
@@ -570,8 +613,8 @@ class HubSpotAdapter:
     def _properties(self, object_type: str, fields: Iterable[str]) -> list[str]:
         if object_type not in MODIFIED_PROPERTY:
             raise ValueError(f"unknown HubSpot object type {object_type!r}; use {OBJECT_TYPES}")
-        wanted = set(fields) | {MODIFIED_PROPERTY[object_type]} | set(LINK_PROPERTIES[object_type])
-        return sorted(wanted)
+        wanted = set(fields) | {MODIFIED_PROPERTY[object_type], MERGED_PROPERTY}
+        return sorted(wanted | set(LINK_PROPERTIES[object_type]))
 
     def _api(self, object_type: str, kind: str) -> Any:
         """The SDK's API object, built once: each SDK attribute access builds a new pool."""
@@ -597,12 +640,24 @@ class HubSpotAdapter:
 
     def _search(self, object_type: str, body: dict[str, Any]) -> dict[str, Any]:
         api = self._api(object_type, "search_api")
-        return self._call("search", lambda: api.do_search(body, **self._raw()), search=True)
+        return self._call(
+            "search",
+            lambda: api.do_search(body, **self._raw()),
+            where=f"POST /crm/v3/objects/{object_type}/search",
+            search=True,
+        )
 
     def _call(
-        self, operation: str, send: Callable[[], Any], *, search: bool = False
+        self, operation: str, send: Callable[[], Any], *, where: str, search: bool = False
     ) -> dict[str, Any]:
-        """Send one request under the rate budget and the retry policy; return its JSON."""
+        """Send one request under the rate budget and the retry policy; return its JSON.
+
+        Every endpoint we call answers an object with a `results` list. A 200 without one
+        (empty, `{}`, an HTML page, cut-off JSON: proxies and overloaded front ends send
+        them) is retried like a 5xx; taken as an empty page it would end a read early and
+        the object would count as completely read. `where` names the endpoint in errors.
+        """
+        url = f"{where.split(' ', 1)[0]} {self.base_url}{where.split(' ', 1)[-1]}"
 
         def attempt() -> dict[str, Any]:
             self._window.acquire()
@@ -619,10 +674,17 @@ class HubSpotAdapter:
             except OSError as error:
                 raise _transport_error(operation, error) from None
             except Exception as error:
-                if _is_sdk_error(error):
-                    raise classify_hubspot_error(error, operation, self._observe) from None
-                raise
-            return json.loads(payload) if payload else {}
+                sdk_error = _sdk_error_of(error)
+                if sdk_error is None:
+                    raise
+                if _is_tls_failure(sdk_error):
+                    raise FatalApiError(
+                        f"TLS verification failed for {self.base_url}: "
+                        f"{_tls_reason(sdk_error)}. Check CRMSYNC_CA_BUNDLE and the base URL.",
+                        system=SYSTEM, operation=operation, code="TLS",
+                    ) from None
+                raise classify_hubspot_error(sdk_error, operation, self._observe) from None
+            return _results_answer(payload, operation, url)
 
         return self._retry.run(attempt, operation=f"{SYSTEM} {operation}")
 
@@ -654,9 +716,18 @@ class HubSpotAdapter:
         return record
 
     def _page(self, object_type: str, records: list[dict[str, Any]]) -> Page:
+        """A page of records, with a tombstone for every id a survivor says was merged into
+        it (`hs_merged_object_ids`, ";"-separated; the merged-away record itself is gone)."""
         modified = MODIFIED_PROPERTY[object_type]
         times = [t for r in records if (t := _modified_time(r, modified)) is not None]
-        return Page(records=records, max_modified=max(times) if times else None)
+        tombstones = [
+            Tombstone(merged_id, merged_into=record["id"])
+            for record in records
+            for merged_id in _merged_ids(record)
+        ]
+        return Page(
+            records=records, max_modified=max(times) if times else None, tombstones=tombstones
+        )
 
 
 # --- pure helpers ---------------------------------------------------------------------------
@@ -767,6 +838,55 @@ def _is_sdk_error(error: BaseException) -> bool:
     return type(error).__module__.startswith("hubspot.") and hasattr(error, "status")
 
 
+def _sdk_error_of(error: BaseException) -> BaseException | None:
+    """The SDK's ApiException behind `error`, if any. hubspot-api-client 12 raises a
+    transport failure (TLS included) as an ApiException with status 0 and no body, and its
+    own `ApiClient.__call_api` then fails on `e.body.decode(...)`: what reaches us is an
+    AttributeError whose context is the real error."""
+    if _is_sdk_error(error):
+        return error
+    context = error.__context__
+    if isinstance(error, AttributeError) and context is not None and _is_sdk_error(context):
+        return context
+    return None
+
+
+def _is_tls_failure(error: BaseException) -> bool:
+    reason = str(getattr(error, "reason", "") or "")
+    return int(getattr(error, "status", 0) or 0) == 0 and (
+        "SSLError" in reason or "CERTIFICATE_VERIFY_FAILED" in reason
+    )
+
+
+def _tls_reason(error: BaseException) -> str:
+    reason = str(getattr(error, "reason", "") or "")
+    return " ".join(line for line in reason.splitlines() if line != "SSLError").strip()
+
+
+def _results_answer(payload: bytes | str | None, operation: str, url: str) -> dict[str, Any]:
+    """The JSON object of a 200 answer that carries a `results` list; RetriableApiError for
+    anything else, naming the endpoint."""
+    problem = None
+    data: Any = None
+    if not payload:
+        problem = "an empty body"
+    else:
+        try:
+            data = json.loads(payload)
+        except ValueError:
+            text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+            problem = f"a body that is not JSON ({text[:60]!r})"
+    if problem is None and not (isinstance(data, dict) and isinstance(data.get("results"), list)):
+        problem = "no `results` list"
+    if problem is not None:
+        raise RetriableApiError(
+            f"HTTP 200 with {problem} from {url}; not the documented answer, so not taken "
+            "as an empty page",
+            system=SYSTEM, operation=operation, code="BAD_ANSWER",
+        )
+    return data
+
+
 def _json_body(body: Any) -> dict[str, Any]:
     if not body:
         return {}
@@ -822,6 +942,10 @@ def _filter(name: str, operator: str, value: int) -> dict[str, Any]:
     return {"propertyName": name, "operator": operator, "value": str(value)}
 
 
+def _not_in(name: str, values: Collection[str]) -> dict[str, Any]:
+    return {"propertyName": name, "operator": "NOT_IN", "values": sorted(values, key=int)}
+
+
 def _inline_cut_off(raw: dict[str, Any], to_type: str) -> bool:
     """Whether a record's inline associations of a type go on past this response."""
     for key, value in (raw.get("associations") or {}).items():
@@ -847,6 +971,11 @@ def _modified_time(record: dict[str, Any], modified: str) -> datetime | None:
 def _modified_ms(record: dict[str, Any], modified: str) -> int:
     moment = _modified_time(record, modified)
     return _epoch_ms(moment) if moment else 0
+
+
+def _merged_ids(record: dict[str, Any]) -> list[str]:
+    value = (record.get("properties") or {}).get(MERGED_PROPERTY) or ""
+    return [part.strip() for part in str(value).split(";") if part.strip()]
 
 
 def _association_key(to_type: str) -> str:

@@ -20,7 +20,8 @@ from hubspot.crm.contacts import (
 )
 
 from connector.sandbox import Sandbox
-from tests.sandbox.clients import hubspot_client
+from tests.sandbox.clients import NOW, hubspot_client
+from tests.sandbox.conftest import inline_fixture
 
 # Differ between the raw and the model fetch (two requests), so only their presence is checked.
 VOLATILE = {"startedAt", "completedAt"}
@@ -138,3 +139,48 @@ def test_properties_fit_the_models(seeded: Sandbox, object_type: str) -> None:
     everything = _check(api, "get_all", object_type, expected="CollectionResponsePropertyNoPaging")
     for prop in everything.results[:4]:
         _check(api, "get_by_name", object_type, prop.name, expected="ModelProperty")
+
+
+def test_archived_lists_and_merges_fit_the_models(fresh: Sandbox) -> None:
+    api = hubspot_client(fresh).crm.contacts.basic_api
+    ids = [r["id"] for r in fresh.hubspot_records("contacts") if not r["archived"]][:3]
+    fresh.delete_hubspot("contacts", ids[0])
+    page = _check(api, "get_page", limit=100, archived=True,
+                  expected="CollectionResponseSimplePublicObjectWithAssociationsForwardPaging")
+    assert ids[0] in {r.id for r in page.results}
+    assert all(r.archived and r.archived_at for r in page.results)
+    merge = {"primaryObjectId": ids[1], "objectIdToMerge": ids[2]}
+    raw = api.merge(merge, _preload_content=False)
+    model = api.merge_with_http_info({"primaryObjectId": ids[1],
+                                      "objectIdToMerge": _another_live(fresh, ids)})[0]
+    assert type(model).__name__ == "SimplePublicObject"
+    assert set(json.loads(raw.data)) <= {"id", "properties", "createdAt", "updatedAt",
+                                         "archived", "archivedAt"}
+    _check(api, "get_by_id", ids[1], properties=["hs_merged_object_ids"],
+           expected="SimplePublicObjectWithAssociations")
+
+
+def _another_live(sb: Sandbox, taken: list[str]) -> str:
+    return next(r["id"] for r in sb.hubspot_records("contacts")
+                if not r["archived"] and r["id"] not in taken)
+
+
+def test_paged_associations_and_schemas_fit_the_models() -> None:
+    with Sandbox(fixture=inline_fixture(), now=NOW, association_page_size=100) as sb:
+        _paged_associations_and_schemas(sb)
+
+
+def _paged_associations_and_schemas(sb: Sandbox) -> None:
+    hs = hubspot_client(sb)
+    api = hs.crm.associations.v4.batch_api
+    first = _check(api, "get_page", "deals", "contacts",
+                   BatchInputPublicFetchAssociationsBatchRequest(inputs=[{"id": "900001"}]),
+                   expected="BatchResponsePublicAssociationMultiWithLabel")
+    after = first.results[0].paging.next.after
+    _check(api, "get_page", "deals", "contacts",
+           BatchInputPublicFetchAssociationsBatchRequest(
+               inputs=[{"id": "900001", "after": after}]),
+           expected="BatchResponsePublicAssociationMultiWithLabel")
+    _check(hs.crm.schemas.core_api, "get_all", expected="CollectionResponseObjectSchemaNoPaging")
+    _check(hs.crm.properties.core_api, "get_all", "tickets",
+           expected="CollectionResponsePropertyNoPaging")

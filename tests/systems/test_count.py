@@ -119,7 +119,9 @@ def test_hubspot_count_is_not_capped_at_the_search_paging_limit(big_hubspot: San
     assert hubspot.count("contacts", since=BASE) == 10_550
     bounded = ids_of(hubspot.read_all("contacts", [], since=tie, until=stamps[-1]))
     assert hubspot.count("contacts", since=tie, until=stamps[-1]) == len(bounded) == 250 + 399
-    assert big_hubspot.counters()["requests"]["hubspot.search"] <= 3 + len(bounded) // 200 + 1
+    # 3 counts, one search per 200 rows, and one more: the 250 records sharing `tie` are
+    # more than a NOT_IN filter excludes, so that instant is re-read in id order.
+    assert big_hubspot.counters()["requests"]["hubspot.search"] <= 3 + len(bounded) // 200 + 2
 
 
 def test_hubspot_count_uses_the_search_rate_budget() -> None:
