@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from connector.mapping import Mapping, Meaning, normalise_domain, normalise_email
+from connector.mapping import Mapping, Meaning, email_key, normalise_domain, normalise_email
 from connector.mapping._check import kind_of
 from connector.model import (
     Deal,
@@ -65,8 +65,9 @@ def identity_keys(system: str, object_type: str, raw: Any) -> list[str]:
 
     The keys are those `reconcile` groups by: the record's ref, the records it names (ids it
     holds, a converted lead's contact, a person's organisation, a deal's people and
-    organisation) and its natural key (normalised e-mail or domain, prefixed `email:` or
-    `domain:`). Cheap next to `normalise` (no models), so a run can work out which records
+    organisation) and its natural key (`email_key` or `normalise_domain`, prefixed `email:`
+    or `domain:`; none for a placeholder, free-mail or role value, so planning never joins
+    records through one). Cheap next to `normalise` (no models), so a run can work out which records
     belong together before normalising any of them. Shares its code with `normalise`, so both
     always agree; a record `normalise` would reject may still give keys (harmless: keys only
     decide what is planned together). No id, no keys.
@@ -81,7 +82,7 @@ def identity_keys(system: str, object_type: str, raw: Any) -> list[str]:
     kind = kind_of(system, object_type)
     if kind == "person":
         email, linked, orgs, _ = _person_links(system, object_type, fields, raw)
-        natural = normalise_email(email) if isinstance(email, str) else None
+        natural = email_key(email) if isinstance(email, str) else None
         named = linked + orgs
         prefix = "email:"
     elif kind == "organization":

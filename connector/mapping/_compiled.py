@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from connector.mapping._identity import normalise_domain
 from connector.model import DealStatus, LifecycleStage, Relationship, TriggerPolarity
 
 
@@ -64,24 +65,6 @@ class Fact:
         if self.type == "domain":
             return normalise_domain(text)
         return self.values.get(text, self.values.get(text.casefold(), text))
-
-
-def normalise_domain(text: str | None) -> str | None:
-    """`https://www.Example.com/path` -> `example.com`."""
-    if not text:
-        return None
-    host = text.strip().casefold()
-    for prefix in ("https://", "http://"):
-        host = host.removeprefix(prefix)
-    host = host.split("/", 1)[0].split("?", 1)[0].split(":", 1)[0].removeprefix("www.")
-    return host or None
-
-
-def normalise_email(text: str | None) -> str | None:
-    if not text or not isinstance(text, str):
-        return None
-    email = text.strip().casefold()
-    return email if "@" in email else None
 
 
 @dataclass(frozen=True)
