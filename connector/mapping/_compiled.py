@@ -6,6 +6,7 @@ planned Change, so "why did this value change" always points at a line an admin 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -60,7 +61,10 @@ class Fact:
         if raw is None or raw == "":
             return None
         if self.type == "number":
-            return float(raw)
+            number = float(raw)
+            if not math.isfinite(number):  # "1e400", nan: no employee count or revenue
+                raise ValueError(f"{raw!r} is not a finite number")
+            return number
         text = str(raw).strip()
         if self.type == "domain":
             return normalise_domain(text)
