@@ -14,9 +14,11 @@ local part before any `+tag`.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING
 
-import tldextract
+if TYPE_CHECKING:
+    import tldextract
 
 __all__ = [
     "FREE_MAIL_DOMAINS",
@@ -64,11 +66,15 @@ _MAX_HOST = 253  # RFC 1035: longer is no host name
 def _suffix_extractor() -> tldextract.TLDExtract:
     """The bundled public suffix list only: no download (`suffix_list_urls=()`), no cache
     directory. Private suffixes count, so two blogspot.com sites are two domains."""
+    import tldextract  # noqa: PLC0415 - 0.1 s (it imports requests): only when a domain is read
+
     return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None,
                                  include_psl_private_domains=True)
 
 
-_EXTRACT = _suffix_extractor()
+@cache
+def _extractor() -> tldextract.TLDExtract:
+    return _suffix_extractor()
 
 
 def normalise_email(text: str | None) -> str | None:
@@ -118,7 +124,7 @@ def _registrable(host: str) -> str | None:
     host = host.rstrip(".")
     if not host or len(host) > _MAX_HOST or not all(map(_is_label, host.split("."))):
         return None
-    return _EXTRACT(host).top_domain_under_public_suffix or None
+    return _extractor()(host).top_domain_under_public_suffix or None
 
 
 def _is_label(label: str) -> bool:
