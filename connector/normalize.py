@@ -3,15 +3,18 @@
 Records arrive as the APIs return them: HubSpot `{"id", "properties": {...}, "associations"}`,
 Salesforce `{"attributes": {"type"}, "Id", <fields>}`. A record the mapping cannot read (an
 unknown picklist value, a malformed date or number, no id) becomes a `Rejection` with a
-reason; it never raises, so one bad record cannot stop a batch.
+reason; it never raises, so one bad record cannot stop a batch. Every field is read through
+`_value`, which rejects what no CRM field holds (a list, an object, nan, a 5,000-digit
+number), so the rest of the core only ever sees text, numbers, flags and None.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, date, datetime
 from typing import Any
 
-from connector.mapping import Mapping, Meaning, normalise_domain, normalise_email
+from connector.mapping import Mapping, Meaning, email_key, normalise_domain, normalise_email
 from connector.mapping._check import kind_of
 from connector.model import (
     Deal,
@@ -31,6 +34,11 @@ __all__ = ["View", "identity_keys", "normalise", "raw_text", "record_fields", "r
 
 _HUBSPOT_LINKS = {"salesforcecontactid": "Contact", "salesforceleadid": "Lead"}
 _SYSTEMS = {system.value: system for system in System}  # a dict lookup: System() is slow
+
+
+# Beyond any CRM number field (Salesforce numbers have at most 18 digits); Python cannot even
+# turn an int of more than 4,300 digits into text.
+_MAX_INT = 2**63
 
 
 class _Reject(Exception):
@@ -65,11 +73,12 @@ def identity_keys(system: str, object_type: str, raw: Any) -> list[str]:
 
     The keys are those `reconcile` groups by: the record's ref, the records it names (ids it
     holds, a converted lead's contact, a person's organisation, a deal's people and
-    organisation) and its natural key (normalised e-mail or domain, prefixed `email:` or
-    `domain:`). Cheap next to `normalise` (no models), so a run can work out which records
-    belong together before normalising any of them. Shares its code with `normalise`, so both
-    always agree; a record `normalise` would reject may still give keys (harmless: keys only
-    decide what is planned together). No id, no keys.
+    organisation) and its natural key (`email_key` or `normalise_domain`, prefixed `email:`
+    or `domain:`; none for a placeholder, free-mail or role value, so planning never joins
+    records through one). Cheap next to `normalise` (no models), so a run can work out which
+    records belong together before normalising any of them. Shares its code with `normalise`,
+    so both always agree; a record `normalise` would reject may still give keys (harmless:
+    keys only decide what is planned together). No id, no keys.
     """
     rid = record_id(system, raw)
     fields = record_fields(system, raw) if rid is not None else None
@@ -78,10 +87,18 @@ def identity_keys(system: str, object_type: str, raw: Any) -> list[str]:
     keys = [f"{system}:{object_type}:{rid}"]
     if fields is None:
         return keys
+    try:
+        return keys + _named_keys(system, object_type, fields, raw)
+    except _Reject:  # normalise rejects it; its own ref is key enough
+        return keys
+
+
+def _named_keys(system: str, object_type: str, fields: dict[str, Any], raw: dict) -> list[str]:
+    keys = []
     kind = kind_of(system, object_type)
     if kind == "person":
         email, linked, orgs, _ = _person_links(system, object_type, fields, raw)
-        natural = normalise_email(email) if isinstance(email, str) else None
+        natural = email_key(email) if isinstance(email, str) else None
         named = linked + orgs
         prefix = "email:"
     elif kind == "organization":
@@ -97,13 +114,52 @@ def identity_keys(system: str, object_type: str, raw: Any) -> list[str]:
 
 
 def record_id(system: str, raw: Any) -> str | None:
+    """The record's id as text; None when it has none, or none that is text or a whole
+    number (a list, an object, a 5,000-digit number are no id)."""
     if not isinstance(raw, dict):
         return None
     if system == "hubspot":
-        value = raw.get("id") or (raw.get("properties") or {}).get("hs_object_id")
+        value = raw.get("id")
+        props = raw.get("properties")
+        if value in (None, "") and isinstance(props, dict):
+            value = props.get("hs_object_id")
     else:
         value = raw.get("Id")
-    return str(value) if value not in (None, "") else None
+    return _id_text(value)
+
+
+def _id_text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value or None
+    if type(value) is int and -_MAX_INT <= value <= _MAX_INT:
+        return str(value)
+    return None
+
+
+def _value(fields: dict[str, Any], name: str) -> Any:
+    """`fields[name]` if it is one plain value: text, a flag, a finite number, or nothing.
+    Anything else rejects the record: no CRM field holds it, and reading it could fail."""
+    value = fields.get(name)
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, int):
+        if -_MAX_INT <= value <= _MAX_INT:
+            return value
+        raise _Reject(f"{name} is a number too large to be real ({value.bit_length()} bits)",
+                      name)
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        raise _Reject(f"{name} is {value!r}, not a number", name)
+    raise _Reject(f"{name} is {_kind(value)}, not a single value", name)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
 
 
 def record_fields(system: str, raw: dict[str, Any]) -> dict[str, Any] | None:
@@ -136,7 +192,11 @@ def _first(
     """
     for field_map in mapping.picklists.get((ref.system, ref.object_type), ()):
         value = fields.get(field_map.field)
-        raw = value.strip() if type(value) is str else raw_text(value)  # raw_text, inlined
+        if type(value) is str:
+            raw = value.strip()  # raw_text, inlined for the common case
+        else:
+            value = _value(fields, field_map.field)
+            raw = raw_text(value)
         if raw == "":
             continue
         meaning = field_map.values.get(raw)
@@ -165,7 +225,7 @@ def _from_hit(ref: SourceRef, hit: tuple[str, Any, Meaning] | None, wanted: str)
 
 def _current(mapping: Mapping, ref: SourceRef, fields: dict[str, Any]) -> dict[str, dict]:
     rules = mapping.write_back.get((ref.system, ref.object_type), ())
-    return {ref.key: {r.field: fields.get(r.field) for r in rules}}
+    return {ref.key: {r.field: _value(fields, r.field) for r in rules}}
 
 
 def _refs(named: list[_Named]) -> tuple[SourceRef, ...]:
@@ -204,18 +264,19 @@ def _person_links(system: str, object_type: str, fields: dict[str, Any], raw: di
     if system == "hubspot":
         email = fields.get("email")
         for field, obj in _HUBSPOT_LINKS.items():
-            if fields.get(field):
-                linked.append((System.SALESFORCE, obj, fields[field]))
+            if named := _value(fields, field):
+                linked.append((System.SALESFORCE, obj, named))
         company_ids = set(_associations(raw, "companies"))
-        if fields.get("associatedcompanyid"):
-            company_ids.add(raw_text(fields["associatedcompanyid"]))
+        if company := _value(fields, "associatedcompanyid"):
+            company_ids.add(raw_text(company))
         orgs.extend((System.HUBSPOT, "companies", c) for c in sorted(company_ids))
     else:
         email = fields.get("Email")
-        converted = object_type == "Lead" and _truthy(fields.get("IsConverted"))
-        if converted and fields.get("ConvertedContactId"):
-            linked.append((System.SALESFORCE, "Contact", fields["ConvertedContactId"]))
-        account = fields.get("AccountId") or (converted and fields.get("ConvertedAccountId"))
+        converted = object_type == "Lead" and _truthy(_value(fields, "IsConverted"))
+        if converted and (contact := _value(fields, "ConvertedContactId")):
+            linked.append((System.SALESFORCE, "Contact", contact))
+        account = _value(fields, "AccountId") or (
+            converted and _value(fields, "ConvertedAccountId"))
         if account:
             orgs.append((System.SALESFORCE, "Account", account))
     return email, linked, orgs, converted
@@ -225,13 +286,26 @@ _Named = tuple[System, str, Any]  # a record another one names: (system, object,
 
 
 def _associations(raw: dict, to: str) -> list[str]:
+    """Ids of the `to` records associated with this one: a list of ids, or the API's
+    `{"results": [{"id": ...}]}` shape. Any other shape rejects the record."""
     assoc = raw.get("associations") or {}
     if not isinstance(assoc, dict):
-        return []
+        raise _Reject(f"associations is {_kind(assoc)}, not an object", "associations")
     found = assoc.get(to) or []
-    if isinstance(found, dict):  # the API's {"results": [{"id": ...}]} shape
-        found = [r.get("id") or r.get("toObjectId") for r in found.get("results", [])]
-    return [str(x) for x in found if x not in (None, "")]
+    if isinstance(found, dict):
+        found = found.get("results") or []
+    if not isinstance(found, list):
+        raise _Reject(f"associations.{to} is {_kind(found)}, not a list", "associations")
+    ids = []
+    for entry in found:
+        named = entry.get("id") or entry.get("toObjectId") if isinstance(entry, dict) else entry
+        if named in (None, ""):
+            continue
+        text = _id_text(named)
+        if text is None:
+            raise _Reject(f"associations.{to} holds {_kind(named)}, not an id", "associations")
+        ids.append(text)
+    return ids
 
 
 def _truthy(value: Any) -> bool:
@@ -248,10 +322,10 @@ def _organization(mapping: Mapping, ref: SourceRef, system: str,
         field = fact.fields.get(system)
         if field is None:
             continue
-        raw = fields.get(field)
+        raw = _value(fields, field)
         try:
             value = fact.normalise(raw)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise _Reject(
                 f"{field} should be a number for fact {fact.name!r}, got {raw!r}", field
             ) from None
@@ -262,7 +336,7 @@ def _organization(mapping: Mapping, ref: SourceRef, system: str,
     linked, domain = _organization_links(system, fields)
     return Organization(
         refs=(ref,),
-        name=fields.get("name" if system == "hubspot" else "Name"),
+        name=_value(fields, "name" if system == "hubspot" else "Name"),
         domain=domain,
         facts=facts,
         relationship=relationship,
@@ -277,10 +351,10 @@ def _organization(mapping: Mapping, ref: SourceRef, system: str,
 def _organization_links(system: str, fields: dict[str, Any]) -> tuple[list[_Named], str | None]:
     """(records named as the same organisation, normalised domain)."""
     linked: list[_Named] = []
-    if system == "hubspot" and fields.get("salesforceaccountid"):
-        linked.append((System.SALESFORCE, "Account", fields["salesforceaccountid"]))
+    if system == "hubspot" and (account := _value(fields, "salesforceaccountid")):
+        linked.append((System.SALESFORCE, "Account", account))
     domain_field = "domain" if system == "hubspot" else "Website"
-    return linked, normalise_domain(raw_text(fields.get(domain_field)))
+    return linked, normalise_domain(raw_text(_value(fields, domain_field)))
 
 
 def _triggers(mapping: Mapping, ref: SourceRef, system: str,
@@ -291,15 +365,20 @@ def _triggers(mapping: Mapping, ref: SourceRef, system: str,
             continue
         date_field = rule.field
         if rule.date_field:
-            if raw_text(fields.get(rule.field)) not in rule.values:
+            if raw_text(_value(fields, rule.field)) not in rule.values:
                 continue
             date_field = rule.date_field
-        raw = fields.get(date_field)
+        raw = _value(fields, date_field)
         occurred = parse_date(raw, date_field)
         if occurred is None:
             continue
-        found.append(Trigger(rule.type, occurred, Trigger.window(occurred, rule.active_days),
-                             rule.polarity, Provenance(rule.rule, ref, date_field, raw)))
+        try:
+            expires = Trigger.window(occurred, rule.active_days)
+        except OverflowError:  # 9999-12-31 + 180 days: no date can hold it
+            raise _Reject(f"{date_field} is {raw!r}: too late for a {rule.type} trigger to "
+                          f"expire {rule.active_days} days later", date_field) from None
+        found.append(Trigger(rule.type, occurred, expires, rule.polarity,
+                             Provenance(rule.rule, ref, date_field, raw)))
     return tuple(found)
 
 
@@ -318,8 +397,14 @@ def parse_date(value: Any, field: str) -> date | None:
         if len(text) == 10:
             return date.fromisoformat(text)
         return datetime.fromisoformat(text.replace("Z", "+00:00")).date()
-    except (ValueError, OverflowError):
-        raise _Reject(f"{field} is not a date: {value!r}", field) from None
+    except (ValueError, OverflowError, OSError):  # OSError: an epoch the C library refuses
+        raise _Reject(f"{field} is not a date: {_short(value)}", field) from None
+
+
+def _short(value: Any) -> str:
+    """A value for a reason text: long ones cut, so a reason stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 # ---- deals ----------------------------------------------------------------------------------
@@ -345,7 +430,7 @@ def _deal_links(system: str, fields: dict[str, Any], raw: dict):
         persons = [(System.HUBSPOT, "contacts", c) for c in sorted(_associations(raw, "contacts"))]
         orgs = [(System.HUBSPOT, "companies", c) for c in sorted(_associations(raw, "companies"))]
         return persons, orgs
-    contact, account = fields.get("ContactId"), fields.get("AccountId")
-    persons = [(System.SALESFORCE, "Contact", fields["ContactId"])] if contact else []
-    orgs = [(System.SALESFORCE, "Account", fields["AccountId"])] if account else []
+    contact, account = _value(fields, "ContactId"), _value(fields, "AccountId")
+    persons = [(System.SALESFORCE, "Contact", contact)] if contact else []
+    orgs = [(System.SALESFORCE, "Account", account)] if account else []
     return persons, orgs

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 
-from connector.mapping import IcpNode, Mapping
+from connector.mapping import IcpNode, Mapping, email_key
 from connector.mapping._compiled import PrecedenceRule
 from connector.model import (
     LADDER,
@@ -39,14 +39,6 @@ class Reconciled:
     persons: list[Person]
     organizations: list[Organization]
     deals: list[Deal] = field(default_factory=list)
-
-    def links(self) -> list[tuple[SourceRef, SourceRef]]:
-        """Pairs of records found to be the same entity, for the state store."""
-        pairs = []
-        for entity in (*self.persons, *self.organizations):
-            first, *rest = entity.refs
-            pairs.extend((first, other) for other in rest)
-        return pairs
 
 
 class DisjointSets:
@@ -105,9 +97,15 @@ def reconcile(
     deals_of_person = _DealIndex(deals, lambda d: d.person_refs)
     merged_persons = [
         _decide_person(mapping, group, deals_of_person.touching(keys), org_of, refs)
-        for group, refs, keys in _group(persons, link_keys, lambda p: p.email)
+        for group, refs, keys in _group(persons, link_keys, _person_key)
     ]
     return Reconciled(merged_persons, merged_orgs, deals)
+
+
+def _person_key(person: Person) -> str | None:
+    """A person's natural key: their address, unless it is a placeholder or a role inbox
+    (`email_key`). An organisation's is its domain, which normalising already restricts."""
+    return email_key(person.email)
 
 
 def _first_key(view: Person | Organization) -> str:

@@ -141,6 +141,15 @@ MIGRATIONS: list[str] = [
     INSERT INTO meta (name, value)
         SELECT 'identity_complete', '1' WHERE NOT EXISTS (SELECT 1 FROM mirror);
     """,
+    # 3: links derived from data (a shared e-mail or domain, a CRM id) were saved here and
+    # re-applied by every later run, so a merge outlived the data that made it. Reconcile
+    # now derives them afresh each run; this table keeps only links a person asserts, and
+    # every row so far was derived. Identity keys no longer hold placeholder, free-mail or
+    # role keys: a mirrored DB is re-indexed (and so planned whole) by its next plan.
+    """
+    DELETE FROM links;
+    DELETE FROM meta WHERE name = 'identity_complete' AND EXISTS (SELECT 1 FROM mirror);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 _UPSERT_MIRROR = (
@@ -388,7 +397,10 @@ class StateStore:
     def save_links(
         self, pairs: Iterable[tuple[SourceRef | str, SourceRef | str]], run_id: int
     ) -> None:
-        """Pairs of records found to be the same entity, as refs or their text."""
+        """Pairs of records a person asserts are the same entity, as refs or their text.
+
+        Never pairs derived from data (an e-mail, a domain, a CRM id): reconcile derives
+        those afresh from the records each run, so fixing the data undoes the link."""
         self.db.executemany(
             "INSERT OR IGNORE INTO links (a, b, first_seen_run) VALUES (?, ?, ?)",
             [(str(a), str(b), run_id) for a, b in pairs],

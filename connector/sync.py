@@ -787,8 +787,9 @@ def planning_groups(pairs: Iterable[tuple[str, str]], links: Iterable[tuple[str,
 
 
 class _PlanResults:
-    """What planning finds, saved a few thousand rows a statement rather than three per group:
-    changes to the spool, links between records, and days a trigger starts or ends."""
+    """What planning finds, saved a few thousand rows a statement rather than two per group:
+    changes to the spool and days a trigger starts or ends. (Links between records are not
+    saved: reconcile derives them from the records each run.)"""
 
     def __init__(self, store: StateStore, run_id: int | None) -> None:
         self.store, self.run_id = store, run_id
@@ -796,24 +797,21 @@ class _PlanResults:
         self.records = 0
         self.rejected: list[tuple[int, Rejection]] = []  # with their position in the mirror
         self.was_rejected: set[str] = set()  # planned records with an open read reject
-        self._links: list[tuple[SourceRef, SourceRef]] = []
         self._days: list[tuple[str, str]] = []
         self._changes: list[Change] = []
 
     def add(self, records: int, reconciled: Reconciled, changes: list[Change],
             today: date) -> None:
         self.records += records
-        self._links.extend(reconciled.links())
         self._days.extend(_trigger_days(reconciled, today))
         self._changes.extend(changes)
         if len(self._changes) > SAVE_EVERY:
             self.save()
 
     def save(self) -> None:
-        self.store.save_links(self._links, self.run_id)
         self.store.add_plan_dates(self._days)
         self.spool.add(self._changes)
-        self._links, self._days, self._changes = [], [], []
+        self._days, self._changes = [], []
 
 
 def _as_read_back(system: str, written: dict[str, Any]) -> dict[str, Any]:

@@ -22,10 +22,9 @@ from connector.mapping._compiled import (
     Meaning,
     TriggerSourceRule,
     WriteRule,
-    normalise_domain,
-    normalise_email,
 )
 from connector.mapping._errors import problems_from_validation
+from connector.mapping._identity import email_key, normalise_domain, normalise_email
 from connector.mapping._located import load_located
 from connector.mapping._spec import LabelPackSpec, MappingSpec
 
@@ -39,6 +38,7 @@ __all__ = [
     "Meaning",
     "TriggerSourceRule",
     "WriteRule",
+    "email_key",
     "json_schema",
     "load_mapping",
     "normalise_domain",

@@ -6,10 +6,12 @@ planned Change, so "why did this value change" always points at a line an admin 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from connector.mapping._identity import normalise_domain
 from connector.model import DealStatus, LifecycleStage, Relationship, TriggerPolarity
 
 
@@ -59,29 +61,14 @@ class Fact:
         if raw is None or raw == "":
             return None
         if self.type == "number":
-            return float(raw)
+            number = float(raw)
+            if not math.isfinite(number):  # "1e400", nan: no employee count or revenue
+                raise ValueError(f"{raw!r} is not a finite number")
+            return number
         text = str(raw).strip()
         if self.type == "domain":
             return normalise_domain(text)
         return self.values.get(text, self.values.get(text.casefold(), text))
-
-
-def normalise_domain(text: str | None) -> str | None:
-    """`https://www.Example.com/path` -> `example.com`."""
-    if not text:
-        return None
-    host = text.strip().casefold()
-    for prefix in ("https://", "http://"):
-        host = host.removeprefix(prefix)
-    host = host.split("/", 1)[0].split("?", 1)[0].split(":", 1)[0].removeprefix("www.")
-    return host or None
-
-
-def normalise_email(text: str | None) -> str | None:
-    if not text or not isinstance(text, str):
-        return None
-    email = text.strip().casefold()
-    return email if "@" in email else None
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,13 @@ PyYAML's composed node graph carries a start mark for every key and value, which
 constructed Python objects lose. We walk the nodes ourselves so that (a) every error can name
 `file:line:column`, and (b) duplicate keys, which PyYAML's constructor silently overwrites, are
 reported instead.
+
+A mapping file is admin-edited, maybe copied from elsewhere, so its size is bounded before
+anything is built from it: at most 1 MB, 64 levels of nesting, 500 alias references and
+100,000 values once aliases are expanded (a "billion laughs" file of 500 bytes expands to
+10^9 values), no alias inside the node it names (an infinite document), and numbers of at
+most 100 digits (Python refuses to read ints past 4,300). Each is a problem with its
+location, like any other mistake in the file.
 """
 
 from __future__ import annotations
@@ -17,6 +24,12 @@ import yaml
 from connector.exceptions import MappingProblem
 
 Path_ = tuple[str | int, ...]
+
+MAX_FILE_BYTES = 1_000_000
+MAX_DEPTH = 64
+MAX_ALIASES = 500
+MAX_VALUES = 100_000
+MAX_INT_DIGITS = 100
 
 try:  # the C composer is ~10x faster; the pure one gives the same marks
     _Loader: type = yaml.CSafeLoader
@@ -68,6 +81,9 @@ def load_located(path: Path, display: str | None = None) -> Located:
     """Read and parse one YAML file; syntax errors become problems, never exceptions."""
     name = display or str(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            return Located(name, None, problems=[_too_large(name, size)])
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return Located(name, None, problems=[MappingProblem(name, 1, 1, "file not found")])
@@ -76,9 +92,22 @@ def load_located(path: Path, display: str | None = None) -> Located:
     return parse_located(text, name)
 
 
+def _too_large(file: str, size: int) -> MappingProblem:
+    return MappingProblem(file, 1, 1, f"file is {size:,} bytes; a mapping file may be at most "
+                                      f"{MAX_FILE_BYTES:,} bytes (1 MB)")
+
+
 def parse_located(text: str, file: str) -> Located:
     doc = Located(file, None)
+    size = len(text.encode("utf-8"))
+    if size > MAX_FILE_BYTES:
+        doc.problems.append(_too_large(file, size))
+        return doc
     try:
+        bounded = _bounds_problem(text, file)
+        if bounded is not None:
+            doc.problems.append(bounded)
+            return doc
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -96,6 +125,50 @@ def parse_located(text: str, file: str) -> Located:
     return doc
 
 
+def _bounds_problem(text: str, file: str) -> MappingProblem | None:
+    """The first place the document passes a bound, from its event stream: before composing,
+    which would follow a recursive alias forever, and before expanding aliases.
+
+    Values are counted as expanded: a scalar is one, a list or mapping one plus its contents,
+    an alias as many as its anchor holds. An alias to an anchor still open is recursive.
+    """
+    sizes: dict[str, int] = {}  # anchor -> values it holds, once closed
+    open_nodes: list[tuple[str | None, int]] = []  # (anchor, total when it opened)
+    total = aliases = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        message = None
+        if isinstance(event, yaml.AliasEvent):
+            aliases += 1
+            if event.anchor not in sizes and any(a == event.anchor for a, _ in open_nodes):
+                message = (f"alias *{event.anchor} refers to the anchor &{event.anchor} that "
+                           "contains it, so it never ends")
+            elif aliases > MAX_ALIASES:
+                message = (f"more than {MAX_ALIASES} alias references (*name); a mapping file "
+                           f"may use at most {MAX_ALIASES}")
+            total += sizes.get(event.anchor, 1)
+        elif isinstance(event, yaml.ScalarEvent):
+            total += 1
+            if event.anchor:
+                sizes[event.anchor] = 1
+        elif isinstance(event, yaml.CollectionStartEvent):
+            open_nodes.append((event.anchor, total))
+            total += 1
+            if len(open_nodes) > MAX_DEPTH:
+                message = (f"nested more than {MAX_DEPTH} levels deep; a mapping file may nest "
+                           f"at most {MAX_DEPTH}")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            anchor, opened_at = open_nodes.pop()
+            if anchor:
+                sizes[anchor] = total - opened_at
+        if message is None and total > MAX_VALUES:
+            message = (f"aliases expand this file to more than {MAX_VALUES:,} values (a "
+                       f"'billion laughs' file?); a mapping file may hold at most {MAX_VALUES:,}")
+        if message is not None:
+            mark = event.start_mark
+            return MappingProblem(file, mark.line + 1, mark.column + 1, message)
+    return None
+
+
 def _mark(node: yaml.Node) -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
@@ -106,6 +179,13 @@ def _convert(node: yaml.Node, path: Path_, doc: Located) -> Any:
         return _convert_mapping(node, path, doc)
     if isinstance(node, yaml.SequenceNode):
         return [_convert(item, (*path, i), doc) for i, item in enumerate(node.value)]
+    if node.tag == "tag:yaml.org,2002:int":
+        digits = sum(char.isdigit() for char in node.value)
+        if digits > MAX_INT_DIGITS:
+            doc.problems.append(doc.problem(
+                path, f"a number of {digits:,} digits; numbers may have at most "
+                      f"{MAX_INT_DIGITS} digits (quote it if it is text)"))
+            return None
     return _scalar(node)
 
 

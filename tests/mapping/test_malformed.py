@@ -17,6 +17,21 @@ from connector.mapping import load_mapping
 MALFORMED = Path(__file__).parent / "malformed"
 
 EXPECTED: dict[str, list[str]] = {
+    "too_many_aliases": [
+        'too_many_aliases.yaml:30:6: more than 500 alias references (*name); a mapping file may use at most 500',
+    ],
+    "too_deep": [
+        'too_deep.yaml:3:70: nested more than 64 levels deep; a mapping file may nest at most 64',
+    ],
+    "recursive_alias": [
+        'recursive_alias.yaml:5:7: alias *loop refers to the anchor &loop that contains it, so it never ends',
+    ],
+    "long_integer": [
+        'long_integer.yaml:3:14: a number of 5,000 digits; numbers may have at most 100 digits (quote it if it is text) (at description)',
+    ],
+    "billion_laughs": [
+        "billion_laughs.yaml:8:8: aliases expand this file to more than 100,000 values (a 'billion laughs' file?); a mapping file may hold at most 100,000",
+    ],
     "deal_effect_unknown_status": [
         "deal_effect_unknown_status.yaml:2:3: unknown key 'wonn'; allowed: 'open', 'won' or 'lost'. Did you mean 'won'? (at deal_effects.wonn)",
     ],
@@ -175,3 +190,13 @@ def test_malformed_mapping_reports_exact_location_and_message(name: str):
     prefix = f"{MALFORMED}/"
     got = [str(problem).replace(prefix, "") for problem in caught.value.problems]
     assert got == EXPECTED[name]
+
+
+def test_a_mapping_file_over_1_mb_is_refused_before_parsing(tmp_path: Path):
+    path = tmp_path / "huge.yaml"
+    path.write_text("version: 1\n" + "#" * 1_000_000 + "\n", encoding="utf-8")
+    with pytest.raises(MappingError) as caught:
+        load_mapping(path)
+    assert [str(p).replace(f"{tmp_path}/", "") for p in caught.value.problems] == [
+        "huge.yaml:1:1: file is 1,000,012 bytes; a mapping file may be at most 1,000,000 "
+        "bytes (1 MB)"]
