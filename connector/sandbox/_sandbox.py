@@ -11,8 +11,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from connector.sandbox._salesforce_login import load_jwt_public_key
 from connector.sandbox._server import SandboxServer
-from connector.sandbox._state import SandboxLimits, SandboxState
+from connector.sandbox._state import SalesforceLogins, SandboxLimits, SandboxState
 from connector.sandbox._tls import SandboxTls
 from connector.sandbox.faults import FaultSpec, parse_faults
 from connector.sandbox.generator import generate_dataset
@@ -21,6 +22,7 @@ from connector.sandbox.store import Dataset
 __all__ = ["Sandbox"]
 
 DEFAULT_SESSION_TTL_SECONDS = 7200.0
+DEFAULT_CURSOR_IDLE_SECONDS = 15 * 60.0
 
 
 class Sandbox:
@@ -40,7 +42,16 @@ class Sandbox:
     Limits (defaults follow HubSpot Free/Starter and a Salesforce Enterprise org):
     `hubspot_requests_per_window` per `hubspot_window_seconds` (shrink the window to time-scale a
     benchmark), `hubspot_daily_limit`, `search_requests_per_second`, `salesforce_daily_limit`,
-    `session_ttl_seconds` (Salesforce access tokens expire after this).
+    `session_ttl_seconds` (Salesforce access tokens expire after this),
+    `cursor_idle_seconds` (a Salesforce query cursor unused this long is gone: 15 minutes).
+
+    Salesforce logins: the connected app (`salesforce_client_id`/`_secret`, client credentials
+    and, with `salesforce_refresh_token`, the refresh-token grant); one API user
+    (`salesforce_username`, `salesforce_password`, `salesforce_security_token`: OAuth password
+    grant and SOAP login()); and JWT bearer when `salesforce_jwt_certificate` (PEM text, bytes
+    or a path: an X.509 certificate or a public key) is given, with `aud` =
+    `salesforce_jwt_audience`. Every login signs in as that one user, so query cursors opened
+    by any of them share the user's ten.
     """
 
     def __init__(
@@ -58,6 +69,8 @@ class Sandbox:
         search_requests_per_second: int = 5,
         salesforce_daily_limit: int = 100_000,
         session_ttl_seconds: float = DEFAULT_SESSION_TTL_SECONDS,
+        cursor_idle_seconds: float = DEFAULT_CURSOR_IDLE_SECONDS,
+        salesforce_jwt_certificate: str | bytes | Path | None = None,
     ) -> None:
         if seed is not None and fixture is not None:
             raise ValueError("give either seed or fixture, not both")
@@ -68,6 +81,17 @@ class Sandbox:
         self.hubspot_access_token = "pat-na1-" + secrets.token_hex(16)
         self.salesforce_client_id = "3MVG9sandbox" + secrets.token_hex(12)
         self.salesforce_client_secret = secrets.token_hex(24)
+        logins = SalesforceLogins(
+            password="Pw-" + secrets.token_hex(8),
+            security_token=secrets.token_hex(12),
+            refresh_token="5Aep861sandbox" + secrets.token_hex(20),
+            jwt_public_key=_jwt_key(salesforce_jwt_certificate),
+        )
+        self.salesforce_username = logins.username
+        self.salesforce_password = logins.password
+        self.salesforce_security_token = logins.security_token
+        self.salesforce_refresh_token = logins.refresh_token
+        self.salesforce_jwt_audience = logins.jwt_audience
         self._state = SandboxState(
             dataset=dataset,
             hubspot_access_token=self.hubspot_access_token,
@@ -80,8 +104,10 @@ class Sandbox:
                 search_requests_per_second=search_requests_per_second,
                 salesforce_daily_limit=salesforce_daily_limit,
                 session_ttl_seconds=session_ttl_seconds,
+                cursor_idle_seconds=cursor_idle_seconds,
             ),
             faults=_as_fault_spec(faults),
+            salesforce_logins=logins,
         )
         try:
             self._server = SandboxServer(self._state, self._tls.server_context(), port=port)
@@ -138,6 +164,16 @@ class Sandbox:
     def salesforce_token_url(self) -> str:
         """The OAuth 2.0 token endpoint (client-credentials grant)."""
         return self.base_url + "/services/oauth2/token"
+
+    @property
+    def salesforce_soap_login_url(self) -> str:
+        """Where SOAP login() is served for an API version (`/services/Soap/u/59.0`)."""
+        return self.base_url + "/services/Soap/u/59.0"
+
+    @property
+    def cursor_idle_seconds(self) -> float:
+        """How long an unused Salesforce query cursor lives (INVALID_QUERY_LOCATOR after)."""
+        return self._state.limits.cursor_idle_seconds
 
     @property
     def ca_path(self) -> str:
@@ -267,6 +303,21 @@ class Sandbox:
         """Create a Salesforce record (Id and timestamps assigned)."""
         return self._state.user_create_salesforce(sobject, fields)
 
+    def delete_salesforce(self, sobject: str, record_id: str) -> dict[str, Any]:
+        """Delete a record as a user would (to the recycle bin): IsDeleted = true and
+        SystemModstamp moves to now; gone from query and from later batches of open cursors,
+        still seen by queryAll and sObject Get Deleted. Returns the stored record; KeyError if
+        it is absent or already deleted."""
+        return self._state.user_delete_salesforce(sobject, record_id)
+
+    def merge_salesforce(self, sobject: str, master_id: str, loser_id: str) -> dict[str, Any]:
+        """Merge two Leads, Contacts or Accounts as Salesforce does: the loser is deleted
+        with MasterRecordId = master; Contacts and Opportunities that pointed at a merged
+        Account (Opportunities at a merged Contact) move to the master, each an update; the
+        master's SystemModstamp moves. Returns the master; KeyError if either is absent or
+        deleted, ValueError for other objects or a record merged into itself."""
+        return self._state.user_merge_salesforce(sobject, master_id, loser_id)
+
     def dump(self) -> dict[str, Any]:
         """Every record and association as a JSON-ready dict, loadable as `fixture=`."""
         return self._state.dataset.dump()
@@ -276,6 +327,14 @@ class Sandbox:
         target = Path(path)
         target.write_text(json.dumps(self.dump(), indent=1, sort_keys=True), encoding="utf-8")
         return target
+
+
+def _jwt_key(certificate: str | bytes | Path | None) -> Any:
+    if certificate is None:
+        return None
+    if isinstance(certificate, Path):
+        certificate = certificate.read_bytes()
+    return load_jwt_public_key(certificate)
 
 
 def _as_fault_spec(spec: str | FaultSpec | None) -> FaultSpec | None:

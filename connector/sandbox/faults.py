@@ -40,8 +40,10 @@ ENDPOINTS = (
     "salesforce.composite",
 )
 
+# Salesforce query answers that are 200 but no usable answer (salesforce.query only).
+SALESFORCE_ANSWER_KINDS = ("sf_empty_body", "sf_empty_object", "sf_no_locator")
 # Whole-request faults, decided by one draw per request (in this order of precedence).
-REQUEST_KINDS = ("drop", "slow", "session", "429", "500", "503")
+REQUEST_KINDS = ("drop", "slow", "session", "429", "500", "503", *SALESFORCE_ANSWER_KINDS)
 # Per-record faults inside batch writes, one draw per record.
 RECORD_KINDS = ("partial", "lock")
 FAULT_KINDS = REQUEST_KINDS + RECORD_KINDS
@@ -64,6 +66,9 @@ KIND (RATE is a probability 0..1):
   session  Salesforce: the access token expires now (401 INVALID_SESSION_ID)
   partial  per record in batch writes: HubSpot 207 error / Salesforce UNABLE_TO_LOCK_ROW
   lock     per record in Salesforce composite writes: UNABLE_TO_LOCK_ROW
+  sf_empty_body / sf_empty_object / sf_no_locator
+           salesforce.query: a 200 with no body, with `{}`, or with `done: false` and no
+           nextRecordsUrl (answers a client must not take for the end of a read)
 Example (spaces after commas are allowed):
   hubspot.search:429=0.1, salesforce.query:503=0.05, *:drop=0.02,
   salesforce.composite:lock=0.1, seed=7
