@@ -162,13 +162,9 @@ class Sandbox:
 
     @property
     def salesforce_token_url(self) -> str:
-        """The OAuth 2.0 token endpoint (client-credentials grant)."""
+        """The OAuth 2.0 token endpoint (client credentials, JWT bearer, refresh token and
+        password grants)."""
         return self.base_url + "/services/oauth2/token"
-
-    @property
-    def salesforce_soap_login_url(self) -> str:
-        """Where SOAP login() is served for an API version (`/services/Soap/u/59.0`)."""
-        return self.base_url + "/services/Soap/u/59.0"
 
     @property
     def cursor_idle_seconds(self) -> float:

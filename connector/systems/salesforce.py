@@ -612,6 +612,11 @@ class _ReadProgress:
     at or before the query was sent and not newer than a later row of the same batch count,
     and `complete_through` is the newest of those (a running value: stamps out of order are
     ignored, and the record is simply read again by the next run).
+
+    "When the query was sent" is our clock, as the engine's own cap at run start is. A client
+    clock behind the org's only lowers `complete_through` (more is re-read); one ahead of it
+    could let an edited row pass, unless a later row of its batch is older, which catches
+    every edited row but the last of a batch.
     """
 
     def __init__(self) -> None:
