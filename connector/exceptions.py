@@ -9,6 +9,8 @@
     │   │   └── RateLimitedError    429 with the server's policy and Retry-After
     │   └── FatalApiError           retrying cannot help (validation, permissions)
     │       └── AuthenticationError bad or expired credentials we cannot refresh
+    │           └── CredentialsRejected  the configured credentials themselves were refused
+    │                                    (also a ConfigurationError: fix a setting, exit 2)
     ├── RunStoppedEarly             resumable: rerun later continues (exit 3)
     │   ├── BudgetExhausted         the client-side API budget for this run is used
     │   └── RunLockHeld             another run holds the state lock
@@ -28,6 +30,7 @@ __all__ = [
     "AuthenticationError",
     "BudgetExhausted",
     "ConfigurationError",
+    "CredentialsRejected",
     "CrmsyncError",
     "FatalApiError",
     "MappingError",
@@ -163,6 +166,12 @@ class FatalApiError(ApiError):
 
 class AuthenticationError(FatalApiError):
     """Credentials were refused and cannot be refreshed with what we were given."""
+
+
+class CredentialsRejected(AuthenticationError, ConfigurationError):
+    """The login itself was refused (wrong client secret, key, user or password; an unknown
+    client id): no retry or refresh can help until an admin fixes a setting, so it is a
+    ConfigurationError as well as an AuthenticationError."""
 
 
 # --- resumable stops -----------------------------------------------------------------

@@ -11,8 +11,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from connector.sandbox._salesforce_login import load_jwt_public_key
 from connector.sandbox._server import SandboxServer
-from connector.sandbox._state import SandboxLimits, SandboxState
+from connector.sandbox._state import SalesforceLogins, SandboxLimits, SandboxState
 from connector.sandbox._tls import SandboxTls
 from connector.sandbox.faults import FaultSpec, parse_faults
 from connector.sandbox.generator import generate_dataset
@@ -25,6 +26,7 @@ DEFAULT_SESSION_TTL_SECONDS = 7200.0
 # record's associations returns per page (GET /crm/v4/objects/{type}/{id}/associations/{to},
 # `limit` <= 500), and the batch read pages the same way.
 DEFAULT_ASSOCIATION_PAGE_SIZE = 500
+DEFAULT_CURSOR_IDLE_SECONDS = 15 * 60.0
 
 
 class Sandbox:
@@ -44,12 +46,21 @@ class Sandbox:
     Limits (defaults follow HubSpot Free/Starter and a Salesforce Enterprise org):
     `hubspot_requests_per_window` per `hubspot_window_seconds` (shrink the window to time-scale a
     benchmark), `hubspot_daily_limit`, `search_requests_per_second`, `salesforce_daily_limit`,
-    `session_ttl_seconds` (Salesforce access tokens expire after this).
+    `session_ttl_seconds` (Salesforce access tokens expire after this),
+    `cursor_idle_seconds` (a Salesforce query cursor unused this long is gone: 15 minutes).
 
     HubSpot consistency and paging: `search_lag_seconds` (default 0) keeps a record out of
     search results until that long after its last modification, as HubSpot's search index
     lags; list, read and batch read see it at once. `association_page_size` (default 500) is
     the most targets the v4 association batch read returns per input before paging.
+
+    Salesforce logins: the connected app (`salesforce_client_id`/`_secret`, client credentials
+    and, with `salesforce_refresh_token`, the refresh-token grant); one API user
+    (`salesforce_username`, `salesforce_password`, `salesforce_security_token`: OAuth password
+    grant and SOAP login()); and JWT bearer when `salesforce_jwt_certificate` (PEM text, bytes
+    or a path: an X.509 certificate or a public key) is given, with `aud` =
+    `salesforce_jwt_audience`. Every login signs in as that one user, so query cursors opened
+    by any of them share the user's ten.
     """
 
     def __init__(
@@ -69,6 +80,8 @@ class Sandbox:
         session_ttl_seconds: float = DEFAULT_SESSION_TTL_SECONDS,
         search_lag_seconds: float = 0.0,
         association_page_size: int = DEFAULT_ASSOCIATION_PAGE_SIZE,
+        cursor_idle_seconds: float = DEFAULT_CURSOR_IDLE_SECONDS,
+        salesforce_jwt_certificate: str | bytes | Path | None = None,
     ) -> None:
         if seed is not None and fixture is not None:
             raise ValueError("give either seed or fixture, not both")
@@ -79,6 +92,17 @@ class Sandbox:
         self.hubspot_access_token = "pat-na1-" + secrets.token_hex(16)
         self.salesforce_client_id = "3MVG9sandbox" + secrets.token_hex(12)
         self.salesforce_client_secret = secrets.token_hex(24)
+        logins = SalesforceLogins(
+            password="Pw-" + secrets.token_hex(8),
+            security_token=secrets.token_hex(12),
+            refresh_token="5Aep861sandbox" + secrets.token_hex(20),
+            jwt_public_key=_jwt_key(salesforce_jwt_certificate),
+        )
+        self.salesforce_username = logins.username
+        self.salesforce_password = logins.password
+        self.salesforce_security_token = logins.security_token
+        self.salesforce_refresh_token = logins.refresh_token
+        self.salesforce_jwt_audience = logins.jwt_audience
         self._state = SandboxState(
             dataset=dataset,
             hubspot_access_token=self.hubspot_access_token,
@@ -93,8 +117,10 @@ class Sandbox:
                 session_ttl_seconds=session_ttl_seconds,
                 search_lag_seconds=search_lag_seconds,
                 association_page_size=association_page_size,
+                cursor_idle_seconds=cursor_idle_seconds,
             ),
             faults=_as_fault_spec(faults),
+            salesforce_logins=logins,
         )
         try:
             self._server = SandboxServer(self._state, self._tls.server_context(), port=port)
@@ -149,8 +175,14 @@ class Sandbox:
 
     @property
     def salesforce_token_url(self) -> str:
-        """The OAuth 2.0 token endpoint (client-credentials grant)."""
+        """The OAuth 2.0 token endpoint (client credentials, JWT bearer, refresh token and
+        password grants)."""
         return self.base_url + "/services/oauth2/token"
+
+    @property
+    def cursor_idle_seconds(self) -> float:
+        """How long an unused Salesforce query cursor lives (INVALID_QUERY_LOCATOR after)."""
+        return self._state.limits.cursor_idle_seconds
 
     @property
     def ca_path(self) -> str:
@@ -299,6 +331,21 @@ class Sandbox:
         """Create a Salesforce record (Id and timestamps assigned)."""
         return self._state.user_create_salesforce(sobject, fields)
 
+    def delete_salesforce(self, sobject: str, record_id: str) -> dict[str, Any]:
+        """Delete a record as a user would (to the recycle bin): IsDeleted = true and
+        SystemModstamp moves to now; gone from query and from later batches of open cursors,
+        still seen by queryAll and sObject Get Deleted. Returns the stored record; KeyError if
+        it is absent or already deleted."""
+        return self._state.user_delete_salesforce(sobject, record_id)
+
+    def merge_salesforce(self, sobject: str, master_id: str, loser_id: str) -> dict[str, Any]:
+        """Merge two Leads, Contacts or Accounts as Salesforce does: the loser is deleted
+        with MasterRecordId = master; Contacts and Opportunities that pointed at a merged
+        Account (Opportunities at a merged Contact) move to the master, each an update; the
+        master's SystemModstamp moves. Returns the master; KeyError if either is absent or
+        deleted, ValueError for other objects or a record merged into itself."""
+        return self._state.user_merge_salesforce(sobject, master_id, loser_id)
+
     def dump(self) -> dict[str, Any]:
         """Every record and association as a JSON-ready dict, loadable as `fixture=`."""
         return self._state.dataset.dump()
@@ -308,6 +355,14 @@ class Sandbox:
         target = Path(path)
         target.write_text(json.dumps(self.dump(), indent=1, sort_keys=True), encoding="utf-8")
         return target
+
+
+def _jwt_key(certificate: str | bytes | Path | None) -> Any:
+    if certificate is None:
+        return None
+    if isinstance(certificate, Path):
+        certificate = certificate.read_bytes()
+    return load_jwt_public_key(certificate)
 
 
 def _as_fault_spec(spec: str | FaultSpec | None) -> FaultSpec | None:

@@ -14,7 +14,14 @@ from connector.sandbox.faults import FaultPlan, FaultSpec
 from connector.sandbox.schema import HUBSPOT_MODIFIED_PROPERTY, SALESFORCE_FIELDS
 from connector.sandbox.store import Dataset, hs_datetime
 
-__all__ = ["Counters", "RollingWindow", "SandboxLimits", "SandboxState"]
+# Objects Salesforce merges, and the lookups on other objects a merge moves to the master.
+MERGEABLE: dict[str, tuple[tuple[str, str], ...]] = {
+    "Lead": (),
+    "Contact": (("Opportunity", "ContactId"),),
+    "Account": (("Contact", "AccountId"), ("Opportunity", "AccountId")),
+}
+
+__all__ = ["Counters", "RollingWindow", "SalesforceLogins", "SandboxLimits", "SandboxState"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,7 @@ class SandboxLimits:
     # targets the v4 association batch read returns per input before paging.
     search_lag_seconds: float = 0.0
     association_page_size: int = 500
+    cursor_idle_seconds: float = 15 * 60.0
 
 
 class RollingWindow:
@@ -133,6 +141,22 @@ class Counters:
             }
 
 
+@dataclass(frozen=True)
+class SalesforceLogins:
+    """What the emulated org accepts besides the connected app's client id and secret: its one
+    API user (every login method signs in as this user; query cursors are counted per user),
+    the user's password and security token (OAuth password grant, SOAP login()), a refresh
+    token issued to the connected app earlier, and the public key of the certificate uploaded
+    to the connected app for the JWT bearer flow (None: no certificate, JWT is refused)."""
+
+    username: str = "integration@crmsync-sandbox.example"
+    password: str = ""
+    security_token: str = ""
+    refresh_token: str = ""
+    jwt_public_key: Any = None
+    jwt_audience: str = "https://login.salesforce.com"
+
+
 @dataclass
 class SandboxState:
     """Shared by every request thread; each part guards itself with its own lock."""
@@ -144,12 +168,12 @@ class SandboxState:
     limits: SandboxLimits
     faults: FaultSpec | None = None
     counters: Counters = field(default_factory=Counters)
+    salesforce_logins: SalesforceLogins = field(default_factory=SalesforceLogins)
 
     def __post_init__(self) -> None:
         self._fault_plan = FaultPlan(self.faults) if self.faults else None
-        self._sessions: dict[str, float] = {}
+        self._sessions: dict[str, tuple[float, str]] = {}
         self._sessions_lock = threading.Lock()
-        self.query_cursors: dict[str, list[dict[str, Any]]] = {}
         self._hooks: dict[tuple[str, int], list[Callable[[], None]]] = {}
         self._hooks_lock = threading.Lock()
         self._arrival = threading.local()
@@ -210,24 +234,30 @@ class SandboxState:
 
     # ---- Salesforce sessions --------------------------------------------------------------
 
-    def open_session(self) -> str:
-        """Issue a Salesforce access token valid for the configured TTL."""
+    def open_session(self, user: str) -> str:
+        """Issue a Salesforce access token for `user`, valid for the configured TTL."""
         token = "00DDn0000000sbx!" + secrets.token_urlsafe(40)
         with self._sessions_lock:
-            self._sessions[token] = time.monotonic() + self.limits.session_ttl_seconds
+            self._sessions[token] = (time.monotonic() + self.limits.session_ttl_seconds, user)
         return token
 
     def session_valid(self, token: str | None) -> bool:
+        return self.session_user(token) is not None
+
+    def session_user(self, token: str | None) -> str | None:
+        """The user a live token was issued to (query cursors are counted per user), or None
+        when the token is unknown or expired."""
         if token is None:
-            return False
+            return None
         with self._sessions_lock:
-            expires = self._sessions.get(token)
-            if expires is None:
-                return False
+            found = self._sessions.get(token)
+            if found is None:
+                return None
+            expires, user = found
             if time.monotonic() >= expires:
                 del self._sessions[token]
-                return False
-            return True
+                return None
+            return user
 
     def expire_session(self, token: str | None) -> None:
         with self._sessions_lock:
@@ -278,6 +308,44 @@ class SandboxState:
             record.update(fields)
             data.bump_salesforce(sobject, record, data.clock.now())
             return dict(record)
+
+    def user_delete_salesforce(self, sobject: str, record_id: str) -> dict[str, Any]:
+        data = self.dataset
+        with data.lock:
+            record = self._live_salesforce(sobject, record_id)
+            data.delete_salesforce(sobject, record, data.clock.now())
+            return dict(record)
+
+    def user_merge_salesforce(
+        self, sobject: str, master_id: str, loser_id: str
+    ) -> dict[str, Any]:
+        """Merge `loser_id` into `master_id` as Salesforce's merge does (SOAP API Developer
+        Guide, merge(); Lead, Contact and Account only): the loser is deleted with
+        MasterRecordId = the master, records that pointed at the loser are reparented to the
+        master (each an update), and the master is updated too."""
+        if sobject not in MERGEABLE:
+            raise ValueError(f"{sobject} records cannot be merged; only {sorted(MERGEABLE)}")
+        data = self.dataset
+        with data.lock:
+            master = self._live_salesforce(sobject, master_id)
+            loser = self._live_salesforce(sobject, loser_id)
+            if master is loser:
+                raise ValueError("a record cannot be merged into itself")
+            moment = data.clock.now()
+            for child_type, field_name in MERGEABLE[sobject]:
+                for child in data.salesforce[child_type].values():
+                    if child.get(field_name) == loser["Id"] and not child["IsDeleted"]:
+                        child[field_name] = master["Id"]
+                        data.bump_salesforce(child_type, child, moment)
+            data.bump_salesforce(sobject, master, moment)
+            data.delete_salesforce(sobject, loser, moment, master_id=master["Id"])
+            return dict(master)
+
+    def _live_salesforce(self, sobject: str, record_id: str) -> dict[str, Any]:
+        record = self.dataset.find_salesforce(sobject, record_id)
+        if record is None or record["IsDeleted"]:
+            raise KeyError(f"{sobject} {record_id} (absent or deleted)")
+        return record
 
     def user_create_salesforce(self, sobject: str, fields: dict[str, Any]) -> dict[str, Any]:
         data = self.dataset

@@ -48,8 +48,11 @@ ENDPOINTS = (
 # backend behind a healthy front end sends now and then: the request was served, the answer
 # lost on the way. Clients must retry them, never take them as an empty (final) page.
 BODY_KINDS = ("empty", "braces", "html", "truncated")
+# Salesforce query answers that are 200 but no usable answer (salesforce.query only).
+SALESFORCE_ANSWER_KINDS = ("sf_empty_body", "sf_empty_object", "sf_no_locator")
 # Whole-request faults, decided by one draw per request (in this order of precedence).
-REQUEST_KINDS = ("drop", "slow", "session", "429", "500", "503", *BODY_KINDS)
+REQUEST_KINDS = ("drop", "slow", "session", "429", "500", "503", *BODY_KINDS,
+                 *SALESFORCE_ANSWER_KINDS)
 # Per-record faults inside batch writes, one draw per record.
 RECORD_KINDS = ("partial", "lock")
 FAULT_KINDS = REQUEST_KINDS + RECORD_KINDS
@@ -77,6 +80,9 @@ KIND (RATE is a probability 0..1):
   braces   200 with the body `{}`
   html     200 with an HTML page (a proxy's or maintenance page)
   truncated  200 with the real JSON answer cut off halfway
+  sf_empty_body / sf_empty_object / sf_no_locator
+           salesforce.query: a 200 with no body, with `{}`, or with `done: false` and no
+           nextRecordsUrl (answers a client must not take for the end of a read)
 Example (spaces after commas are allowed):
   hubspot.search:429=0.1, salesforce.query:503=0.05, *:drop=0.02,
   salesforce.composite:lock=0.1, seed=7

@@ -1,46 +1,73 @@
-"""The emulated Salesforce REST API (v59.0): OAuth token, query/queryAll (2,000-record
-batches, and SELECT COUNT()), describe, limits and sObject Collections updates, with
-Salesforce's error shapes.
+"""The emulated Salesforce REST API: OAuth token (client credentials, JWT bearer, refresh
+token, password) and SOAP login(), the versions list, query/queryAll (2,000-record batches over
+live server-side cursors, and SELECT COUNT()), global and per-object describe, sObject Get
+Deleted, limits and sObject Collections updates, with Salesforce's error shapes.
 
 Every API response carries `Sforce-Limit-Info: api-usage=N/M`; requests beyond the daily
-allocation answer 403 REQUEST_LIMIT_EXCEEDED, wrong or expired tokens 401 INVALID_SESSION_ID.
+allocation answer 403 REQUEST_LIMIT_EXCEEDED, wrong or expired tokens 401 INVALID_SESSION_ID,
+API versions the org does not list under `GET /services/data/` 404 NOT_FOUND.
+
+Query cursors behave as a real org's (SOAP API Developer Guide, queryMore(): "Querying a
+standard or custom object gathers all the IDs and creates a server-side cursor to page
+through"; QueryLocator: "expires automatically after 15 minutes of inactivity", "A user can
+have up to ten query cursors open at a time ... the oldest of the ten cursors is released"). A
+cursor holds the Ids, in the order fixed when the query ran; each later batch is rendered from
+the data as it is when that batch is fetched, so a row edited meanwhile comes back in its old
+place with its new values and SystemModstamp, and a row deleted meanwhile is left out.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs
 
 from connector.sandbox._http import BadJson, Request, Response, json_response
+from connector.sandbox._salesforce_login import answer_soap_login, answer_token
 from connector.sandbox._state import SandboxState
 from connector.sandbox.schema import SALESFORCE_FIELDS, SALESFORCE_KEY_PREFIXES, SalesforceField
 from connector.sandbox.soql import SoqlError, parse_soql
-from connector.sandbox.store import Dataset, parse_instant
+from connector.sandbox.store import Dataset, parse_instant, sf_datetime
 
-__all__ = ["SalesforceApi"]
+__all__ = ["API_VERSIONS", "SalesforceApi"]
 
 API_VERSION = "59.0"
+# The versions the org lists at `GET /services/data/` (oldest still served after the
+# 21.0-30.0 retirement, up to Summer '25); any other vXX.X answers 404 NOT_FOUND as in a real
+# org. SOAP login() exists up to 64.0 (SOAP API Developer Guide, login()).
+API_VERSIONS = tuple(f"{major}.0" for major in range(31, 65))
 QUERY_BATCH = 2_000
 COMPOSITE_MAX = 200
-CURSORS_KEPT = 200
+CURSORS_PER_USER = 10
+# sObject Get Deleted: "Results are returned for no more than 15 days previous to the day the
+# call is executed" (REST API Developer Guide, sObject Get Deleted).
+DELETED_LOG_DAYS = 15
 _V = r"/services/data/v(?P<version>\d+\.\d)"
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(_V + r"/(?P<kind>query|queryAll)/?$"), "query"),
     ("GET", re.compile(_V + r"/(?P<kind>query|queryAll)/(?P<locator>[^/]+)/?$"), "query_more"),
+    ("GET", re.compile(_V + r"/sobjects/?$"), "describe_global"),
     ("GET", re.compile(_V + r"/sobjects/(?P<sobject>\w+)/describe/?$"), "describe"),
+    ("GET", re.compile(_V + r"/sobjects/(?P<sobject>\w+)/deleted/?$"), "deleted"),
     ("GET", re.compile(_V + r"/sobjects/(?P<sobject>\w+)/(?P<id>\w{15,18})/?$"), "sobject"),
     ("GET", re.compile(_V + r"/limits/?$"), "limits"),
     ("PATCH", re.compile(_V + r"/composite/sobjects/?$"), "composite"),
 ]
+_SOAP_LOGIN = re.compile(r"/services/Soap/u/(?P<version>\d+\.\d)/?$")
 ENDPOINT_OF = {"query": "salesforce.query", "query_more": "salesforce.query",
-               "describe": "salesforce.describe", "sobject": "salesforce.sobject",
+               "describe_global": "salesforce.describe", "describe": "salesforce.describe",
+               "deleted": "salesforce.sobject", "sobject": "salesforce.sobject",
                "limits": "salesforce.limits", "composite": "salesforce.composite"}
+# Faults that answer 200 with a body a client must not take for the end of a read (see
+# faults.py): no body, `{}`, or `done: false` without the `nextRecordsUrl` to go on with.
+_BROKEN_ANSWERS = {"sf_empty_body", "sf_empty_object", "sf_no_locator"}
 
 
 class SalesforceError(Exception):
@@ -56,12 +83,26 @@ class SalesforceError(Exception):
         return json_response(self.status, [{"message": self.message, "errorCode": self.code}])
 
 
+@dataclass
+class _Cursor:
+    """A server-side query cursor: the Ids of the result (set and order fixed when the query
+    ran), not its rows, which are rendered when each batch is fetched."""
+
+    user: str
+    sobject: str
+    fields: tuple[str, ...]
+    ids: list[str]
+    include_deleted: bool
+    size: int
+    used: float  # time.monotonic() of the query or the last batch fetched
+
+
 class SalesforceApi:
     """Routes `/services/...` requests; one instance per sandbox."""
 
     def __init__(self, state: SandboxState) -> None:
         self.state = state
-        self._cursors: OrderedDict[str, tuple[int, list[dict[str, Any]]]] = OrderedDict()
+        self._cursors: OrderedDict[str, _Cursor] = OrderedDict()
         self._cursor_lock = threading.Lock()
         self._cursor_ids = itertools.count(1)
 
@@ -69,21 +110,50 @@ class SalesforceApi:
 
     def handle(self, request: Request) -> Response | None:
         """Answer a Salesforce request, or None when the path is not a Salesforce route."""
-        if request.path.rstrip("/") == "/services/oauth2/token":
-            response = self._token(request)
-            self.state.counters.status("salesforce.token", response.status)
-            return response
+        path = request.path.rstrip("/")
+        if path == "/services/oauth2/token":
+            return self._login("salesforce.token", lambda: answer_token(self.state, request))
+        soap = _SOAP_LOGIN.match(request.path)
+        if soap:
+            version = soap.group("version")
+            if version not in API_VERSIONS:
+                return _not_found()
+            return self._login("salesforce.token",
+                               lambda: answer_soap_login(self.state, request, version))
+        if path == "/services/data" and request.method == "GET":
+            return self._versions(request)
         for method, pattern, name in _ROUTES:
             match = pattern.match(request.path)
             if match and request.method == method:
+                if match.group("version") not in API_VERSIONS:
+                    return _not_found()
                 endpoint = ENDPOINT_OF[name]
                 response = self._pipeline(endpoint, name, request, match.groupdict())
                 self.state.counters.status(endpoint, response.status)
                 return response
         if request.path.startswith("/services/"):
-            return SalesforceError(404, "NOT_FOUND",
-                                   "The requested resource does not exist").response()
+            return _not_found()
         return None
+
+    def _login(self, endpoint: str, answer: Callable[[], Response]) -> Response:
+        """A token or SOAP login request: counted, and open to drop and server-error faults."""
+        fault = self.state.arrive(endpoint)
+        if fault == "drop":
+            response = Response(status=0, drop=True)
+        elif fault in {"500", "503"}:
+            response = json_response(int(fault), {"error": "server_error",
+                                                  "error_description": "retry later"})
+        else:
+            response = answer()
+        self.state.counters.status(endpoint, response.status)
+        return response
+
+    def _versions(self, request: Request) -> Response:
+        """`GET /services/data/`: every API version the org serves (no session needed)."""
+        return json_response(200, [
+            {"label": f"v{version}", "url": f"/services/data/v{version}", "version": version}
+            for version in API_VERSIONS
+        ])
 
     def _pipeline(
         self, endpoint: str, name: str, request: Request, args: dict[str, str | None]
@@ -95,6 +165,8 @@ class SalesforceApi:
         if fault == "session":
             state.expire_session(request.bearer_token())
         response = self._authorised(fault, name, request, args)
+        if fault in _BROKEN_ANSWERS and response.status == 200 and name.startswith("query"):
+            response = _broken_answer(fault, response)
         response.headers.append(("Sforce-Limit-Info", self._usage()))
         if fault == "slow" and state.fault_plan is not None:
             response.delay = state.fault_plan.spec.slow_seconds
@@ -111,7 +183,8 @@ class SalesforceApi:
         if fault == "503":
             return SalesforceError(503, "SERVER_UNAVAILABLE",
                                    "Server temporarily unavailable, retry later.").response()
-        if not state.session_valid(request.bearer_token()):
+        user = state.session_user(request.bearer_token())
+        if user is None:
             return SalesforceError(401, "INVALID_SESSION_ID",
                                    "Session expired or invalid").response()
         if fault == "429":
@@ -121,7 +194,7 @@ class SalesforceApi:
             return SalesforceError(403, "REQUEST_LIMIT_EXCEEDED",
                                    "TotalRequests Limit exceeded.").response()
         try:
-            return self._call(name, request, args)
+            return self._call(name, request, args, user)
         except SalesforceError as exc:
             return exc.response()
         except BadJson as exc:
@@ -131,11 +204,17 @@ class SalesforceApi:
         daily = self.state.salesforce_daily
         return f"api-usage={daily.used}/{daily.limit}"
 
-    def _call(self, name: str, request: Request, args: dict[str, str | None]) -> Response:
+    def _call(
+        self, name: str, request: Request, args: dict[str, str | None], user: str
+    ) -> Response:
+        version = str(args["version"])
         handlers: dict[str, Callable[[], Response]] = {
-            "query": lambda: self.query(request, include_deleted=args["kind"] == "queryAll"),
-            "query_more": lambda: self.query_more(str(args["locator"]), str(args["version"])),
+            "query": lambda: self.query(request, user, str(args["kind"]), version),
+            "query_more": lambda: self.query_more(str(args["locator"]), str(args["kind"]),
+                                                  version),
+            "describe_global": lambda: self.describe_global(version),
             "describe": lambda: self.describe(_sobject(str(args["sobject"]))),
+            "deleted": lambda: self.deleted(_sobject(str(args["sobject"])), request),
             "sobject": lambda: self.read(_sobject(str(args["sobject"])), str(args["id"]),
                                          request),
             "limits": self.limits,
@@ -143,45 +222,10 @@ class SalesforceApi:
         }
         return handlers[name]()
 
-    # ---- OAuth ----------------------------------------------------------------------------
-
-    def _token(self, request: Request) -> Response:
-        """`POST /services/oauth2/token`, client-credentials grant (form-encoded)."""
-        state = self.state
-        fault = state.arrive("salesforce.token")
-        if fault == "drop":
-            return Response(status=0, drop=True)
-        if fault in {"500", "503"}:
-            return json_response(int(fault), {"error": "server_error",
-                                              "error_description": "retry later"})
-        if request.method != "POST":
-            return json_response(405, {"error": "invalid_request",
-                                       "error_description": "must use HTTP POST"})
-        form = {k: v[0] for k, v in parse_qs(request.body.decode("utf-8", "replace")).items()}
-        if form.get("grant_type") != "client_credentials":
-            return json_response(400, {"error": "unsupported_grant_type",
-                                       "error_description": "grant type not supported"})
-        if (form.get("client_id") != state.salesforce_client_id
-                or form.get("client_secret") != state.salesforce_client_secret):
-            return json_response(400, {"error": "invalid_client",
-                                       "error_description": "invalid client credentials"})
-        token = state.open_session()
-        host = request.headers.get("Host") or ""
-        issued = str(int(datetime.now().timestamp() * 1000))
-        return json_response(200, {
-            "access_token": token,
-            "instance_url": f"https://{host}",
-            "id": f"https://{host}/id/00DDn0000000sbxMAA/005Dn0000000sbxIAA",
-            "token_type": "Bearer",
-            "issued_at": issued,
-            "signature": "c2FuZGJveA==",
-            "scope": "api",
-        })
-
     # ---- query ----------------------------------------------------------------------------
 
-    def query(self, request: Request, *, include_deleted: bool) -> Response:
-        """Run SOQL; the first batch now, the rest from a snapshot cursor (`nextRecordsUrl`)."""
+    def query(self, request: Request, user: str, kind: str, version: str) -> Response:
+        """Run SOQL: the first batch now; the Ids of the rest in a cursor (`nextRecordsUrl`)."""
         text = request.param("q")
         if not text:
             raise SalesforceError(400, "MALFORMED_QUERY", "A query string has to be specified")
@@ -189,6 +233,8 @@ class SalesforceApi:
             parsed = parse_soql(text)
         except SoqlError as exc:
             raise SalesforceError(400, exc.code, str(exc)) from None
+        include_deleted = kind == "queryAll"
+        size = _batch_size(request)
         data = self.state.dataset
         with data.lock:
             records = [r for r in data.salesforce[parsed.sobject].values()
@@ -198,8 +244,14 @@ class SalesforceApi:
             records = parsed.sort(records)
             if parsed.limit is not None:
                 records = records[: parsed.limit]
-            rows = [_row(parsed.sobject, r, parsed.fields) for r in records]
-        return self._page(rows, 0, _batch_size(request), new_cursor=True)
+            rows = [_row(parsed.sobject, r, parsed.fields) for r in records[:size]]
+        ids = [r["Id"] for r in records]
+        next_url = None
+        if len(ids) > size:
+            cursor = self._open_cursor(_Cursor(user, parsed.sobject, parsed.fields, ids,
+                                               include_deleted, size, time.monotonic()))
+            next_url = f"/services/data/v{version}/{kind}/{cursor}-{size}"
+        return self._batch(rows, len(ids), next_url)
 
     def _count(self, matched: int, limit: int | None) -> Response:
         """`SELECT COUNT()`: the number in `totalSize`, no records, no cursor (as Salesforce)."""
@@ -207,39 +259,76 @@ class SalesforceApi:
         self.state.counters.returned("salesforce.query", 0)
         return json_response(200, {"totalSize": total, "done": True, "records": []})
 
-    def query_more(self, locator: str, version: str) -> Response:
-        """The next batch of an earlier query, from its locator `01g…-OFFSET`."""
-        cursor, _, offset = locator.rpartition("-")
-        with self._cursor_lock:
-            entry = self._cursors.get(cursor)
-        if entry is None or not offset.isdigit():
+    def query_more(self, locator: str, kind: str, version: str) -> Response:
+        """The next batch of an earlier query, from its locator `01g…-OFFSET`, rendered from
+        the data as it is now (rows deleted since are left out, unless queryAll)."""
+        name, _, offset = locator.rpartition("-")
+        cursor = self._use_cursor(name)
+        if cursor is None or not offset.isdigit() or int(offset) >= len(cursor.ids):
             raise SalesforceError(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
-        size, rows = entry
-        return self._page(rows, int(offset), size, cursor=cursor, version=version)
+        start = int(offset)
+        end = min(start + cursor.size, len(cursor.ids))
+        data = self.state.dataset
+        with data.lock:
+            stored = data.salesforce[cursor.sobject]
+            current = (stored.get(record_id) for record_id in cursor.ids[start:end])
+            rows = [_row(cursor.sobject, r, cursor.fields) for r in current
+                    if r is not None and (cursor.include_deleted or not r["IsDeleted"])]
+        next_url = None
+        if end < len(cursor.ids):
+            next_url = f"/services/data/v{version}/{kind}/{name}-{end}"
+        else:
+            self._close_cursor(name)  # read to its end: the cursor no longer counts
+        return self._batch(rows, len(cursor.ids), next_url)
 
-    def _page(
-        self, rows: list[dict[str, Any]], offset: int, size: int, *, new_cursor: bool = False,
-        cursor: str | None = None, version: str = API_VERSION,
-    ) -> Response:
-        end = min(offset + size, len(rows))
-        payload: dict[str, Any] = {"totalSize": len(rows), "done": end >= len(rows),
-                                   "records": rows[offset:end]}
-        if end < len(rows):
-            if new_cursor:
-                cursor = self._remember(rows, size)
-            payload["nextRecordsUrl"] = f"/services/data/v{version}/query/{cursor}-{end}"
-        self.state.counters.returned("salesforce.query", end - offset)
+    def _batch(self, rows: list[dict[str, Any]], total: int, next_url: str | None) -> Response:
+        payload: dict[str, Any] = {"totalSize": total, "done": next_url is None,
+                                   "records": rows}
+        if next_url is not None:
+            payload["nextRecordsUrl"] = next_url
+        self.state.counters.returned("salesforce.query", len(rows))
         return json_response(200, payload)
 
-    def _remember(self, rows: list[dict[str, Any]], size: int) -> str:
-        cursor = f"01gDn{next(self._cursor_ids):010d}AAA"
+    def _open_cursor(self, cursor: _Cursor) -> str:
+        """Keep a cursor; the user's oldest is released when they would hold more than ten,
+        and cursors idle past the expiry are forgotten."""
+        name = f"01gDn{next(self._cursor_ids):010d}AAA"
         with self._cursor_lock:
-            self._cursors[cursor] = (size, rows)
-            while len(self._cursors) > CURSORS_KEPT:
-                self._cursors.popitem(last=False)
-        return cursor
+            self._forget_idle(cursor.used)
+            self._cursors[name] = cursor
+            held = [key for key, held in self._cursors.items() if held.user == cursor.user]
+            for key in held[: max(0, len(held) - CURSORS_PER_USER)]:
+                del self._cursors[key]
+        return name
 
-    # ---- describe, read, limits -----------------------------------------------------------
+    def _use_cursor(self, name: str) -> _Cursor | None:
+        """The live cursor of that name (its idle time restarts), or None: unknown, released,
+        or idle too long."""
+        now = time.monotonic()
+        with self._cursor_lock:
+            self._forget_idle(now)
+            cursor = self._cursors.get(name)
+            if cursor is not None:
+                cursor.used = now
+            return cursor
+
+    def _close_cursor(self, name: str) -> None:
+        with self._cursor_lock:
+            self._cursors.pop(name, None)
+
+    def _forget_idle(self, now: float) -> None:
+        idle = self.state.limits.cursor_idle_seconds
+        for key in [k for k, c in self._cursors.items() if now - c.used > idle]:
+            del self._cursors[key]
+
+    # ---- describe, read, deleted, limits --------------------------------------------------
+
+    def describe_global(self, version: str) -> Response:
+        """`GET sobjects`: the objects of the org (REST API Developer Guide, Describe Global)."""
+        self.state.counters.returned("salesforce.describe", len(SALESFORCE_FIELDS))
+        return json_response(200, {"encoding": "UTF-8", "maxBatchSize": COMPOSITE_MAX,
+                                   "sobjects": [_global_entry(s, version)
+                                                for s in SALESFORCE_FIELDS]})
 
     def describe(self, sobject: str) -> Response:
         """`GET sobjects/{S}/describe`: fields with types and picklist values."""
@@ -265,15 +354,43 @@ class SalesforceApi:
         self.state.counters.returned("salesforce.sobject", 1)
         return json_response(200, row)
 
-    def limits(self) -> Response:
-        """`GET /limits`: the daily API allocation (and a few others clients look at)."""
-        daily = self.state.salesforce_daily
+    def deleted(self, sobject: str, request: Request) -> Response:
+        """`GET sobjects/{S}/deleted/?start=&end=`: Ids deleted in the timespan, with when.
+
+        REST API Developer Guide, "sObject Get Deleted": start and end are UTC ISO 8601, "The
+        API ignores the seconds portion of the specified dateTime value"; the answer is
+        `{deletedRecords: [{id, deletedDate}], earliestDateAvailable, latestDateCovered}`, for
+        no more than 15 days back. A deleted record's SystemModstamp is its deletion time.
+        """
+        start = _replication_date(request.param("start"), "start")
+        end = _replication_date(request.param("end"), "end")
+        data = self.state.dataset
+        now = data.clock.now()
+        earliest = (now - timedelta(days=DELETED_LOG_DAYS)).replace(second=0, microsecond=0)
+        if start >= end or start < earliest:
+            raise SalesforceError(400, "INVALID_REPLICATION_DATE",
+                                  f"start must precede end and be on or after {earliest}")
+        covered = min(end, now)
+        with data.lock:
+            gone = sorted(
+                (r["SystemModstamp"], r["Id"]) for r in data.salesforce[sobject].values()
+                if r["IsDeleted"]
+                and sf_datetime(start) <= r["SystemModstamp"] < sf_datetime(covered)
+            )
+        self.state.counters.returned("salesforce.sobject", len(gone))
         return json_response(200, {
-            "DailyApiRequests": {"Max": daily.limit, "Remaining": daily.remaining()},
-            "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000},
-            "DailyAsyncApexExecutions": {"Max": 250000, "Remaining": 250000},
-            "ConcurrentSyncLongRunningRequests": {"Max": 10, "Remaining": 10},
+            "deletedRecords": [{"id": i, "deletedDate": stamp} for stamp, i in gone],
+            "earliestDateAvailable": sf_datetime(earliest),
+            "latestDateCovered": sf_datetime(covered),
         })
+
+    def limits(self) -> Response:
+        """`GET /limits`: every allocation as `{Max, Remaining}` (REST API Developer Guide,
+        Limits); only the daily API requests are counted, the others stay full."""
+        daily = self.state.salesforce_daily
+        answer = {name: {"Max": most, "Remaining": most} for name, most in _OTHER_LIMITS}
+        answer["DailyApiRequests"] = {"Max": daily.limit, "Remaining": daily.remaining()}
+        return json_response(200, dict(sorted(answer.items())))
 
     # ---- writes ---------------------------------------------------------------------------
 
@@ -317,6 +434,72 @@ class SalesforceApi:
 
 
 # ---- helpers --------------------------------------------------------------------------------
+
+# The usual /limits keys of an Enterprise org and their allocations (REST API Developer Guide,
+# "List Org Limits"; values as a new Enterprise org reports them).
+_OTHER_LIMITS = (
+    ("ConcurrentAsyncGetReportInstances", 200),
+    ("ConcurrentSyncReportRuns", 20),
+    ("DailyAsyncApexExecutions", 250_000),
+    ("DailyBulkApiBatches", 15_000),
+    ("DailyBulkV2QueryFileStorageMB", 976_562),
+    ("DailyBulkV2QueryJobs", 10_000),
+    ("DailyDurableStreamingApiEvents", 10_000),
+    ("DailyGenericStreamingApiEvents", 10_000),
+    ("DailyStreamingApiEvents", 10_000),
+    ("DailyWorkflowEmails", 1_000),
+    ("DataStorageMB", 1_024),
+    ("FileStorageMB", 1_024),
+    ("HourlyAsyncReportRuns", 1_200),
+    ("HourlyDashboardRefreshes", 200),
+    ("HourlyODataCallout", 10_000),
+    ("HourlySyncReportRuns", 500),
+    ("HourlyTimeBasedWorkflow", 1_000),
+    ("MassEmail", 5_000),
+    ("SingleEmail", 5_000),
+    ("StreamingApiConcurrentClients", 1_000),
+)
+
+
+def _not_found() -> Response:
+    return SalesforceError(404, "NOT_FOUND", "The requested resource does not exist").response()
+
+
+def _broken_answer(fault: str, response: Response) -> Response:
+    """A 200 that is no usable query answer (the sf_* fault kinds): what a truncating proxy
+    or a server bug may hand a client mid-read."""
+    if fault == "sf_empty_body":
+        return Response(status=200, body=b"")
+    if fault == "sf_empty_object":
+        return json_response(200, {})
+    payload = json.loads(response.body)
+    payload.pop("nextRecordsUrl", None)
+    payload["done"] = False
+    return json_response(200, payload)
+
+
+def _replication_date(value: str | None, name: str) -> datetime:
+    """A `start`/`end` parameter of sObject Get Deleted, seconds ignored."""
+    if not value:
+        raise SalesforceError(400, "MISSING_ARGUMENT", f"{name} must be specified")
+    try:
+        moment = parse_instant(value)
+    except ValueError:
+        raise SalesforceError(400, "INVALID_REPLICATION_DATE",
+                              f"{name}: not an ISO 8601 date and time: {value}") from None
+    return moment.replace(second=0, microsecond=0)
+
+
+def _global_entry(sobject: str, version: str) -> dict[str, Any]:
+    base = f"/services/data/v{version}/sobjects/{sobject}"
+    return {
+        "name": sobject, "label": sobject, "labelPlural": sobject + "s",
+        "keyPrefix": SALESFORCE_KEY_PREFIXES[sobject], "custom": False, "queryable": True,
+        "createable": True, "updateable": True, "deletable": True, "retrieveable": True,
+        "searchable": True, "replicateable": True,
+        "urls": {"sobject": base, "describe": base + "/describe",
+                 "rowTemplate": base + "/{ID}"},
+    }
 
 
 def _sobject(name: str) -> str:

@@ -326,6 +326,7 @@ def _lead_fields() -> list[SalesforceField]:
         SalesforceField("Country", label="Country"),
         SalesforceField("AnnualRevenue", "currency", "Annual Revenue"),
         *_sf_fit_fields(),
+        _sf_ref("MasterRecordId", "Lead", updateable=False),  # merge losers
         *_sf_system(),
     ]
 
@@ -339,6 +340,7 @@ def _contact_fields() -> list[SalesforceField]:
         _sf_ref("AccountId", "Account"),
         _sf_pick("Lifecycle_Stage__c", CONTACT_LIFECYCLE_STAGES, restricted=True, custom=True),
         *_sf_fit_fields(),
+        _sf_ref("MasterRecordId", "Contact", updateable=False),  # merge losers
         *_sf_system(),
     ]
 
@@ -366,6 +368,7 @@ def _account_fields() -> list[SalesforceField]:
         SalesforceField("Buying_Signal_Type__c", label="Buying Signal Type", custom=True),
         date("Buying_Signal_Date__c"),
         *_sf_fit_fields(),
+        _sf_ref("MasterRecordId", "Account", updateable=False),  # merge losers
         *_sf_system(),
     ]
 

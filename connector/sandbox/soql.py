@@ -7,7 +7,8 @@
     SELECT COUNT() FROM Object [WHERE ...] [LIMIT n]
 
 op is = != <> < <= > >= LIKE; literals are 'strings', numbers, true/false, null, datetimes
-(2024-05-01T10:00:00Z, with optional .sss and +hh:mm) and dates (2024-05-01). COUNT() is the
+(2024-05-01T10:00:00Z, with an optional fraction of 1 to 6 digits, as real orgs accept, and
++hh:mm; compared at the millisecond Salesforce stores) and dates (2024-05-01). COUNT() is the
 bare row count only: alone in the SELECT list, no alias, no ORDER BY or GROUP BY (as in
 Salesforce); its answer is `totalSize` with no records. Anything else (OR, parentheses,
 sub-queries, other functions and aggregates such as COUNT(Id), relationship fields, date
@@ -32,7 +33,7 @@ __all__ = ["Query", "SoqlError", "parse_soql"]
 _TOKEN = re.compile(
     r"""\s*(?:
         (?P<string>'(?:[^'\\]|\\.)*')
-      | (?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,3})?(?:Z|[+-]\d{2}:?\d{2}))
+      | (?P<datetime>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:?\d{2}))
       | (?P<date>\d{4}-\d{2}-\d{2})
       | (?P<number>-?\d+(?:\.\d+)?)
       | (?P<op><=|>=|!=|<>|=|<|>)

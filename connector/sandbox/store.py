@@ -294,6 +294,19 @@ class Dataset:
         record["SystemModstamp"] = stamp
         self.touch(sobject)
 
+    def delete_salesforce(
+        self, sobject: str, record: dict[str, Any], moment: datetime,
+        master_id: str | None = None,
+    ) -> None:
+        """Move a record to the recycle bin: IsDeleted, SystemModstamp at the deletion (which
+        sObject Get Deleted reports as its deletedDate), and for a merge loser the survivor in
+        MasterRecordId. Gone from query, still seen by queryAll."""
+        record["IsDeleted"] = True
+        if "MasterRecordId" in SALESFORCE_FIELDS[sobject]:
+            record["MasterRecordId"] = master_id
+        record["SystemModstamp"] = sf_datetime(moment)
+        self.touch(sobject)
+
     # ---- fixtures -------------------------------------------------------------------------
 
     def dump(self) -> dict[str, Any]:

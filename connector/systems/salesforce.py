@@ -11,8 +11,18 @@ Choices the design notes force (../shared/design.md):
   hook that reads Sforce-Limit-Info and Retry-After from every answer, errors included (the
   SDK's exceptions keep no headers and `api_usage` only updates on success).
 - `object_pairs_hook=dict`: plain dicts parse ~25% faster than the default OrderedDict.
-- Incremental reads order by `SystemModstamp, Id` and de-duplicate by Id at the boundary, so
-  records sharing a timestamp across a 2,000-record batch boundary are neither lost nor doubled.
+- Incremental reads order by `SystemModstamp, Id` and de-duplicate by Id over the whole read.
+  A query cursor fixes the Ids and their order when the query runs, but each batch's values
+  are read when it is fetched, so a record edited mid-read comes back in its old place with a
+  newer stamp: never drop a row for its stamp, and report as `max_modified` only the stamp up
+  to which the read is complete (see `_ReadProgress`).
+- Cursors are released (ten per user, the oldest goes) and expire (15 minutes idle): every read
+  resumes after INVALID_QUERY_LOCATOR, from the last complete stamp (incremental) or the last
+  Id (backfill, ordered by Id).
+- A 200 that is no complete query answer (no `records`/`done`, or `done: false` without
+  `nextRecordsUrl`) is retried like a 503, never taken for the end of a read.
+- Deletions and merges come from queryAll (`IsDeleted = true`; merge losers carry
+  `MasterRecordId`).
 - Bulk API 2.0 is not used: SOQL query batches meet the call budget (ceil(N/2000) calls).
 """
 
@@ -34,6 +44,7 @@ from connector.exceptions import (
     ApiError,
     AuthenticationError,
     BudgetExhausted,
+    CredentialsRejected,
     FatalApiError,
     RateLimitedError,
     RetriableApiError,
@@ -51,6 +62,7 @@ from connector.systems.base import (
     FieldInfo,
     Page,
     RecordUpdate,
+    Tombstone,
     WriteResult,
     as_utc,
     parse_timestamp,
@@ -87,6 +99,10 @@ RETRIABLE_CODES = frozenset(
     {"UNABLE_TO_LOCK_ROW", "SERVER_UNAVAILABLE", "REQUEST_RUNNING_TOO_LONG", "QUERY_TIMEOUT"}
 )
 INVALID_QUERY_LOCATOR = "INVALID_QUERY_LOCATOR"
+# Resumed queries in a row that bring no new record before a read gives up.
+MAX_STALLED_RESUMES = 3
+# Objects Salesforce merges; only they have MasterRecordId (Opportunity has none).
+MERGEABLE_OBJECTS = frozenset({"Lead", "Contact", "Account"})
 TOKEN_PATH = "/services/oauth2/token"
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
@@ -157,7 +173,7 @@ class _TokenSource:
             response = self._http.post(url, data=form)
         except requests.RequestException as error:
             raise _transport_error("token", error) from None
-        secrets = list(form.values())
+        secrets = [v for k, v in form.items() if k in {"client_secret", "assertion"}]
         if response.status_code >= 500 or response.status_code == 429:
             raise RetriableApiError(
                 scrub(response.text[:300], *secrets),
@@ -167,11 +183,13 @@ class _TokenSource:
             )
         if response.status_code != 200:
             detail = _token_error(response)
-            raise AuthenticationError(
-                scrub(f"{self.credentials.kind} login refused: {detail}", *secrets),
+            raise CredentialsRejected(
+                scrub(f"{self.credentials.kind} login refused: {detail}", *secrets)
+                + _fix_for(self.credentials.kind),
                 system=SYSTEM,
                 operation="token",
                 status=response.status_code,
+                code=detail.split(":")[0] or None,
             )
         payload = response.json()
         return payload["access_token"], payload.get("instance_url") or self.credentials.instance_url
@@ -191,27 +209,41 @@ class _TokenSource:
         return jwt.encode(claims, key, algorithm="RS256")
 
     def _password_login(self) -> tuple[str, str]:
+        """SOAP login() at the instance (My Domain) URL, as simple-salesforce sends it.
+
+        Last resort: login() "remains available in API version 64.0 and earlier" and is
+        disabled by default in orgs created in Winter '26 and later (SOAP API Developer Guide,
+        login()). `scratch_url` makes the SDK post to `{instance_url}/services/Soap/u/{v}`
+        rather than build `https://{domain}.salesforce.com`, which is the same place for a
+        My Domain URL and the only one for any other host.
+        """
         from simple_salesforce import SalesforceLogin  # noqa: PLC0415 - last-resort path
         from simple_salesforce.exceptions import SalesforceAuthenticationFailed  # noqa: PLC0415
 
         creds = self.credentials
         assert creds.password is not None and creds.security_token is not None
-        host = urllib.parse.urlparse(creds.instance_url).hostname or ""
+        secrets = (creds.password.get_secret_value(), creds.security_token.get_secret_value())
         try:
             session_id, instance = SalesforceLogin(
                 username=creds.username,
-                password=creds.password.get_secret_value(),
-                security_token=creds.security_token.get_secret_value(),
-                domain=host.removesuffix(".salesforce.com"),
+                password=secrets[0],
+                security_token=secrets[1],
+                scratch_url=creds.instance_url.rstrip("/"),
                 session=self._http,
                 sf_version=self._api_version,
             )
         except SalesforceAuthenticationFailed as error:
-            raise AuthenticationError(
-                f"password login refused: {getattr(error, 'code', '')}",
-                system=SYSTEM,
-                operation="token",
+            code = str(getattr(error, "code", "") or "")
+            if code.isdigit() and (int(code) >= 500 or int(code) == 429):
+                raise RetriableApiError(f"password login: HTTP {code}", system=SYSTEM,
+                                        operation="token", status=int(code)) from None
+            message = scrub(str(getattr(error, "message", "")), *secrets)
+            raise CredentialsRejected(
+                f"password login refused: {code}: {message}" + _fix_for("password"),
+                system=SYSTEM, operation="token", code=code or None,
             ) from None
+        except requests.RequestException as error:
+            raise _transport_error("token", error) from None
         return session_id, f"https://{instance}"
 
 
@@ -265,25 +297,10 @@ class SalesforceAdapter:
     def read_changed(
         self, object_type: str, since: datetime | None, fields: Iterable[str]
     ) -> Iterator[Page]:
-        """`SystemModstamp >= since ORDER BY SystemModstamp, Id`, 2,000 a batch, each Id once."""
+        """`SystemModstamp >= since ORDER BY SystemModstamp, Id`, 2,000 a batch, each Id once;
+        resumed from the last complete stamp when the server drops the cursor."""
         columns = self._columns(object_type, fields)
-        boundary = _Boundary()
-        lower = since
-        while True:
-            where = f" WHERE {MODIFIED_FIELD} >= {soql_literal(lower)}" if lower else ""
-            soql = f"SELECT {columns} FROM {object_type}{where} ORDER BY {MODIFIED_FIELD}, Id"
-            try:
-                for records in self._query(soql):
-                    fresh = [r for r in records if boundary.take(r)]
-                    if fresh:
-                        yield _page(fresh)
-                return
-            except FatalApiError as error:
-                if error.code != INVALID_QUERY_LOCATOR or boundary.at is None:
-                    raise
-                # The server forgot our cursor (idle or too many open): resume where we were.
-                log.info("salesforce %s query cursor expired; resuming", object_type)
-                lower = boundary.at
+        return self._read_by_stamp(object_type, columns, (), since, include_deleted=False)
 
     def read_all(
         self,
@@ -292,12 +309,26 @@ class SalesforceAdapter:
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> Iterator[Page]:
-        """A SOQL backfill, optionally within [since, until) on SystemModstamp."""
-        where = _modified_between(since, until)
-        soql = f"SELECT {self._columns(object_type, fields)} FROM {object_type}{where}"
-        for records in self._query(soql):
-            if records:
-                yield _page(records)
+        """A SOQL backfill, optionally within [since, until) on SystemModstamp, ordered by Id
+        so that a released or expired cursor resumes exactly after the last Id read (Ids never
+        change, unlike stamps)."""
+        columns = self._columns(object_type, fields)
+        conditions = _modified_conditions(since, until)
+        last_id: str | None = None
+        while True:
+            after = [f"Id > {soql_literal(last_id)}"] if last_id else []
+            soql = f"SELECT {columns} FROM {object_type}{_where(conditions + after)} ORDER BY Id"
+            try:
+                for records in self._query(soql):
+                    if records:
+                        last_id = str(records[-1]["Id"])
+                        yield _page(records)
+                return
+            except FatalApiError as error:
+                if error.code != INVALID_QUERY_LOCATOR or last_id is None:
+                    raise
+                log.info("salesforce %s backfill cursor released; resuming after %s",
+                         object_type, last_id)
 
     def count(
         self, object_type: str, since: datetime | None = None, until: datetime | None = None
@@ -310,8 +341,55 @@ class SalesforceAdapter:
         return total if isinstance(total, int) and not isinstance(total, bool) else None
 
     def read_deleted(self, object_type: str, since: datetime | None) -> Iterator[Page]:
-        """Not read yet: deletions and merges come with the live-reads work (issue 11)."""
-        return iter(())
+        """Records deleted (or merged away) at or after `since`, as tombstones: queryAll
+        `IsDeleted = true AND SystemModstamp >= since` (a deleted record's SystemModstamp is
+        its deletion time), with `MasterRecordId` naming a merge's survivor. One call when
+        nothing was deleted."""
+        _require_object(object_type)
+        columns = ["Id", "IsDeleted", MODIFIED_FIELD]
+        if object_type in MERGEABLE_OBJECTS:
+            columns.append("MasterRecordId")
+        for page in self._read_by_stamp(object_type, ", ".join(columns), ("IsDeleted = true",),
+                                        since, include_deleted=True):
+            stones = [_tombstone(r) for r in page.records if r.get("IsDeleted") is True]
+            if stones:
+                newest = max((t.deleted_at for t in stones if t.deleted_at), default=None)
+                yield Page(records=[], max_modified=newest, tombstones=stones)
+
+    def _read_by_stamp(
+        self,
+        object_type: str,
+        columns: str,
+        conditions: Sequence[str],
+        since: datetime | None,
+        *,
+        include_deleted: bool,
+    ) -> Iterator[Page]:
+        """Pages of `... ORDER BY SystemModstamp, Id` from `since`, each Id once; a dropped
+        cursor (INVALID_QUERY_LOCATOR) is resumed by a new query from the stamp up to which
+        the read is complete, skipping the Ids already read. Gives up only when resumed
+        queries stop bringing new records."""
+        progress = _ReadProgress()
+        lower = since
+        stalled = 0
+        while True:
+            bounds = [f"{MODIFIED_FIELD} >= {soql_literal(lower)}"] if lower else []
+            soql = (f"SELECT {columns} FROM {object_type}{_where([*conditions, *bounds])} "
+                    f"ORDER BY {MODIFIED_FIELD}, Id")
+            issued_at = datetime.now(UTC)
+            read_before = len(progress.seen)
+            try:
+                for records in self._query(soql, include_deleted=include_deleted):
+                    fresh = progress.take(records, issued_at)
+                    if fresh:
+                        yield Page(records=fresh, max_modified=progress.complete_through)
+                return
+            except FatalApiError as error:
+                stalled = stalled + 1 if len(progress.seen) == read_before else 0
+                if error.code != INVALID_QUERY_LOCATOR or stalled >= MAX_STALLED_RESUMES:
+                    raise
+                log.info("salesforce %s query cursor released; resuming", object_type)
+                lower = progress.complete_through or since
 
     def read_by_ids(
         self, object_type: str, ids: Iterable[str], fields: Iterable[str]
@@ -336,24 +414,32 @@ class SalesforceAdapter:
                 records.extend(batch)
         return records
 
-    def _query(self, soql: str) -> Iterator[list[dict[str, Any]]]:
-        """Each batch of a query's result, following nextRecordsUrl until done."""
-        result = self._query_batch(soql)
+    def _query(
+        self, soql: str, *, include_deleted: bool = False
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Each batch of a query's result (queryAll with `include_deleted`), following
+        nextRecordsUrl until done."""
+        result = self._query_batch(soql, include_deleted=include_deleted)
         while True:
-            yield result.get("records", [])
-            next_url = result.get("nextRecordsUrl")
-            if result.get("done", True) or not next_url:
+            yield result["records"]
+            if result["done"]:
                 return
+            next_url = result["nextRecordsUrl"]
             result = self._call(
                 "query",
-                lambda sf, url=next_url: sf.query_more(
-                    url, identifier_is_url=True, headers=QUERY_HEADERS
+                lambda sf, url=next_url: _complete_answer(
+                    sf.query_more(url, identifier_is_url=True, headers=QUERY_HEADERS)
                 ),
             )
 
-    def _query_batch(self, soql: str) -> dict[str, Any]:
+    def _query_batch(self, soql: str, *, include_deleted: bool = False) -> dict[str, Any]:
         """One query call: its first batch with `totalSize`, `done` and `nextRecordsUrl`."""
-        return self._call("query", lambda sf: sf.query(soql, headers=QUERY_HEADERS))
+        return self._call(
+            "query",
+            lambda sf: _complete_answer(
+                sf.query(soql, include_deleted=include_deleted, headers=QUERY_HEADERS)
+            ),
+        )
 
     # --- writes -----------------------------------------------------------------------------
 
@@ -507,30 +593,57 @@ class SalesforceAdapter:
         self._last_retry_after = parse_retry_after(response.headers.get("Retry-After"))
 
 
-class _Boundary:
-    """The newest SystemModstamp yielded and the Ids yielded at it: a resumed or overlapping
-    query skips exactly those, so equal timestamps at a batch boundary are neither lost nor
-    doubled."""
+class _ReadProgress:
+    """What one read by SystemModstamp has yielded, and the stamp up to which it is complete.
+
+    `seen` holds every Id yielded, whatever its stamp: a query cursor fixes the Ids and their
+    order when the query runs, but renders each batch when it is fetched (SOAP API Developer
+    Guide, queryMore(): "gathers all the IDs and creates a server-side cursor"). A record
+    edited after the query ran therefore comes back in its old place with a newer stamp, and
+    the rows after it are older: each must be read, once (memory: one Id per record read).
+
+    `complete_through` is what a page may report as `max_modified`: a stamp such that every
+    record not read yet is at or after it, so a watermark taken from it never passes an
+    unread record. The newest stamp seen is not that: after an edited row it would jump past
+    every older row still unread (the engine caps the watermark at min(max_modified, run
+    start), and the unread rows can be far older than both). An unedited row's stamp is its
+    place in the cursor's order, and it is no newer than the query and no newer than any
+    later row; an edited row's stamp is newer than the query. So only stamps that are
+    at or before the query was sent and not newer than a later row of the same batch count,
+    and `complete_through` is the newest of those (a running value: stamps out of order are
+    ignored, and the record is simply read again by the next run).
+
+    "When the query was sent" is our clock, as the engine's own cap at run start is. A client
+    clock behind the org's only lowers `complete_through` (more is re-read); one ahead of it
+    could let an edited row pass, unless a later row of its batch is older, which catches
+    every edited row but the last of a batch.
+    """
 
     def __init__(self) -> None:
-        self.at: datetime | None = None
-        self.ids: set[str] = set()
+        self.seen: set[str] = set()
+        self.complete_through: datetime | None = None
 
-    def take(self, record: dict[str, Any]) -> bool:
-        """Whether the record is new; remembers it."""
-        stamp = parse_timestamp(record.get(MODIFIED_FIELD))
-        record_id = str(record.get("Id"))
-        if stamp is None:
-            return True
-        if self.at is None or stamp > self.at:
-            self.at, self.ids = stamp, {record_id}
-            return True
-        if stamp < self.at:
-            return False  # results are ascending: a resumed query re-reads what we passed
-        if record_id in self.ids:
-            return False
-        self.ids.add(record_id)
-        return True
+    def take(self, records: list[dict[str, Any]], issued_at: datetime) -> list[dict[str, Any]]:
+        """The records not yielded before (remembered now); advances `complete_through` over
+        every row of the batch, repeats included, for they too hold their place in order."""
+        self._advance([parse_timestamp(r.get(MODIFIED_FIELD)) for r in records], issued_at)
+        fresh = []
+        for record in records:
+            record_id = str(record.get("Id"))
+            if record_id not in self.seen:
+                self.seen.add(record_id)
+                fresh.append(record)
+        return fresh
+
+    def _advance(self, stamps: list[datetime | None], issued_at: datetime) -> None:
+        later: datetime | None = None  # the oldest stamp after the current row
+        for stamp in reversed(stamps):
+            if stamp is None:
+                continue
+            in_order = stamp <= issued_at and (later is None or stamp <= later)
+            if in_order and (self.complete_through is None or stamp > self.complete_through):
+                self.complete_through = stamp
+            later = stamp if later is None else min(later, stamp)
 
 
 # --- pure helpers ---------------------------------------------------------------------------
@@ -616,14 +729,55 @@ def _require_object(object_type: str) -> None:
 
 
 def _modified_between(since: datetime | None, until: datetime | None) -> str:
-    """` WHERE` on SystemModstamp in [since, until) (the upper bound ceiled to the second, so
-    rounding loses nothing), or "" for no range."""
+    """` WHERE` on SystemModstamp in [since, until), or "" for no range."""
+    return _where(_modified_conditions(since, until))
+
+
+def _modified_conditions(since: datetime | None, until: datetime | None) -> list[str]:
+    """SystemModstamp in [since, until) (the upper bound ceiled to the second, so rounding
+    loses nothing)."""
     conditions = []
     if since is not None:
         conditions.append(f"{MODIFIED_FIELD} >= {soql_literal(since)}")
     if until is not None:
         conditions.append(f"{MODIFIED_FIELD} < {soql_literal(until, round_up=True)}")
+    return conditions
+
+
+def _where(conditions: Sequence[str]) -> str:
     return f" WHERE {' AND '.join(conditions)}" if conditions else ""
+
+
+def _complete_answer(answer: Any) -> dict[str, Any]:
+    """A query answer that says where the read stands, or a RetriableApiError.
+
+    A 200 without `records` or `done`, or `done: false` without the `nextRecordsUrl` to go on
+    with, is a truncated or broken answer (a proxy, a server fault): taking it for the end of
+    the read would silently lose the rest, and move the watermark past it.
+    """
+    problem = None
+    if not isinstance(answer, dict):
+        problem = "the body is not a JSON object"
+    elif not isinstance(answer.get("records"), list):
+        problem = "it has no 'records' list"
+    elif not isinstance(answer.get("done"), bool):
+        problem = "it has no 'done' flag"
+    elif not answer["done"] and not answer.get("nextRecordsUrl"):
+        problem = "'done' is false but there is no nextRecordsUrl"
+    if problem is None:
+        return answer
+    raise RetriableApiError(
+        f"not a complete query answer: {problem}; the read was not taken as finished",
+        system=SYSTEM, operation="query", status=200, code="INCOMPLETE_QUERY_ANSWER",
+    )
+
+
+def _tombstone(record: dict[str, Any]) -> Tombstone:
+    return Tombstone(
+        record_id=str(record["Id"]),
+        deleted_at=parse_timestamp(record.get(MODIFIED_FIELD)),
+        merged_into=record.get("MasterRecordId") or None,
+    )
 
 
 def _encoded_length(text: str) -> int:
@@ -703,6 +857,21 @@ def _token_error(response: requests.Response) -> str:
     if isinstance(payload, dict):
         return f"{payload.get('error', '')}: {payload.get('error_description', '')}".strip(": ")
     return f"HTTP {response.status_code}"
+
+
+def _fix_for(kind: str) -> str:
+    """What to check in the settings when a login of this kind is refused."""
+    fixes = {
+        "client_credentials": "CRMSYNC_SALESFORCE_CLIENT_ID and CRMSYNC_SALESFORCE_CLIENT_SECRET"
+                              " (the connected app's consumer key and secret)",
+        "jwt": "CRMSYNC_SALESFORCE_CLIENT_ID, CRMSYNC_SALESFORCE_USERNAME, the key in "
+               "CRMSYNC_SALESFORCE_PRIVATE_KEY_FILE (its certificate must be on the connected "
+               "app) and CRMSYNC_SALESFORCE_JWT_AUDIENCE (https://test.salesforce.com for a "
+               "sandbox org)",
+        "password": "CRMSYNC_SALESFORCE_USERNAME, CRMSYNC_SALESFORCE_PASSWORD and "
+                    "CRMSYNC_SALESFORCE_SECURITY_TOKEN (SOAP login() must be enabled in the org)",
+    }
+    return f". Check {fixes[kind]}." if kind in fixes else ""
 
 
 def _transport_error(operation: str, error: BaseException) -> RetriableApiError:

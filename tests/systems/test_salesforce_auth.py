@@ -58,8 +58,8 @@ def test_jwt_assertion_is_signed_with_the_private_key(tmp_path: Path) -> None:
 def test_a_refused_jwt_login_is_an_authentication_error(
     small_sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    # The sandbox implements only the client-credentials grant, so it refuses the JWT grant
-    # the way Salesforce refuses an unknown one: a clear error, no secret in it.
+    # No certificate is uploaded for this key (and the client id is not the connected app's):
+    # the sandbox refuses the assertion as Salesforce does, a clear error with no secret in it.
     key_file, _ = rsa_key(tmp_path)
     adapter = SalesforceAdapter(
         jwt_credentials(small_sandbox.salesforce_instance_url, key_file),
