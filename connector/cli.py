@@ -293,8 +293,9 @@ def sync_command(
     """One incremental run: read changes since the last run, reconcile, write the differences.
 
     Made for cron, systemd timers and orchestrators: no prompts, logs on stderr. Exit codes:
-    0 ok, 1 finished with rejected records, 2 configuration error, 3 stopped early and
-    resumable (rate budget, lock held), 4 failed.
+    0 ok, 1 finished with rejected records or writes pending retry, 2 configuration error,
+    3 stopped early and resumable (rate budget, lock held or lost), 4 failed (also an
+    unusable state DB).
     """
     report = _engine_run(lambda e: e.sync(dry_run=dry_run, replan_all=replan_all),
                          mapping=mapping, state=state,

@@ -287,14 +287,20 @@ class StateStore:
                 self.db.execute(f"PRAGMA user_version = {version + 1}")
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, *, busy_means_a_run: bool = False) -> Iterator[sqlite3.Connection]:
         """One atomic unit: committed on success, rolled back on any error or kill.
 
         SQLite's own errors (disk full, read-only, corrupt, locked) leave as StateStoreError.
+        `busy_means_a_run`: a DB kept busy by another writer for the whole timeout is another
+        run at work (a run keeps the write lock through long steps such as planning).
         """
         try:
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
+            if busy_means_a_run and "locked" in str(exc):
+                raise RunLockHeld(f"the state DB {self.path} stayed busy with another process's "
+                                  "writes for 30 s (another crmsync run?); this run wrote "
+                                  "nothing.") from None
             raise self.problem(exc) from None
         try:
             yield self.db
@@ -317,7 +323,7 @@ class StateStore:
         """
         host, pid = socket.gethostname(), os.getpid()
         token = uuid.uuid4().hex
-        with self.transaction() as db:
+        with self.transaction(busy_means_a_run=True) as db:
             row = db.execute("SELECT owner, pid, host, acquired_at, heartbeat FROM lock").fetchone()
             if row is not None:
                 held_owner, held_pid, held_host, acquired, heartbeat = row

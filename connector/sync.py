@@ -5,7 +5,12 @@ of everything we read, and plans are computed from the mirror, never from one pa
 So:
 
 - a page of changed records and the watermark that covers it are saved in one transaction;
-  the watermark never passes the run's start (records still being written are re-read);
+  the watermark never passes the run's start less a safety lag (search indexes lag behind
+  writes), so records indexed late are read again;
+- a record read longer ago than a few seconds is read again right before it is written, and
+  planned again if someone changed it meanwhile: neither CRM has conditional batch updates,
+  so this bounds the window in which an edit could be overwritten (`Engine._reread`);
+- deleted and merged records (tombstones) leave planning; a merge moves links to its survivor;
 - a crash between an API write and its audit row only means the next run plans the same
   change again and writes the same value again: nothing lost, nothing applied twice with
   different values;
