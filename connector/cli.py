@@ -254,7 +254,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def _engine_run(action, *, mapping, state, env_file, log_format, progress=False, as_json=False):
     """Build the engine and run `action(engine)`; configuration errors exit 2 before any read."""
-    from connector.exceptions import ConfigurationError  # noqa: PLC0415
+    from connector.exceptions import ConfigurationError, StateStoreError  # noqa: PLC0415
     from connector.runtime import RichProgress, configure_logging, open_engine  # noqa: PLC0415
 
     configure_logging(log_format)
@@ -271,6 +271,9 @@ def _engine_run(action, *, mapping, state, env_file, log_format, progress=False,
     except ConfigurationError as error:
         typer.echo(f"configuration error: {error}", err=True)
         raise typer.Exit(2) from None
+    except StateStoreError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(4) from None
 
 
 @app.command("sync")
@@ -290,8 +293,9 @@ def sync_command(
     """One incremental run: read changes since the last run, reconcile, write the differences.
 
     Made for cron, systemd timers and orchestrators: no prompts, logs on stderr. Exit codes:
-    0 ok, 1 finished with rejected records, 2 configuration error, 3 stopped early and
-    resumable (rate budget, lock held), 4 failed.
+    0 ok, 1 finished with rejected records or writes pending retry, 2 configuration error,
+    3 stopped early and resumable (rate budget, lock held or lost), 4 failed (also an
+    unusable state DB).
     """
     report = _engine_run(lambda e: e.sync(dry_run=dry_run, replan_all=replan_all),
                          mapping=mapping, state=state,
@@ -345,9 +349,19 @@ def plan_command(
     report, document = _engine_run(lambda e: e.plan(), mapping=mapping, state=state,
                                    env_file=env_file, log_format=log_format, as_json=as_json)
     if output is not None and report.exit_code in (0, 1):
-        output.write_text(document.to_json(), encoding="utf-8")
+        _write_private(output, document.to_json())
         typer.echo(f"plan with {len(document.changes)} change(s) saved to {output}", err=True)
     _finish(report, as_json)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (0600): a plan holds names and e-mail addresses."""
+    import os  # noqa: PLC0415
+
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # an existing file keeps its mode through O_CREAT
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(text)
 
 
 @app.command("apply")
@@ -397,7 +411,7 @@ def rollback_command(
 
 
 def _open_state(state: Path | None, env_file: Path):
-    from connector.exceptions import ConfigurationError  # noqa: PLC0415
+    from connector.exceptions import ConfigurationError, StateStoreError  # noqa: PLC0415
     from connector.settings import load_settings  # noqa: PLC0415
     from connector.state import StateStore  # noqa: PLC0415
 
@@ -410,6 +424,9 @@ def _open_state(state: Path | None, env_file: Path):
     except ConfigurationError as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(2) from None
+    except StateStoreError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(4) from None
 
 
 @app.command("status")

@@ -13,7 +13,10 @@
     │                                    (also a ConfigurationError: fix a setting, exit 2)
     ├── RunStoppedEarly             resumable: rerun later continues (exit 3)
     │   ├── BudgetExhausted         the client-side API budget for this run is used
-    │   └── RunLockHeld             another run holds the state lock
+    │   ├── RunLockHeld             another run holds the state lock
+    │   └── RunLockLost             another run took this run's lock; it stopped writing
+    ├── StateStoreError             the state DB is unusable (corrupt, read-only, full,
+    │                               locked): fix the file or the disk, then rerun (exit 4)
     └── RecordRejected              skippable: one record is bad, the batch goes on
 
 Messages never contain secrets: API errors keep only status, code and the server's message,
@@ -39,8 +42,10 @@ __all__ = [
     "RecordRejected",
     "RetriableApiError",
     "RunLockHeld",
+    "RunLockLost",
     "RunStoppedEarly",
     "SettingsError",
+    "StateStoreError",
     "register_secret",
     "scrub",
 ]
@@ -187,6 +192,22 @@ class BudgetExhausted(RunStoppedEarly):
 
 class RunLockHeld(RunStoppedEarly):
     """Another run holds the state lock."""
+
+
+class RunLockLost(RunStoppedEarly):
+    """Another run took this run's lock (it found the heartbeat stale): this run stops before
+    its next write, so two runs never write at once. The next run continues."""
+
+
+# --- the state DB ----------------------------------------------------------------------
+
+
+class StateStoreError(CrmsyncError):
+    """The state DB cannot be used: not a SQLite file, read-only, disk full, locked too long.
+
+    Not a configuration error (the settings are fine) and not resumable by itself: someone
+    must fix the file or the disk. A run ends as failed (exit 4) with the path and the cause.
+    """
 
 
 # --- skippable records ---------------------------------------------------------------

@@ -34,6 +34,13 @@ def print_report(report: RunReport, console: Console, *, show_changes: bool = Tr
         f"{report.rejected_records}" + (f"; skipped {report.skipped}" if report.skipped else ""),
         highlight=False,
     )
+    if report.deleted or report.merged:
+        console.print(f"deleted in their CRM: {report.deleted}; merged into another record: "
+                      f"{report.merged}", highlight=False)
+    if report.reread_records:
+        console.print(f"read again before writing: {report.reread_records} record(s) in "
+                      f"{report.reread_calls} call(s), {report.reread_changed} changed since "
+                      "read (planned again)", highlight=False)
     if report.plan_scope:
         scope = ("every mirrored record" if report.plan_scope == "all"
                  else "records changed since last planned, and those tied to them")
@@ -158,7 +165,7 @@ def print_status(data: dict[str, Any], console: Console) -> None:
         console.print(f"[yellow]locked by {lock['owner']} (pid {lock['pid']} on {lock['host']} "
                       f"since {lock['acquired_at']})[/yellow]")
     runs = Table("run", "kind", "status", "started (UTC)", "took", "read", "applied", "rejects",
-                 "API calls (hs/sf)")
+                 "deleted/merged", "API calls (hs/sf)")
     for run in data["runs"]:
         counts = run["counts"]
         read = sum((counts.get("read") or {}).values())
@@ -166,7 +173,8 @@ def print_status(data: dict[str, Any], console: Console) -> None:
         calls = "/".join(str(u.get("calls", 0)) for u in run["api_calls"].values())
         kind = run["kind"] + (" (dry)" if run["dry_run"] else "")
         runs.add_row(str(run["id"]), kind, run["status"], run["started_at"][5:16].replace("T", " "),
-                     _duration(run), str(read), str(counts.get("applied", 0)), str(rejects), calls)
+                     _duration(run), str(read), str(counts.get("applied", 0)), str(rejects),
+                     f"{counts.get('deleted', 0)}/{counts.get('merged', 0)}", calls)
     console.print(runs)
     marks = Table("system", "object", "watermark")
     for mark in data["watermarks"]:

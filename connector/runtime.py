@@ -33,7 +33,7 @@ from connector.exceptions import scrub
 from connector.mapping import load_mapping
 from connector.settings import Settings, load_settings
 from connector.state import StateStore
-from connector.sync import Engine, Progress
+from connector.sync import Engine, EngineOptions, Progress
 from connector.systems.factory import build_adapters
 
 __all__ = ["JsonLogFormatter", "RichProgress", "configure_logging", "open_engine"]
@@ -53,7 +53,8 @@ def open_engine(
     mapping = load_mapping(mapping_path or settings.mapping_path)
     adapters = build_adapters(settings)
     with StateStore(state_path or settings.state_path) as store:
-        yield Engine(store, mapping, adapters, progress=progress)
+        yield Engine(store, mapping, adapters, progress=progress,
+                     options=EngineOptions.from_settings(settings))
 
 
 class JsonLogFormatter(logging.Formatter):

@@ -111,6 +111,16 @@ class Settings(BaseSettings):
     retry_initial_wait_seconds: float = Field(default=0.5, ge=0)
     retry_max_wait_seconds: float = Field(default=60.0, ge=0)
 
+    # The engine (connector/sync.py). Neither CRM offers a conditional batch update, so a
+    # record read longer ago than this is read again right before it is written.
+    reread_older_than_seconds: float = Field(default=5.0, ge=0)
+    # Search indexes lag behind writes: the sync watermark stays this far behind a run's start.
+    hubspot_safety_lag_seconds: float = Field(default=600.0, ge=0)
+    salesforce_safety_lag_seconds: float = Field(default=600.0, ge=0)
+    # A run lock whose heartbeat is older than this is stale (the run died); beats come every
+    # fifth of it.
+    lock_stale_seconds: float = Field(default=900.0, gt=0)
+
     _env_file: Path | None = PrivateAttr(default=None)
     _secrets_dir: Path | None = PrivateAttr(default=None)
 

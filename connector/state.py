@@ -14,9 +14,11 @@ import json
 import os
 import socket
 import sqlite3
+import threading
 import time
+import uuid
 from collections.abc import Collection, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from connector.exceptions import ConfigurationError, RunLockHeld
+from connector.exceptions import ConfigurationError, RunLockHeld, StateStoreError, scrub
 from connector.mapping import MODIFIED_TIME_FIELDS
 from connector.model import Change, SourceRef, System
 from connector.normalize import identity_keys
@@ -37,6 +39,7 @@ __all__ = [
     "RunRecord",
     "StateStore",
     "mirror_text",
+    "state_db_problem",
 ]
 
 # Each migration moves the schema from version N-1 to N; never edit one that has shipped.
@@ -141,7 +144,15 @@ MIGRATIONS: list[str] = [
     INSERT INTO meta (name, value)
         SELECT 'identity_complete', '1' WHERE NOT EXISTS (SELECT 1 FROM mirror);
     """,
-    # 3: links derived from data (a shared e-mail or domain, a CRM id) were saved here and
+    # 3: deletions and merges keep the mirror row, flagged, so a merge can name its survivor and
+    # a record read again is revived; `token` tells a run its own lock from one taken over.
+    """
+    ALTER TABLE mirror ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE mirror ADD COLUMN deleted_at TEXT;
+    ALTER TABLE mirror ADD COLUMN merged_into TEXT;
+    ALTER TABLE lock ADD COLUMN token TEXT;
+    """,
+    # 4: links derived from data (a shared e-mail or domain, a CRM id) were saved here and
     # re-applied by every later run, so a merge outlived the data that made it. Reconcile
     # now derives them afresh each run; this table keeps only links a person asserts, and
     # every row so far was derived. Identity keys no longer hold placeholder, free-mail or
@@ -155,12 +166,14 @@ SCHEMA_VERSION = len(MIGRATIONS)
 _UPSERT_MIRROR = (
     "INSERT INTO mirror (ref, system, object_type, record_id, record, modified_at, seen_run, "
     "digest, dirty) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (ref) DO UPDATE SET "
-    "record = excluded.record, modified_at = excluded.modified_at, "
+    "record = excluded.record, modified_at = coalesce(excluded.modified_at, mirror.modified_at), "
     "seen_run = excluded.seen_run, digest = excluded.digest, "
-    "dirty = CASE WHEN ? THEN 1 ELSE mirror.dirty END"
+    "dirty = CASE WHEN ? OR mirror.deleted THEN 1 ELSE mirror.dirty END, "
+    "deleted = 0, deleted_at = NULL, merged_into = NULL"
 )
 _IN_CHUNK = 500  # bound variables per `IN (...)` query
 STALE_LOCK_SECONDS = 15 * 60
+PRIVATE_FILE, PRIVATE_FOLDER = 0o600, 0o700  # the mirror holds people's names and e-mails
 
 
 def now() -> datetime:
@@ -218,17 +231,44 @@ class StateStore:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        self._token: str | None = None
+        self._heartbeat: LockHeartbeat | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        except (OSError, sqlite3.Error) as exc:
+            if not self.path.parent.exists():
+                self.path.parent.mkdir(parents=True, mode=PRIVATE_FOLDER)
+        except OSError as exc:
             raise ConfigurationError(f"cannot open state DB {self.path}: {exc}") from None
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
+        old_umask = os.umask(0o077)  # a new DB, -wal and -shm are created 0600
+        try:
+            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise self.problem(exc) from None
+        finally:
+            os.umask(old_umask)
+        self._make_private()
+
+    def _make_private(self) -> None:
+        """Take group and other access from the DB and its -wal and -shm: SQLite gives those
+        the DB's own mode, so a DB made 0644 by an older crmsync would keep leaking them."""
+        for suffix in ("", "-wal", "-shm"):
+            file = Path(f"{self.path}{suffix}")
+            try:
+                mode = file.stat().st_mode & 0o777
+                if mode & 0o077:
+                    file.chmod(mode & PRIVATE_FILE)
+            except OSError:
+                continue  # absent, or not ours to change: SQLite reports real problems itself
+
+    def problem(self, exc: sqlite3.Error) -> StateStoreError:
+        """`exc` as a StateStoreError naming this DB and what to do about it."""
+        return state_db_problem(self.path, exc)
 
     def close(self) -> None:
+        self.stop_heartbeat()
         self.db.close()
 
     def __enter__(self) -> StateStore:
@@ -256,15 +296,31 @@ class StateStore:
                 self.db.execute(f"PRAGMA user_version = {version + 1}")
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic unit: committed on success, rolled back on any error or kill."""
-        self.db.execute("BEGIN IMMEDIATE")
+    def transaction(self, *, busy_means_a_run: bool = False) -> Iterator[sqlite3.Connection]:
+        """One atomic unit: committed on success, rolled back on any error or kill.
+
+        SQLite's own errors (disk full, read-only, corrupt, locked) leave as StateStoreError.
+        `busy_means_a_run`: a DB kept busy by another writer for the whole timeout is another
+        run at work (a run keeps the write lock through long steps such as planning).
+        """
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            if busy_means_a_run and "locked" in str(exc):
+                raise RunLockHeld(f"the state DB {self.path} stayed busy with another process's "
+                                  "writes for 30 s (another crmsync run?); this run wrote "
+                                  "nothing.") from None
+            raise self.problem(exc) from None
         try:
             yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
+            self.db.execute("COMMIT")
+        except BaseException as exc:
+            if self.db.in_transaction:  # SQLite rolls back by itself on some errors (full)
+                with suppress(sqlite3.Error):  # the error that brought us here says more
+                    self.db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise self.problem(exc) from None
             raise
-        self.db.execute("COMMIT")
 
     # ---- run lock --------------------------------------------------------------------------
 
@@ -275,7 +331,8 @@ class StateStore:
         `stale_after` seconds is stale: a killed run must not block the schedule forever.
         """
         host, pid = socket.gethostname(), os.getpid()
-        with self.transaction() as db:
+        token = uuid.uuid4().hex
+        with self.transaction(busy_means_a_run=True) as db:
             row = db.execute("SELECT owner, pid, host, acquired_at, heartbeat FROM lock").fetchone()
             if row is not None:
                 held_owner, held_pid, held_host, acquired, heartbeat = row
@@ -292,16 +349,42 @@ class StateStore:
                            "(SELECT run_id FROM lock) AND status = 'running'", (_iso(now()),))
                 db.execute("DELETE FROM lock")
             db.execute(
-                "INSERT INTO lock (id, owner, pid, host, acquired_at, heartbeat) "
-                "VALUES (1, ?, ?, ?, ?, ?)",
-                (owner, pid, host, _iso(now()), time.time()),
+                "INSERT INTO lock (id, owner, pid, host, acquired_at, heartbeat, token) "
+                "VALUES (1, ?, ?, ?, ?, ?, ?)",
+                (owner, pid, host, _iso(now()), time.time(), token),
             )
+        self._token = token
 
     def heartbeat(self) -> None:
-        self.db.execute("UPDATE lock SET heartbeat = ? WHERE pid = ?", (time.time(), os.getpid()))
+        self.db.execute("UPDATE lock SET heartbeat = ? WHERE token = ?", (time.time(), self._token))
+
+    def start_heartbeat(self, interval: float) -> None:
+        """Keep the lock fresh every `interval` seconds from a thread of its own, whatever the
+        run is doing: a long write phase must not look like a dead run to the next one."""
+        self.stop_heartbeat()
+        if self._token is not None:
+            self._heartbeat = LockHeartbeat(self.path, self._token, interval)
+            self._heartbeat.start()
+
+    def stop_heartbeat(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
+
+    def holds_lock(self) -> bool:
+        """Whether the lock is still this store's: another run takes it over when it finds
+        the heartbeat stale (a suspended VM, a stalled disk)."""
+        if self._heartbeat is not None and self._heartbeat.lost.is_set():
+            return False
+        row = self.db.execute("SELECT token FROM lock").fetchone()
+        return row is not None and row[0] == self._token
 
     def release_lock(self) -> None:
-        self.db.execute("DELETE FROM lock WHERE pid = ?", (os.getpid(),))
+        """Release the lock if it is still ours; one taken over stays with its new holder."""
+        self.stop_heartbeat()
+        if self._token is not None:
+            self.db.execute("DELETE FROM lock WHERE token = ?", (self._token,))
+            self._token = None
 
     def lock_holder(self) -> dict[str, Any] | None:
         row = self.db.execute("SELECT owner, pid, host, acquired_at FROM lock").fetchone()
@@ -316,7 +399,7 @@ class StateStore:
             (kind, _iso(now()), int(dry_run)),
         )
         run_id = int(cursor.lastrowid)
-        self.db.execute("UPDATE lock SET run_id = ? WHERE pid = ?", (run_id, os.getpid()))
+        self.db.execute("UPDATE lock SET run_id = ? WHERE token = ?", (run_id, self._token))
         return run_id
 
     def finish_run(
@@ -330,7 +413,8 @@ class StateStore:
         self.db.execute(
             "UPDATE runs SET ended_at = ?, status = ?, counts = ?, api_calls = ?, message = ? "
             "WHERE id = ?",
-            (_iso(now()), status, json.dumps(counts), json.dumps(api_calls), message, run_id),
+            (_iso(now()), status, json.dumps(counts), json.dumps(api_calls), _scrubbed(message),
+             run_id),
         )
 
     def runs(self, limit: int = 10) -> list[RunRecord]:
@@ -452,8 +536,22 @@ class StateStore:
             run_id, mark_dirty=mark_dirty,
         )
 
+    def mirror_changed(self, system: str, object_type: str,
+                       records: Iterable[tuple[str, dict[str, Any]]], run_id: int) -> list[str]:
+        """`mirror_page` for records read by id (no modified time), returning the refs of those
+        new or changed in anything planning reads."""
+        return self._mirror_rows(
+            [(f"{system}:{object_type}:{rid}", system, object_type, rid, record, None)
+             for rid, record in records],
+            run_id, mark_dirty=True,
+        )
+
     def _mirror(self, rows: list[tuple[str, str, str, str, dict[str, Any], str | None]],
                 run_id: int, *, mark_dirty: bool) -> int:
+        return len(self._mirror_rows(rows, run_id, mark_dirty=mark_dirty))
+
+    def _mirror_rows(self, rows: list[tuple[str, str, str, str, dict[str, Any], str | None]],
+                     run_id: int, *, mark_dirty: bool) -> list[str]:
         texts = [mirror_text(system, record) for _, system, _, _, record, _ in rows]
         known = self._digests([row[0] for row in rows])
         changed = []
@@ -462,7 +560,7 @@ class StateStore:
             if known.get(row[0]) != digest:
                 changed.append((row, text, digest))
         if not changed:
-            return 0
+            return []
         self.db.executemany(_UPSERT_MIRROR, [
             (ref, system, obj, rid, text, modified_at, run_id, digest, mark_dirty)
             for (ref, system, obj, rid, _, modified_at), text, digest in changed
@@ -474,10 +572,13 @@ class StateStore:
             for (ref, system, obj, _, record, _), _, _ in changed
             for key in identity_keys(system, obj, record)
         ])
-        return len(changed)
+        return refs
 
     def _digests(self, refs: list[str]) -> dict[str, str | None]:
-        return dict(self._run_in("SELECT ref, digest FROM mirror WHERE ref IN ({})", refs))
+        """Each mirrored record's digest; none for a deleted one, so reading it again revives
+        it even when its content is unchanged (restored from the recycle bin)."""
+        return dict(self._run_in("SELECT ref, CASE WHEN deleted THEN NULL ELSE digest END "
+                                 "FROM mirror WHERE ref IN ({})", refs))
 
     def mirrored(self, refs: Iterable[SourceRef] | None = None) -> dict[str, dict[str, Any]]:
         """Last-seen raw records, keyed by ref string (all of them when `refs` is None)."""
@@ -511,7 +612,7 @@ class StateStore:
         db.execute("CREATE INDEX IF NOT EXISTS temp.plan_group_order ON plan_group (grp, position)")
         cursor = db.execute(
             "SELECT g.grp, g.position, m.ref, m.record FROM temp.plan_group AS g "
-            "JOIN mirror AS m ON m.ref = g.ref ORDER BY g.grp, g.position"
+            "JOIN mirror AS m ON m.ref = g.ref WHERE NOT m.deleted ORDER BY g.grp, g.position"
         )
         try:
             current, rows = None, []
@@ -531,21 +632,21 @@ class StateStore:
     # ---- planning groups -------------------------------------------------------------------
 
     def identity_pairs(self, refs: Collection[str] | None = None) -> Iterator[tuple[str, str]]:
-        """(ref, key) for every mirrored record, or those in `refs`, in mirror order.
+        """(ref, key) for every live mirrored record, or those in `refs`, in mirror order.
 
-        Every mirrored record appears, keyed or not (a record without keys pairs with itself),
-        so planning sees all of them.
+        Every live record appears, keyed or not (a record without keys pairs with itself), so
+        planning sees all of them; deleted and merged-away records take no part.
         """
         if refs is None:
             cursor = self.db.execute(
                 "SELECT m.ref, coalesce(i.key, m.ref) FROM mirror AS m "
-                "LEFT JOIN identity AS i ON i.ref = m.ref ORDER BY m.rowid")
+                "LEFT JOIN identity AS i ON i.ref = m.ref WHERE NOT m.deleted ORDER BY m.rowid")
             while rows := cursor.fetchmany(5_000):
                 yield from rows
             return
         yield from self._run_in(
             "SELECT m.ref, coalesce(i.key, m.ref) FROM mirror AS m LEFT JOIN identity AS i "
-            "ON i.ref = m.ref WHERE m.ref IN ({})", sorted(refs))
+            "ON i.ref = m.ref WHERE m.ref IN ({}) AND NOT m.deleted", sorted(refs))
 
     def group_closure(self, seeds: Iterable[str]) -> set[str]:
         """The mirrored records tied to `seeds`, directly or through others, by a shared
@@ -562,7 +663,7 @@ class StateStore:
             found |= self._values_in("SELECT b FROM links WHERE a IN ({})", frontier)
             found |= self._values_in("SELECT a FROM links WHERE b IN ({})", frontier)
             frontier = found - refs
-        return self._values_in("SELECT ref FROM mirror WHERE ref IN ({})", refs)
+        return self._values_in("SELECT ref FROM mirror WHERE ref IN ({}) AND NOT deleted", refs)
 
     def _values_in(self, query: str, values: Collection[str]) -> set[str]:
         return {row[0] for row in self._run_in(query, values)}
@@ -578,6 +679,59 @@ class StateStore:
 
     def dirty_refs(self) -> list[str]:
         return [row[0] for row in self.db.execute("SELECT ref FROM mirror WHERE dirty = 1")]
+
+    def mark_dirty(self, refs: Collection[str]) -> None:
+        """Plan these records' groups again next run (a re-read found them changed)."""
+        self._run_in("UPDATE mirror SET dirty = 1 WHERE ref IN ({})", refs)
+
+    def live_refs(self, refs: Collection[str]) -> set[str]:
+        """Those of `refs` that are mirrored and not deleted: the only possible write targets."""
+        return self._values_in("SELECT ref FROM mirror WHERE ref IN ({}) AND NOT deleted", refs)
+
+    # ---- deletions and merges --------------------------------------------------------------
+
+    def apply_tombstones(self, system: str, object_type: str,
+                         tombstones: Iterable[Any]) -> tuple[int, int]:
+        """Mark mirrored records deleted (or merged into a survivor): (deleted, merged) counts.
+
+        The row stays, flagged, and leaves planning: its identity keys go, its open rejects
+        are resolved, links to it move to the survivor of a merge (or go with a deletion), and
+        every record tied to it is marked dirty, so its group is planned without it. A
+        tombstone older than the mirrored copy is ignored: the record was restored since.
+        """
+        deleted = merged = 0
+        for tombstone in tombstones:
+            ref = f"{system}:{object_type}:{tombstone.record_id}"
+            row = self.db.execute("SELECT modified_at FROM mirror WHERE ref = ? AND NOT deleted",
+                                  (ref,)).fetchone()
+            when = tombstone.deleted_at
+            if row is None or (when is not None and row[0] and _parse(row[0]) > when):
+                continue
+            survivor = (f"{system}:{object_type}:{tombstone.merged_into}"
+                        if tombstone.merged_into else None)
+            self.mark_dirty(self.group_closure([ref]) | ({survivor} if survivor else set()))
+            self.db.execute("UPDATE mirror SET deleted = 1, deleted_at = ?, merged_into = ?, "
+                            "dirty = 0 WHERE ref = ?",
+                            (_iso(when or now()), tombstone.merged_into, ref))
+            self.db.execute("DELETE FROM identity WHERE ref = ?", (ref,))
+            self.db.execute("UPDATE rejects SET resolved = 1 WHERE ref = ?", (ref,))
+            self._move_links(ref, survivor)
+            if survivor:
+                merged += 1
+            else:
+                deleted += 1
+        return deleted, merged
+
+    def _move_links(self, ref: str, survivor: str | None) -> None:
+        """Links to `ref` now join `survivor` instead (a merge), or go (a deletion)."""
+        if survivor is not None:
+            self.db.execute("INSERT OR IGNORE INTO links (a, b, first_seen_run) SELECT ?, b, "
+                            "first_seen_run FROM links WHERE a = ? AND b != ?",
+                            (survivor, ref, survivor))
+            self.db.execute("INSERT OR IGNORE INTO links (a, b, first_seen_run) SELECT a, ?, "
+                            "first_seen_run FROM links WHERE b = ? AND a != ?",
+                            (survivor, ref, survivor))
+        self.db.execute("DELETE FROM links WHERE a = ? OR b = ?", (ref, ref))
 
     def add_plan_dates(self, rows: Iterable[tuple[str, str]]) -> None:
         """(ref, ISO day) pairs: on that day the record's plan may change by itself."""
@@ -622,7 +776,8 @@ class StateStore:
             "INSERT INTO audit (run_id, system, object_type, record_id, field, before, after, "
             "rule, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (run_id, ref.system.value, ref.object_type, ref.record_id, field,
-             json.dumps(before, default=str), json.dumps(after, default=str), rule, _iso(now())),
+             json.dumps(before, default=str), json.dumps(after, default=str), _scrubbed(rule),
+             _iso(now())),
         )
 
     def audit_many(
@@ -636,7 +791,8 @@ class StateStore:
             "rule, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (run_id, ref.system.value, ref.object_type, ref.record_id, field,
-                 json.dumps(before, default=str), json.dumps(after, default=str), rule, at)
+                 json.dumps(before, default=str), json.dumps(after, default=str), _scrubbed(rule),
+                 at)
                 for ref, field, before, after, rule in entries
             ],
         )
@@ -677,7 +833,7 @@ class StateStore:
             "ON CONFLICT (ref, field, stage) DO UPDATE SET reason = excluded.reason, "
             "code = excluded.code, last_seen = excluded.last_seen, "
             "attempts = rejects.attempts + 1, last_run = excluded.last_run, resolved = 0",
-            (ref, field or "", stage, reason, code, at, at, run_id),
+            (ref, field or "", stage, scrub(reason), code, at, at, run_id),
         )
 
     def resolve_rejects(self, refs: Iterable[str], stage: str) -> None:
@@ -729,6 +885,16 @@ class ChangeSpool:
                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         self.count += len(rows)
 
+    def add_late(self, changes: list[Change]) -> list[tuple[int, Change]]:
+        """Add changes while batches are being sent (a record planned again), as (spool id,
+        change) to send now: `record_batches` under way does not yield them again."""
+        if not changes:
+            return []
+        first = int(self.db.execute("SELECT coalesce(max(id), 0) FROM temp.spool_change")
+                    .fetchone()[0]) + 1
+        self.add(changes)
+        return list(zip(range(first, first + len(changes)), changes, strict=True))
+
     def objects(self) -> list[tuple[str, str]]:
         return self.db.execute("SELECT DISTINCT system, object_type FROM temp.spool_change "
                                "ORDER BY system, object_type").fetchall()
@@ -752,15 +918,16 @@ class ChangeSpool:
         """
         confirm = sorted(confirm)
         confirmed = f"field IN ({_marks(confirm)})" if confirm else "0"
+        last = self.db.execute("SELECT coalesce(max(id), 0) FROM temp.spool_change").fetchone()[0]
         cursor = self.db.execute(
             f"WITH kind AS (SELECT record_id, CASE WHEN max(step) > 0 THEN 0 "
             f"WHEN max({confirmed}) THEN 1 ELSE 2 END AS k FROM temp.spool_change "
             f"WHERE system = ? AND object_type = ? GROUP BY record_id) "
             f"SELECT c.id, {self._C_COLUMNS} "
             f"FROM temp.spool_change AS c JOIN kind USING (record_id) "
-            f"WHERE c.system = ? AND c.object_type = ? "
+            f"WHERE c.system = ? AND c.object_type = ? AND c.id <= ? "
             f"ORDER BY kind.k, c.record_id, c.field, c.step",
-            (*confirm, system, object_type, system, object_type))
+            (*confirm, system, object_type, system, object_type, last))
         batch: list[tuple[int, Change]] = []
         records = 0
         while rows := cursor.fetchmany(2_000):
@@ -849,6 +1016,71 @@ def mirror_text(system: str, record: dict[str, Any]) -> bytes:
     if isinstance(properties, dict):
         content["properties"] = {k: v for k, v in properties.items() if k not in volatile}
     return orjson.dumps(content, option=orjson.OPT_SORT_KEYS, default=str)
+
+
+def _scrubbed(text: str | None) -> str | None:
+    return None if text is None else scrub(text)
+
+
+def state_db_problem(path: Path, exc: sqlite3.Error) -> StateStoreError:
+    """A SQLite error as a StateStoreError that says what is wrong with the file and what to
+    do, instead of `sqlite3.OperationalError: ...` from deep inside a run."""
+    text = str(exc)
+    lowered = text.lower()
+    writable = os.access(path, os.W_OK) if path.exists() else os.access(path.parent, os.W_OK)
+    if "not a database" in lowered or "malformed" in lowered:
+        message = (f"state DB {path} is not a crmsync database (or is corrupt): {text}. Restore "
+                   "it from a backup, or point --state / CRMSYNC_STATE_PATH at another file")
+    elif "readonly" in lowered or "read-only" in lowered or (
+            "unable to open" in lowered and not (writable and os.access(path.parent, os.W_OK))):
+        message = (f"state DB {path} is read-only: {text}. crmsync writes it on every run: "
+                   "check the permissions of the file and its folder, and the mount")
+    elif "disk is full" in lowered or "database or disk is full" in lowered:
+        message = f"state DB {path}: the disk is full ({text}). Free some space, then rerun"
+    elif "locked" in lowered or "busy" in lowered:
+        message = (f"state DB {path} is locked by another process ({text}); crmsync waited "
+                   "30 s. Is another program (a DB browser, a backup) holding it?")
+    else:
+        message = f"state DB {path}: {type(exc).__name__}: {text}"
+    return StateStoreError(message)
+
+
+class LockHeartbeat:
+    """Moves the lock's heartbeat from a thread with its own SQLite connection (a connection
+    is not shared across threads), every `interval` seconds until stopped. `lost` is set when
+    the lock is no longer ours: the run checks it before each write."""
+
+    def __init__(self, path: Path, token: str, interval: float) -> None:
+        self.path, self.token, self.interval = path, token, interval
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="crmsync-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        try:
+            db = sqlite3.connect(self.path, timeout=5, isolation_level=None)
+        except sqlite3.Error:
+            return  # the run's own statements report an unusable DB
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    moved = db.execute("UPDATE lock SET heartbeat = ? WHERE token = ?",
+                                       (time.time(), self.token)).rowcount
+                except sqlite3.Error:
+                    continue  # busy or full for a moment: the next beat tries again
+                if moved == 0:
+                    self.lost.set()
+                    return
+        finally:
+            db.close()
 
 
 def _marks(values: list[str]) -> str:

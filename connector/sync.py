@@ -5,7 +5,12 @@ of everything we read, and plans are computed from the mirror, never from one pa
 So:
 
 - a page of changed records and the watermark that covers it are saved in one transaction;
-  the watermark never passes the run's start (records still being written are re-read);
+  the watermark never passes the run's start less a safety lag (search indexes lag behind
+  writes), so records indexed late are read again;
+- a record read longer ago than a few seconds is read again right before it is written, and
+  planned again if someone changed it meanwhile: neither CRM has conditional batch updates,
+  so this bounds the window in which an edit could be overwritten (`Engine._reread`);
+- deleted and merged records (tombstones) leave planning; a merge moves links to its survivor;
 - a crash between an API write and its audit row only means the next run plans the same
   change again and writes the same value again: nothing lost, nothing applied twice with
   different values;
@@ -24,6 +29,7 @@ import gc
 import hashlib
 import json
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator
 from collections.abc import Mapping as TypingMapping
@@ -35,22 +41,32 @@ from typing import Any
 
 from connector.exceptions import (
     ApiError,
-    AuthenticationError,
     ConfigurationError,
     CrmsyncError,
+    RunLockLost,
     RunStoppedEarly,
+    StateStoreError,
 )
-from connector.mapping import Mapping
-from connector.model import Change, Rejection, SourceRef, System
+from connector.mapping import Mapping, WriteRule
+from connector.model import (
+    Change,
+    LifecycleStage,
+    Priority,
+    Rejection,
+    Relationship,
+    SourceRef,
+    System,
+)
 from connector.normalize import normalise, record_fields, record_id
 from connector.plan import FORWARD_ONLY_FIELDS, make_plan, same_value
 from connector.reconcile import DisjointSets, Reconciled, reconcile
-from connector.state import ChangeSpool, StateStore
+from connector.state import STALE_LOCK_SECONDS, ChangeSpool, StateStore
 from connector.systems.base import CrmAdapter, Page, RecordUpdate, WriteResult
 
 __all__ = [
     "OBJECTS",
     "Engine",
+    "EngineOptions",
     "PlanDocument",
     "Progress",
     "RunReport",
@@ -67,7 +83,8 @@ OBJECTS: dict[str, tuple[str, ...]] = {
     "salesforce": ("Account", "Lead", "Contact", "Opportunity"),
 }
 WRITE_BATCH = {"hubspot": 100, "salesforce": 200}
-OVERLAP = timedelta(minutes=2)
+OVERLAP = timedelta(minutes=2)  # read again before each watermark: clocks and commits skew
+MAX_ID_LENGTH = 64  # HubSpot ids are numbers, Salesforce ids 15 or 18 characters
 REPORT_CHANGE_ROWS = 10_000  # rows a report lists; the audit log and plan files hold them all
 PREFETCH_PAGES = 2
 SAVE_EVERY = 5_000  # planned changes held before they go to the spool
@@ -117,6 +134,11 @@ class RunReport:
     changes: list[dict[str, Any]] = field(default_factory=list)
     changes_not_listed: int = 0
     rejects: list[dict[str, Any]] = field(default_factory=list)
+    deleted: int = 0  # mirrored records found deleted in their CRM this run
+    merged: int = 0  # ... or merged into another record (their links moved to the survivor)
+    reread_records: int = 0  # records read again right before their write (a stale read)
+    reread_calls: int = 0  # the API calls that cost
+    reread_changed: int = 0  # records found changed by someone since the run read them
 
     @property
     def exit_code(self) -> int:
@@ -138,6 +160,11 @@ class RunReport:
             "skipped": self.skipped,
             "plan_scope": self.plan_scope,
             "records_planned": self.records_planned,
+            "deleted": self.deleted,
+            "merged": self.merged,
+            "reread_records": self.reread_records,
+            "reread_calls": self.reread_calls,
+            "reread_changed": self.reread_changed,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -173,9 +200,78 @@ class PlanDocument:
             if data.get("crmsync_plan") != PLAN_FORMAT:
                 raise ValueError(f"not a crmsync plan (format {PLAN_FORMAT})")
             changes = [Change.model_validate(c) for c in data["changes"]]
-            return cls(data["created_at"], data["mapping_sha256"], data["today"], changes)
+            document = cls(data["created_at"], data["mapping_sha256"], data["today"], changes)
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigurationError(f"{source}: cannot read plan: {exc}") from None
+        problems = [f"change {index}: {problem}" for index, change in enumerate(changes)
+                    if (problem := _malformed(change))]
+        if problems:
+            raise ConfigurationError(f"{source}: not a plan crmsync could have made: "
+                                     + _listed(problems))
+        return document
+
+
+def _malformed(change: Change) -> str | None:
+    """What makes `change` impossible for crmsync to have planned, whatever the mapping."""
+    system, obj = change.system.value, change.object_type
+    if obj not in OBJECTS[system]:
+        return f"unknown object {system}.{obj}; known: {', '.join(OBJECTS[system])}"
+    rid = change.record_id
+    if not rid or len(rid) > MAX_ID_LENGTH or not rid.isalnum():
+        return (f"record id {rid[:40]!r}{'...' if len(rid) > 40 else ''} is not a {system} "
+                f"record id (letters and digits, at most {MAX_ID_LENGTH})")
+    if not change.field or len(change.field) > 255:
+        return f"field {change.field[:40]!r} is not a field name"
+    for name in ("before", "after"):
+        if not _is_single_value(getattr(change, name)):
+            return f"{change.ref} {change.field}: {name} is not a single value"
+    if change.step not in (0, 1):
+        return f"{change.ref} {change.field}: step {change.step} (a change has step 0 or 1)"
+    return None
+
+
+def _is_single_value(value: Any) -> bool:
+    return value is None or (type(value) in (str, int, float, bool)
+                             and len(str(value)) <= 100_000)
+
+
+def _listed(problems: list[str], shown: int = 20) -> str:
+    more = f"\n  ... and {len(problems) - shown} more" if len(problems) > shown else ""
+    return "\n  " + "\n  ".join(problems[:shown]) + more
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How the engine guards its writes; `from_settings` reads them from crmsync's settings.
+
+    `reread_older_than`: neither CRM offers a conditional batch update (write only if the
+    record still holds what we read), so an edit between a run's read and its write would be
+    overwritten. A record read longer ago than this is read again just before it is written,
+    in batches, and re-planned if someone changed it: the window shrinks to one round trip.
+    `safety_lag`: search indexes (HubSpot's especially) show a write some time after it is
+    made; the sync watermark stays this far behind the run's start, per system, so a record
+    indexed late is still read by a later run (the mirror makes re-reading it cheap).
+    `lock_stale_seconds`: a lock whose heartbeat is older is taken over; beats come every
+    fifth of it, from a thread of their own.
+    """
+
+    reread_older_than: timedelta = timedelta(seconds=5)
+    safety_lag: TypingMapping[str, timedelta] = field(default_factory=lambda: {
+        "hubspot": timedelta(minutes=10), "salesforce": timedelta(minutes=10)})
+    lock_stale_seconds: float = STALE_LOCK_SECONDS
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        return self.lock_stale_seconds / 5
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> EngineOptions:
+        return cls(
+            reread_older_than=timedelta(seconds=settings.reread_older_than_seconds),
+            safety_lag={"hubspot": timedelta(seconds=settings.hubspot_safety_lag_seconds),
+                        "salesforce": timedelta(seconds=settings.salesforce_safety_lag_seconds)},
+            lock_stale_seconds=settings.lock_stale_seconds,
+        )
 
 
 def mapping_fingerprint(mapping: Mapping) -> str:
@@ -230,8 +326,10 @@ class Engine:
         today: date | None = None,
         progress: Progress | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        options: EngineOptions | None = None,
     ) -> None:
         self.store = store
+        self.options = options or EngineOptions()
         self.mapping = mapping
         self.adapters: dict[str, CrmAdapter] = (
             dict(adapters) if isinstance(adapters, TypingMapping)
@@ -303,6 +401,11 @@ class Engine:
                     "the plan was made with a different mapping; make a new plan with "
                     "`crmsync plan -o plan.json`"
                 )
+            refused = self._not_plannable(document.changes)
+            if refused:
+                raise ConfigurationError(
+                    f"refusing the whole plan: {len(refused)} change(s) are not what this "
+                    "mapping's write-back rules could produce:" + _listed(refused))
             stale = self._changed_since_plan(ctx, document.changes)
             if stale:
                 raise ConfigurationError(
@@ -310,6 +413,7 @@ class Engine:
                     + "; ".join(stale[:5]) + ". Make a new plan."
                 )
             ctx.report.planned = len(document.changes)
+            ctx.read_at = self.clock()
             self._apply(ctx, self._spooled(document.changes))
 
         return self._run("apply", dry_run, body)
@@ -330,6 +434,7 @@ class Engine:
             ctx.report.skipped = len(skipped)
             ctx.report.rejects.extend(skipped)
             ctx.report.planned = len(changes)
+            ctx.read_at = self.clock()
             self._apply(ctx, self._spooled(changes))
 
         return self._run("rollback", dry_run, body)
@@ -341,17 +446,23 @@ class Engine:
         started = self.clock()
         report.started_at = started.isoformat()
         try:
-            self.store.acquire_lock(f"crmsync {kind}")
+            self.store.acquire_lock(f"crmsync {kind}", stale_after=self.options.lock_stale_seconds)
         except RunStoppedEarly as exc:
             report.status, report.message = "stopped", str(exc)
             return report
-        report.run_id = self.store.start_run(kind, dry_run=dry_run)
-        ctx = _Run(report, started, self.today or started.date())
-        log.info("run %s (%s%s) started", report.run_id, kind, ", dry run" if dry_run else "",
-                 extra={"fields": {"run_id": report.run_id, "kind": kind, "dry_run": dry_run}})
+        except StateStoreError as exc:
+            report.status, report.message = "failed", str(exc)
+            return report
         try:
+            self.store.start_heartbeat(self.options.heartbeat_seconds)
+            report.run_id = self.store.start_run(kind, dry_run=dry_run)
+            ctx = _Run(report, started, self.today or started.date())
+            log.info("run %s (%s%s) started", report.run_id, kind,
+                     ", dry run" if dry_run else "",
+                     extra={"fields": {"run_id": report.run_id, "kind": kind,
+                                       "dry_run": dry_run}})
             body(ctx)
-            report.status = "rejects" if report.rejected_records or report.write_rejected else "ok"
+            self._end_status(report)
         except RunStoppedEarly as exc:
             report.status, report.message = "stopped", f"{exc} Rerun to continue."
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from a scheduler (see cli.py)
@@ -360,26 +471,55 @@ class Engine:
                               "Rerun to continue.")
         except ConfigurationError as exc:
             report.status, report.message = "config_error", str(exc)
-        except AuthenticationError as exc:
+        except (ApiError, CrmsyncError) as exc:  # StateStoreError too
             report.status, report.message = "failed", str(exc)
-        except (ApiError, CrmsyncError) as exc:
-            report.status, report.message = "failed", str(exc)
+        except sqlite3.Error as exc:  # a statement outside a transaction
+            report.status, report.message = "failed", str(self.store.problem(exc))
+        except Exception as exc:  # a bug: the run must still end, recorded, lock released
+            log.exception("run %s failed unexpectedly", report.run_id)
+            report.status, report.message = "failed", _one_line(f"{type(exc).__name__}: {exc}")
         finally:
-            ended = self.clock()
-            report.ended_at = ended.isoformat()
-            report.duration_seconds = round((ended - started).total_seconds(), 3)
-            report.api_calls = self._usage()
-            self.store.finish_run(report.run_id, report.status, report.counts(),
-                                  report.api_calls, report.message)
-            self.store.release_lock()
-            level = logging.INFO if report.status in ("ok", "rejects") else logging.ERROR
-            log.log(level, "run %s %s: planned %s, applied %s, rejected %s/%s, retry later %s%s",
-                    report.run_id, report.status, report.planned, report.applied,
-                    report.rejected_records, report.write_rejected, report.retry_later,
-                    f" ({report.message})" if report.message else "",
-                    extra={"fields": {"run_id": report.run_id, "status": report.status,
-                                      **report.counts(), "api_calls": report.api_calls}})
+            self._end_run(report, started)
         return report
+
+    @staticmethod
+    def _end_status(report: RunReport) -> None:
+        """"rejects" (exit 1) when records or writes were refused or left for a retry."""
+        if report.retry_later:
+            report.message = (f"{report.retry_later} write(s) pending retry: the next run "
+                              "tries them again")
+        failed = report.rejected_records or report.write_rejected or report.retry_later
+        report.status = "rejects" if failed else "ok"
+
+    def _end_run(self, report: RunReport, started: datetime) -> None:
+        """Record the run's end and release the lock, even when the state DB fails: then the
+        run is failed, and the message says the run row could not be written."""
+        ended = self.clock()
+        report.ended_at = ended.isoformat()
+        report.duration_seconds = round((ended - started).total_seconds(), 3)
+        report.api_calls = self._usage()
+        try:
+            if report.run_id is not None:
+                self.store.finish_run(report.run_id, report.status, report.counts(),
+                                      report.api_calls, report.message)
+        except (sqlite3.Error, StateStoreError) as exc:
+            problem = exc if isinstance(exc, StateStoreError) else self.store.problem(exc)
+            report.status = "failed"
+            report.message = "; ".join(filter(None, [
+                report.message, f"the run could not be recorded as finished: {problem}"]))
+        try:
+            self.store.release_lock()
+        except sqlite3.Error as exc:
+            report.status = "failed"
+            report.message = "; ".join(filter(None, [
+                report.message, f"the run lock could not be released: {self.store.problem(exc)}"]))
+        level = logging.INFO if report.status in ("ok", "rejects") else logging.ERROR
+        log.log(level, "run %s %s: planned %s, applied %s, rejected %s/%s, retry later %s%s",
+                report.run_id, report.status, report.planned, report.applied,
+                report.rejected_records, report.write_rejected, report.retry_later,
+                f" ({report.message})" if report.message else "",
+                extra={"fields": {"run_id": report.run_id, "status": report.status,
+                                  **report.counts(), "api_calls": report.api_calls}})
 
     def _usage(self) -> dict[str, Any]:
         out = {}
@@ -405,6 +545,7 @@ class Engine:
         if not ctx.report.dry_run:  # every dirty record was planned, and its plan applied
             with self.store.transaction():
                 self.store.clear_dirty()
+                self.store.mark_dirty(ctx.changed_since_read)  # their groups: next run
                 if scope == "all":
                     self.store.set_meta("planned_mapping", self._mapping_sha256())
 
@@ -427,6 +568,35 @@ class Engine:
             pages = self.adapters[system].read_changed(obj, since, self._fields(system, obj))
             reads.append((system, obj, pages, None))
         self._consume(ctx, reads, watermark_kind="sync")
+        self._read_deleted(ctx)
+
+    def _read_deleted(self, ctx: _Run) -> None:
+        """Records deleted or merged away since the "deleted" watermark (with the same overlap,
+        and never past the run's start), each object's pages with their watermark in one
+        transaction: they leave planning, and the records tied to them are planned again."""
+        for system, obj in self._objects():
+            mark = self.store.watermark(system, obj, "deleted")
+            since = mark - OVERLAP if mark else None
+            for page in self.adapters[system].read_deleted(obj, since):
+                with self.store.transaction():
+                    self._bury(ctx, system, obj, page)
+                    if page.max_modified is not None:
+                        newest = min(page.max_modified, ctx.started)
+                        if mark is None or newest > mark:
+                            self.store.set_watermark(system, obj, newest, "deleted")
+                            mark = newest
+                self.store.heartbeat()
+
+    def _bury(self, ctx: _Run, system: str, obj: str, page: Page) -> None:
+        """Apply a page's tombstones to the mirror (inside the caller's transaction)."""
+        if page.tombstones:
+            deleted, merged = self.store.apply_tombstones(system, obj, page.tombstones)
+            ctx.report.deleted += deleted
+            ctx.report.merged += merged
+
+    def _watermark_cap(self, ctx: _Run, system: str) -> datetime:
+        """How far a sync watermark may go: the run's start less the system's safety lag."""
+        return ctx.started - self.options.safety_lag.get(system, timedelta())
 
     def _read_backfill(self, ctx: _Run, since, until, chosen) -> None:
         """Objects finished by an interrupted backfill are skipped; the rest are read again.
@@ -448,8 +618,9 @@ class Engine:
             with self.store.transaction():
                 self.store.set_watermark(system, obj, None, "backfill", cursor="done")
                 if until is None and self.store.watermark(system, obj) is None:
-                    # everything up to the run's start is mirrored: sync continues from there
-                    self.store.set_watermark(system, obj, ctx.started)
+                    # everything up to the run's start is mirrored: sync continues from there,
+                    # less the safety lag (records indexed late are read again)
+                    self.store.set_watermark(system, obj, self._watermark_cap(ctx, system))
 
         self._consume(ctx, reads, watermark_kind="backfill", finished=finished)
         for system, obj in self._objects(chosen):  # the backfill is complete: reset for next time
@@ -487,8 +658,9 @@ class Engine:
                 self.store.mirror_page(
                     system, obj, ((record_id(system, r) or "?", r) for r in page.records),
                     page.max_modified, ctx.report.run_id)
+                self._bury(ctx, system, obj, page)
                 if watermark_kind == "sync" and page.max_modified is not None:
-                    mark = min(page.max_modified, ctx.started)
+                    mark = min(page.max_modified, self._watermark_cap(ctx, system))
                     current = self.store.watermark(system, obj)
                     if current is None or mark > current:
                         self.store.set_watermark(system, obj, mark)
@@ -595,12 +767,19 @@ class Engine:
         return spool
 
     def _apply(self, ctx: _Run, spool: ChangeSpool) -> None:
-        """Send the changes in batches per object; record each result before the next batch."""
+        """Send the changes in batches per object; record each result before the next batch.
+
+        Before each batch: stop if another run took the lock, and read the batch's records
+        again if the run read them too long ago (`_reread`)."""
         try:
             for system, obj in spool.objects():
                 confirm = {r.field for r in self.mapping.write_back.get((system, obj), ())
                            if r.confirm}
-                for batch in spool.record_batches(system, obj, WRITE_BATCH[system], confirm):
+                for planned in spool.record_batches(system, obj, WRITE_BATCH[system], confirm):
+                    self._check_lock()
+                    batch = self._reread(ctx, system, obj, spool, planned)
+                    if not batch:
+                        continue
                     updates = _updates([change for _, change in batch])
                     if ctx.report.dry_run:
                         results = [WriteResult(u.record_id, "applied", step=u.step)
@@ -611,6 +790,67 @@ class Engine:
                     self._record_results(ctx, system, obj, spool, batch, updates, results)
         finally:
             self._list_changes(ctx, spool, sent_only=True)
+
+    def _check_lock(self) -> None:
+        if not self.store.holds_lock():
+            raise RunLockLost(
+                f"another run took over this run's lock in {self.store.path} (it found the "
+                "heartbeat stale); this run stopped before its next write, so the two never "
+                "write at once.")
+
+    def _reread(self, ctx: _Run, system: str, obj: str, spool: ChangeSpool,
+                batch: list[tuple[int, Change]]) -> list[tuple[int, Change]]:
+        """The batch to send, its records read again first if the run read them more than
+        `reread_older_than` ago (see EngineOptions).
+
+        What was read is mirrored. A record someone changed is planned again: a sync replaces
+        its changes with the new plan of its group (and plans the group again next run, for
+        the records already written); apply and rollback leave it out, as their check no
+        longer holds. A record gone since is left out. Changes left out are "superseded".
+        """
+        if self.clock() - ctx.read_at <= self.options.reread_older_than:
+            return batch
+        adapter = self.adapters[system]
+        ids = sorted({change.record_id for _, change in batch})
+        calls = adapter.usage().calls
+        records = adapter.read_by_ids(obj, ids, self._fields(system, obj))
+        ctx.report.reread_calls += adapter.usage().calls - calls
+        ctx.report.reread_records += len(ids)
+        with self.store.transaction():
+            changed = set(self.store.mirror_changed(
+                system, obj, [(record_id(system, r) or "?", r) for r in records],
+                ctx.report.run_id))
+        found = {f"{system}:{obj}:{record_id(system, r)}" for r in records}
+        gone = {f"{system}:{obj}:{rid}" for rid in ids} - found
+        if not changed and not gone:
+            return batch
+        ctx.report.reread_changed += len(changed)
+        ctx.changed_since_read |= changed
+        log.info("%s record(s) of %s.%s changed since the run read them: planned again",
+                 len(changed), system, obj)
+        dropped = [(spool_id, c) for spool_id, c in batch if str(c.ref) in changed | gone]
+        spool.record_results([(spool_id, "superseded", None, "changed since read")
+                              for spool_id, _ in dropped])
+        replanned: list[Change] = []
+        if changed and ctx.report.kind in ("sync", "backfill"):
+            replanned = [c for c in self._plan_records(ctx, changed) if str(c.ref) in changed]
+        kept = [(spool_id, c) for spool_id, c in batch if str(c.ref) not in changed | gone]
+        ctx.report.planned += len(replanned) - len(dropped)
+        return kept + spool.add_late(replanned)
+
+    def _plan_records(self, ctx: _Run, refs: set[str]) -> list[Change]:
+        """The plan of the groups of `refs` as the mirror holds them now: a few records, so
+        all in memory, with none of the bookkeeping of a run's plan (the next run redoes
+        that, as they stay dirty)."""
+        wanted = self.store.group_closure(refs)
+        views = []
+        for key, raw in self.store.mirrored([_ref(text) for text in wanted]).items():
+            system, obj, _ = key.split(":", 2)
+            view = normalise(self.mapping, system, obj, raw)
+            if not isinstance(view, Rejection):
+                views.append(view)
+        reconciled = reconcile(self.mapping, views, ctx.today, self.store.link_texts(wanted))
+        return make_plan(self.mapping, reconciled, ctx.today).changes
 
     @staticmethod
     def _list_changes(ctx: _Run, spool: ChangeSpool, *, sent_only: bool) -> None:
@@ -689,7 +929,8 @@ class Engine:
         return stale
 
     def _current_values(self, ctx: _Run, refs: set[SourceRef]) -> dict[str, dict[str, Any]]:
-        """Fresh values of the given records, read by id (they also refresh the mirror)."""
+        """Fresh values of the given records, read by id. They refresh the mirror, so what a
+        write then patches into it is this read, not an older copy."""
         out: dict[str, dict[str, Any]] = {}
         by_object: dict[tuple[str, str], list[str]] = {}
         for ref in refs:
@@ -697,11 +938,34 @@ class Engine:
         for (system, obj), ids in sorted(by_object.items()):
             records = self.adapters[system].read_by_ids(obj, sorted(ids),
                                                          self._fields(system, obj))
+            with self.store.transaction():
+                self.store.mirror_changed(system, obj, [(record_id(system, raw) or "?", raw)
+                                                        for raw in records], ctx.report.run_id)
             for raw in records:
                 ref = SourceRef(system=System(system), object_type=obj,
                                 record_id=record_id(system, raw) or "?")
                 out[str(ref)] = record_fields(system, raw) or {}
         return out
+
+    def _not_plannable(self, changes: list[Change]) -> list[str]:
+        """Why each change of a saved plan is not one this mapping's write-back rules could
+        have planned: a plan file is only text, and `apply` must not write whatever it says."""
+        live = self.store.live_refs({str(change.ref) for change in changes})
+        problems = []
+        for change in changes:
+            where = f"{change.ref} {change.field}"
+            rule = next((r for r in self.mapping.write_rules(change.system.value,
+                                                             change.object_type)
+                         if r.field == change.field), None)
+            if rule is None:
+                problems.append(f"{where}: the field is not written back by the mapping")
+            elif not _producible(self.mapping, rule, change):
+                problems.append(f"{where}: the mapping cannot produce {change.after!r} "
+                                f"(step {change.step})")
+            if str(change.ref) not in live:
+                problems.append(f"{where}: the record is not in the state DB's mirror (never "
+                                "read, or deleted since)")
+        return list(dict.fromkeys(problems))
 
     def _rollback_changes(self, ctx: _Run, run_id: int, latest: dict) -> tuple[list, list]:
         current = self._current_values(ctx, {ref for ref, _ in latest})
@@ -751,6 +1015,69 @@ class _Run:
     report: RunReport
     started: datetime
     today: date
+    read_at: datetime = None  # type: ignore[assignment]  # what the plan was read at
+    changed_since_read: set[str] = field(default_factory=set)  # found by `_reread`
+
+    def __post_init__(self) -> None:
+        if self.read_at is None:  # a sync's changes stem from reads made after its start
+            self.read_at = self.started
+
+
+def _ref(text: str) -> SourceRef:
+    system, obj, rid = text.split(":", 2)
+    return SourceRef(system=System(system), object_type=obj, record_id=rid)
+
+
+def _one_line(text: str, limit: int = 500) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
+def _canonical_values(source: str) -> list[Any] | None:
+    """Every canonical value a write-back source can take, or None for open-ended ones."""
+    attribute = source.split(".", 1)[1]
+    if attribute == "stage":
+        return [stage.value for stage in LifecycleStage]
+    if attribute in ("fit", "trigger_active"):
+        return [True, False]
+    if attribute == "priority":
+        return [priority.value for priority in Priority]
+    if attribute == "relationship":
+        return [relationship.value for relationship in Relationship]
+    return None
+
+
+def _producible(mapping: Mapping, rule: WriteRule, change: Change) -> bool:
+    """Whether planning could write `change.after` with `rule` (see plan.py)."""
+    after = change.after
+    if not _is_single_value(after):
+        return False
+    forward_only = (rule.system, rule.object, rule.field) in FORWARD_ONLY_FIELDS
+    if change.step == 1 and not forward_only:
+        return False
+    if forward_only and change.step == 0 and after == "":
+        return True  # a backward move clears the field first
+    attribute = rule.source.split(".", 1)[1]
+    if attribute == "trigger_type":
+        return after in (None, "") or any(same_value(after, t.type) for t in mapping.triggers)
+    if attribute == "trigger_date":
+        return after in (None, "") or (isinstance(after, str) and _is_iso_date(after))
+    domain = _canonical_values(rule.source)
+    if domain is None:
+        return False
+    for canonical in domain:
+        write, target = rule.system_value(canonical)
+        if write and same_value(after, target):
+            return True
+    return False
+
+
+def _is_iso_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def in_chunks(groups: Iterable[list[Any]], size: int) -> Iterator[list[Any]]:

@@ -17,7 +17,7 @@ from connector.demo import settings_for
 from connector.mapping import load_mapping
 from connector.sandbox import Sandbox
 from connector.state import StateStore
-from connector.sync import Engine, PlanDocument, parse_objects
+from connector.sync import Engine, EngineOptions, PlanDocument, parse_objects
 from connector.systems.factory import build_adapters
 from tests.helpers import hold_lock
 
@@ -30,7 +30,8 @@ def engine_for(sandbox: Sandbox, state: Path, mapping=None, **overrides) -> Iter
     settings = settings.model_copy(update={"retry_initial_wait_seconds": 0.01,
                                            "retry_max_wait_seconds": 0.05, **overrides})
     with StateStore(state) as store:
-        yield Engine(store, mapping or load_mapping(), build_adapters(settings))
+        yield Engine(store, mapping or load_mapping(), build_adapters(settings),
+                     options=EngineOptions.from_settings(settings))
 
 
 def linked_early_contact(sandbox: Sandbox) -> dict:
