@@ -66,8 +66,9 @@ class JsonLogFormatter(logging.Formatter):
             "logger": record.name,
             "message": scrub(record.getMessage()),
         }
-        entry.update(getattr(record, "fields", {}))
-        return json.dumps(entry, default=str)
+        for key, value in getattr(record, "fields", {}).items():
+            entry[key] = scrub(value) if isinstance(value, str) else value
+        return json.dumps(entry, default=lambda value: scrub(str(value)))
 
 
 class _ScrubbingFormatter(logging.Formatter):
@@ -75,17 +76,42 @@ class _ScrubbingFormatter(logging.Formatter):
         return scrub(super().format(record))
 
 
-def configure_logging(log_format: str = "text", verbose: bool = False) -> None:
-    """Logs go to stderr (stdout is for reports), as text or JSON lines."""
-    handler = logging.StreamHandler(sys.stderr)
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at the time of each record (as logging's own
+    last-resort handler does), so a test runner swapping stderr never leaves a closed stream."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+# Our own loggers are `crmsync.*`; modules that log under their import path (`connector.*`)
+# are shown the same way, so no message is lost for want of a handler.
+LOGGER_ROOTS = ("crmsync", "connector")
+LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+              "error": logging.ERROR}
+
+
+def configure_logging(log_format: str = "text", level: str = "info") -> None:
+    """Logs go to stderr (stdout is for reports), as text or JSON lines, from `level` up."""
+    if log_format not in ("text", "json"):
+        raise ValueError(f"log format must be text or json, not {log_format!r}")
+    handler = _StderrHandler()
     handler.setFormatter(
         JsonLogFormatter() if log_format == "json"
         else _ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
-    root = logging.getLogger("crmsync")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    root.propagate = False
+    for name in LOGGER_ROOTS:
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(LOG_LEVELS[level])
 
 
 class RateColumn(ProgressColumn):
