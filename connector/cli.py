@@ -645,6 +645,9 @@ def main() -> None:
     """The `crmsync` command. Whatever goes wrong ends with a documented exit code and one
     line on stderr: an uncaught exception would exit 1, which schedulers read as "finished
     with rejects". The traceback is shown only at --log-level debug (or --verbose)."""
+    # systemd and orchestrators stop a job with SIGTERM: inside a run it stops cleanly as on
+    # Ctrl-C (exit 3); before a run has started it exits 130, as Ctrl-C does
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         app()
     except Exception as error:  # the point of a last line of defence
