@@ -1,4 +1,10 @@
-"""Turn run reports, state and plans into what people read: rich tables, or JSON for machines."""
+"""Turn run reports, state and plans into what people read: rich tables, or JSON for machines.
+
+Everything shown comes partly from the CRMs (values, ids, server messages), so every such text
+goes through `_text` before it reaches rich markup: `[/red]` in a field is a value, not a tag.
+Everything printed or dumped is also scrubbed of registered secrets, as a last filter after
+the adapters' own scrubbing.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,10 @@ from datetime import datetime
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from connector.exceptions import scrub
 from connector.state import StateStore
 from connector.sync import RunReport
 
@@ -18,16 +26,22 @@ _STATUS_COLOUR = {"ok": "green", "rejects": "yellow", "stopped": "yellow", "appl
                   "planned": "cyan", "rejected": "red", "retry_later": "yellow"}
 
 
+def _text(value: Any) -> str:
+    """Text from outside (a CRM value, id or message), safe inside rich markup."""
+    return escape(scrub(str(value)))
+
+
 def print_report(report: RunReport, console: Console, *, show_changes: bool = True) -> None:
     colour = _STATUS_COLOUR.get(report.status, "red")
     mode = " (dry run: nothing written)" if report.dry_run else ""
-    console.print(f"[bold]{report.kind}[/bold] run {report.run_id}: "
-                  f"[{colour}]{report.status}[/{colour}]{mode} in {report.duration_seconds:.1f} s")
+    console.print(f"[bold]{_text(report.kind)}[/bold] run {report.run_id}: "
+                  f"[{colour}]{_text(report.status)}[/{colour}]{mode} in "
+                  f"{report.duration_seconds:.1f} s")
     if report.message:
-        console.print(report.message, highlight=False, markup=False)
+        console.print(scrub(report.message), highlight=False, markup=False)
     if report.read:
         reads = ", ".join(f"{key} {count}" for key, count in report.read.items())
-        console.print(f"read: {reads}", highlight=False)
+        console.print(f"read: {reads}", highlight=False, markup=False)
     console.print(
         f"changes planned {report.planned}, applied {report.applied}, rejected "
         f"{report.write_rejected}, retry later {report.retry_later}; records rejected on read "
@@ -82,10 +96,10 @@ def _change_table(changes: list[dict[str, Any]], console: Console) -> None:
         step = f" (step {row['step'] + 1} of 2)" if row.get("step") or _two_step(row, changes) \
             else ""
         code = f"{row['code']}: {row.get('message') or ''}\n" if row.get("code") else ""
-        table.add_row(f"{row['system']} {row['object_type']} {row['record_id']}",
-                      row["field"] + step, _show(row["before"]), _show(row["after"]),
-                      f"[{colour}]{status}[/{colour}]",
-                      f"{code}{row['reason']}\n[dim]{row['rule']}[/dim]")
+        table.add_row(_text(f"{row['system']} {row['object_type']} {row['record_id']}"),
+                      _text(row["field"] + step), _text(_show(row["before"])),
+                      _text(_show(row["after"])), f"[{colour}]{_text(status)}[/{colour}]",
+                      f"{_text(code + row['reason'])}\n[dim]{_text(row['rule'])}[/dim]")
     console.print(table)
 
 
@@ -96,18 +110,18 @@ def _change_blocks(changes: list[dict[str, Any]], console: Console) -> None:
         step = f" (step {row['step'] + 1} of 2)" if row.get("step") or _two_step(row, changes) \
             else ""
         console.print(
-            f"{row['system']} {row['object_type']} {row['record_id']} [bold]{row['field']}[/bold]"
-            f"{step}: {_show(row['before'])} -> {_show(row['after'])}  "
-            f"[{colour}]{status}[/{colour}]",
+            f"{_text(row['system'])} {_text(row['object_type'])} {_text(row['record_id'])} "
+            f"[bold]{_text(row['field'])}[/bold]{step}: {_text(_show(row['before']))} -> "
+            f"{_text(_show(row['after']))}  [{colour}]{_text(status)}[/{colour}]",
             highlight=False, soft_wrap=True,
         )
         if row.get("code"):
-            console.print(f"    {row['code']}: {row.get('message') or ''}", highlight=False,
-                          markup=False, soft_wrap=True)
-        console.print(f"    because {row['reason']}", highlight=False, markup=False,
+            console.print(scrub(f"    {row['code']}: {row.get('message') or ''}"),
+                          highlight=False, markup=False, soft_wrap=True)
+        console.print(scrub(f"    because {row['reason']}"), highlight=False, markup=False,
                       soft_wrap=True)
-        console.print(f"    rule {row['rule']}", style="dim", highlight=False, markup=False,
-                      soft_wrap=True)
+        console.print(scrub(f"    rule {row['rule']}"), style="dim", highlight=False,
+                      markup=False, soft_wrap=True)
 
 
 def _two_step(row: dict[str, Any], changes: list[dict[str, Any]]) -> bool:
@@ -122,9 +136,11 @@ def print_rejects(rejects: list[dict[str, Any]], console: Console) -> None:
     for row in rejects:
         field = f" field {row['field']}" if row.get("field") else ""
         attempts = f", {row['attempts']} attempt(s)" if row.get("attempts") else ""
-        console.print(f"[red]rejected[/red] {row['record']}{field} ({row.get('stage', '')}"
-                      f"{attempts})", highlight=False, soft_wrap=True)
-        console.print(f"    {row['reason']}", highlight=False, markup=False, soft_wrap=True)
+        console.print(f"[red]rejected[/red] {_text(row['record'])}{_text(field)} "
+                      f"({_text(row.get('stage', ''))}{attempts})", highlight=False,
+                      soft_wrap=True)
+        console.print(scrub(f"    {row['reason']}"), highlight=False, markup=False,
+                      soft_wrap=True)
 
 
 def _show(value: Any) -> str:
@@ -162,8 +178,9 @@ def print_status(data: dict[str, Any], console: Console) -> None:
                   f"{data['audited_changes']} changes audited)", highlight=False)
     if data["lock"]:
         lock = data["lock"]
-        console.print(f"[yellow]locked by {lock['owner']} (pid {lock['pid']} on {lock['host']} "
-                      f"since {lock['acquired_at']})[/yellow]")
+        holder = (f"locked by {lock['owner']} (pid {lock['pid']} on {lock['host']} "
+                  f"since {lock['acquired_at']})")
+        console.print(f"[yellow]{_text(holder)}[/yellow]")
     runs = Table("run", "kind", "status", "started (UTC)", "took", "read", "applied", "rejects",
                  "deleted/merged", "API calls (hs/sf)")
     for run in data["runs"]:
@@ -172,17 +189,18 @@ def print_status(data: dict[str, Any], console: Console) -> None:
         rejects = counts.get("rejected_records", 0) + counts.get("write_rejected", 0)
         calls = "/".join(str(u.get("calls", 0)) for u in run["api_calls"].values())
         kind = run["kind"] + (" (dry)" if run["dry_run"] else "")
-        runs.add_row(str(run["id"]), kind, run["status"], run["started_at"][5:16].replace("T", " "),
-                     _duration(run), str(read), str(counts.get("applied", 0)), str(rejects),
+        runs.add_row(str(run["id"]), _text(kind), _text(run["status"]),
+                     run["started_at"][5:16].replace("T", " "), _duration(run), str(read),
+                     str(counts.get("applied", 0)), str(rejects),
                      f"{counts.get('deleted', 0)}/{counts.get('merged', 0)}", calls)
     console.print(runs)
     marks = Table("system", "object", "watermark")
     for mark in data["watermarks"]:
         if mark["kind"] == "sync":
-            marks.add_row(mark["system"], mark["object"], mark["value"] or "")
+            marks.add_row(_text(mark["system"]), _text(mark["object"]), _text(mark["value"] or ""))
     console.print(marks)
     rejects = ", ".join(f"{stage} {n}" for stage, n in data["open_rejects"].items()) or "none"
-    console.print(f"open rejects: {rejects}")
+    console.print(f"open rejects: {rejects}", highlight=False, markup=False)
 
 
 def _duration(run: dict[str, Any]) -> str:
@@ -194,4 +212,15 @@ def _duration(run: dict[str, Any]) -> str:
 
 
 def dumps(data: Any) -> str:
-    return json.dumps(data, indent=2, default=str)
+    """JSON for machines, every string in it scrubbed (before encoding, so escaping stays valid)."""
+    return json.dumps(_scrubbed(data), indent=2, default=lambda value: scrub(str(value)))
+
+
+def _scrubbed(data: Any) -> Any:
+    if isinstance(data, str):
+        return scrub(data)
+    if isinstance(data, dict):
+        return {_scrubbed(key): _scrubbed(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_scrubbed(item) for item in data]
+    return data

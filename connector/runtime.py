@@ -1,7 +1,9 @@
 """Wire settings, mapping, state and adapters into an Engine; set up logging and progress.
 
 Kept apart from the CLI so that scripts, orchestrators and tests build an engine the same
-way the `crmsync` command does.
+way the `crmsync` command does. The engine's modules (and with them both CRM SDKs) are
+imported only by `open_engine`: every command sets up logging here, and `mappings validate`
+or `sandbox serve` should not pay for SDKs they never use.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import (
@@ -30,11 +32,10 @@ from rich.progress import Progress as Bars
 from rich.text import Text
 
 from connector.exceptions import scrub
-from connector.mapping import load_mapping
-from connector.settings import Settings, load_settings
-from connector.state import StateStore
-from connector.sync import Engine, EngineOptions, Progress
-from connector.systems.factory import build_adapters
+
+if TYPE_CHECKING:
+    from connector.settings import Settings
+    from connector.sync import Engine, Progress
 
 __all__ = ["JsonLogFormatter", "RichProgress", "configure_logging", "open_engine"]
 
@@ -49,6 +50,12 @@ def open_engine(
     settings: Settings | None = None,
 ) -> Iterator[Engine]:
     """An Engine from settings. The mapping is loaded first: a bad one stops before any read."""
+    from connector.mapping import load_mapping  # noqa: PLC0415 - see the module docstring
+    from connector.settings import load_settings  # noqa: PLC0415
+    from connector.state import StateStore  # noqa: PLC0415
+    from connector.sync import Engine, EngineOptions  # noqa: PLC0415
+    from connector.systems.factory import build_adapters  # noqa: PLC0415
+
     settings = settings or load_settings(env_file=env_file)
     mapping = load_mapping(mapping_path or settings.mapping_path)
     adapters = build_adapters(settings)
@@ -67,8 +74,9 @@ class JsonLogFormatter(logging.Formatter):
             "logger": record.name,
             "message": scrub(record.getMessage()),
         }
-        entry.update(getattr(record, "fields", {}))
-        return json.dumps(entry, default=str)
+        for key, value in getattr(record, "fields", {}).items():
+            entry[key] = scrub(value) if isinstance(value, str) else value
+        return json.dumps(entry, default=lambda value: scrub(str(value)))
 
 
 class _ScrubbingFormatter(logging.Formatter):
@@ -76,17 +84,42 @@ class _ScrubbingFormatter(logging.Formatter):
         return scrub(super().format(record))
 
 
-def configure_logging(log_format: str = "text", verbose: bool = False) -> None:
-    """Logs go to stderr (stdout is for reports), as text or JSON lines."""
-    handler = logging.StreamHandler(sys.stderr)
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at the time of each record (as logging's own
+    last-resort handler does), so a test runner swapping stderr never leaves a closed stream."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+# Our own loggers are `crmsync.*`; modules that log under their import path (`connector.*`)
+# are shown the same way, so no message is lost for want of a handler.
+LOGGER_ROOTS = ("crmsync", "connector")
+LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+              "error": logging.ERROR}
+
+
+def configure_logging(log_format: str = "text", level: str = "info") -> None:
+    """Logs go to stderr (stdout is for reports), as text or JSON lines, from `level` up."""
+    if log_format not in ("text", "json"):
+        raise ValueError(f"log format must be text or json, not {log_format!r}")
+    handler = _StderrHandler()
     handler.setFormatter(
         JsonLogFormatter() if log_format == "json"
         else _ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
-    root = logging.getLogger("crmsync")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    root.propagate = False
+    for name in LOGGER_ROOTS:
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(LOG_LEVELS[level])
 
 
 class RateColumn(ProgressColumn):
@@ -97,8 +130,11 @@ class RateColumn(ProgressColumn):
         return Text(f"{speed:,.0f} rec/s" if speed else "", style="progress.data.speed")
 
 
-class RichProgress(Progress):
-    """A bar per object with count, rate and ETA (when the total is known), on stderr."""
+class RichProgress:
+    """A bar per object with count, rate and ETA (when the total is known), on stderr.
+
+    Implements `connector.sync.Progress` (start, advance, finish, note, wants_totals) without
+    subclassing it, so that importing this module does not import the engine."""
 
     wants_totals = True
 

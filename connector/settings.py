@@ -13,14 +13,15 @@ error then names the missing setting and every place we looked, as dlt does. Sec
 from __future__ import annotations
 
 import os
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connector.exceptions import SettingsError
+from connector.exceptions import SettingsError, register_secret
 
 __all__ = [
     "ENV_PREFIX",
@@ -102,14 +103,15 @@ class Settings(BaseSettings):
     mapping_path: Path | None = None
 
     # Budgets: stay under the servers' limits instead of bouncing off them.
+    # Durations must be finite: `inf` would pass `gt=0` and then hang or crash a socket call.
     hubspot_requests_per_10s: int = Field(default=90, ge=1)
-    hubspot_window_seconds: float = Field(default=10.0, gt=0)
+    hubspot_window_seconds: float = Field(default=10.0, gt=0, allow_inf_nan=False)
     hubspot_search_per_second: int = Field(default=5, ge=1)
-    salesforce_max_daily_share: float = Field(default=0.5, gt=0, le=1)
-    http_timeout_seconds: float = Field(default=30.0, gt=0)
+    salesforce_max_daily_share: float = Field(default=0.5, gt=0, le=1, allow_inf_nan=False)
+    http_timeout_seconds: float = Field(default=30.0, gt=0, allow_inf_nan=False)
     retry_max_attempts: int = Field(default=6, ge=1)
-    retry_initial_wait_seconds: float = Field(default=0.5, ge=0)
-    retry_max_wait_seconds: float = Field(default=60.0, ge=0)
+    retry_initial_wait_seconds: float = Field(default=0.5, ge=0, allow_inf_nan=False)
+    retry_max_wait_seconds: float = Field(default=60.0, ge=0, allow_inf_nan=False)
 
     # The engine (connector/sync.py). Neither CRM offers a conditional batch update, so a
     # record read longer ago than this is read again right before it is written.
@@ -124,10 +126,31 @@ class Settings(BaseSettings):
     _env_file: Path | None = PrivateAttr(default=None)
     _secrets_dir: Path | None = PrivateAttr(default=None)
 
-    @field_validator("hubspot_base_url", "salesforce_instance_url")
+    @field_validator("hubspot_base_url", "salesforce_instance_url", "salesforce_jwt_audience")
     @classmethod
-    def _strip_trailing_slash(cls, value: str | None) -> str | None:
-        return value.rstrip("/") if value else value
+    def _https_only(cls, value: str | None) -> str | None:
+        """Refuse any endpoint but https://host: the token, the client secret or the password
+        would otherwise cross the network in plain text, before any server could refuse them.
+        There is no exception for tests: the sandbox serves TLS with its own CA."""
+        if not value:
+            return value
+        parts = urllib.parse.urlsplit(value)
+        if parts.scheme.lower() != "https" or not parts.hostname:
+            raise ValueError(
+                "must be an https:// URL with a host name; crmsync never sends credentials "
+                "over plain HTTP"
+            )
+        return value.rstrip("/")
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Register every configured secret, so `scrub` removes it from any text even when a
+        server quotes it back in an error message (pattern matching alone would miss that)."""
+        super().model_post_init(context)
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                register_secret(value.get_secret_value())
+        _register_private_key(self.salesforce_private_key_file)
 
     # --- what each adapter needs ------------------------------------------------------------
 
@@ -216,17 +239,37 @@ class Settings(BaseSettings):
         return "\n".join(places)
 
 
+def _register_private_key(path: Path | None) -> None:
+    """The JWT signing key's text is a secret too; unreadable here means the login will say so."""
+    if path is None:
+        return
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return
+    register_secret(text)
+    for line in text.splitlines():  # a server or a log may quote one line of it
+        if not line.startswith("-----"):
+            register_secret(line.strip())
+
+
 def load_settings(
     env_file: Path | None = Path(".env"),
     secrets_dir: Path | None = None,
+    *,
+    require_env_file: bool = False,
 ) -> Settings:
     """Read settings from the environment, `env_file` and `secrets_dir`.
 
     `secrets_dir` defaults to `CRMSYNC_SECRETS_DIR` or `/run/secrets`; a directory that does not
-    exist is skipped (and reported as such in error messages) rather than warned about.
+    exist is skipped (and reported as such in error messages) rather than warned about. The
+    default `.env` is optional, but a file someone named (`require_env_file`) must be readable:
+    silently running without it would report every setting in it as missing.
     """
     if secrets_dir is None:
         secrets_dir = Path(os.environ.get(ENV_PREFIX + "SECRETS_DIR", DEFAULT_SECRETS_DIR))
+    if env_file is not None and require_env_file:
+        _check_env_file(env_file)
     kwargs: dict[str, object] = {"_env_file": env_file}
     if secrets_dir.is_dir():
         kwargs["_secrets_dir"] = secrets_dir
@@ -234,9 +277,50 @@ def load_settings(
         settings = Settings(**kwargs)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise SettingsError(_describe_validation_error(exc, env_file, secrets_dir)) from None
+    except UnicodeDecodeError as exc:
+        raise SettingsError(_not_utf8(_undecodable_file(env_file, secrets_dir), exc)) from None
+    except OSError as exc:
+        raise SettingsError(f"cannot read settings file {env_file}: {exc.strerror}") from None
     settings._env_file = env_file
     settings._secrets_dir = secrets_dir
     return settings
+
+
+def _undecodable_file(env_file: Path | None, secrets_dir: Path) -> str:
+    """Which file held the bad bytes: pydantic-settings does not say."""
+    if env_file is not None and env_file.is_file():
+        try:
+            env_file.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            return str(env_file)
+    for path in sorted(secrets_dir.glob(ENV_PREFIX + "*")) if secrets_dir.is_dir() else ():
+        try:
+            path.read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            return str(path)
+    return str(env_file)
+
+
+def _not_utf8(file: str, exc: UnicodeDecodeError) -> str:
+    """Where the first non-UTF-8 byte is, so an admin can find it (an `é` saved as Latin-1)."""
+    line = exc.object[: exc.start].count(b"\n") + 1
+    return (
+        f"cannot read settings file {file}: byte 0x{exc.object[exc.start]:02x} at offset "
+        f"{exc.start} (line {line}) is not UTF-8 (the file looks like Latin-1 or another legacy "
+        "encoding); save it as UTF-8 and rerun"
+    )
+
+
+def _check_env_file(env_file: Path) -> None:
+    if not env_file.exists():
+        raise SettingsError(f"settings file {env_file} not found (given with --env-file)")
+    if not env_file.is_file():
+        raise SettingsError(f"settings file {env_file} is not a file (given with --env-file)")
+    try:
+        with env_file.open("rb"):
+            pass
+    except OSError as exc:
+        raise SettingsError(f"cannot read settings file {env_file}: {exc.strerror}") from None
 
 
 def _describe_validation_error(

@@ -125,3 +125,96 @@ def test_secrets_never_appear_in_repr_or_str(
     for text in (repr(s), str(s), repr(s.hubspot_credentials()), repr(s.salesforce_credentials())):
         assert TOKEN not in text
     assert s.model_dump_json().count(TOKEN) == 0
+
+
+# --- values that would crash or hang a run later are refused when settings load ------------
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "-1", "0"])
+def test_timeouts_must_be_finite_and_positive(
+    value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRMSYNC_HTTP_TIMEOUT_SECONDS", value)
+    with pytest.raises(SettingsError) as caught:
+        load(tmp_path)
+    assert "CRMSYNC_HTTP_TIMEOUT_SECONDS" in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["CRMSYNC_HUBSPOT_WINDOW_SECONDS",
+                                  "CRMSYNC_RETRY_INITIAL_WAIT_SECONDS",
+                                  "CRMSYNC_RETRY_MAX_WAIT_SECONDS"])
+def test_other_durations_must_be_finite(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(name, "inf")
+    with pytest.raises(SettingsError, match=name):
+        load(tmp_path)
+
+
+def test_a_latin1_env_file_names_the_file_and_the_byte(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_bytes(b"# crmsync\nCRMSYNC_SALESFORCE_USERNAME=ren\xe9@acme.com\n")
+    with pytest.raises(SettingsError) as caught:
+        load(tmp_path)
+    text = str(caught.value)
+    assert str(tmp_path / ".env") in text
+    assert "offset 41 (line 2)" in text and "0xe9" in text and "UTF-8" in text
+
+
+def test_a_named_env_file_must_exist(tmp_path: Path) -> None:
+    missing = tmp_path / "prod.env"
+    with pytest.raises(SettingsError, match=r"prod\.env not found"):
+        load_settings(env_file=missing, require_env_file=True)
+    with pytest.raises(SettingsError, match="not a file"):
+        load_settings(env_file=tmp_path, require_env_file=True)
+    assert load_settings(env_file=missing).state_path == Path("crmsync.db")  # default: optional
+
+
+# --- credentials only ever go over TLS -----------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["CRMSYNC_HUBSPOT_BASE_URL", "CRMSYNC_SALESFORCE_INSTANCE_URL",
+                                  "CRMSYNC_SALESFORCE_JWT_AUDIENCE"])
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "HTTP://api.hubapi.com",
+                                 "api.hubapi.com", "ftp://acme.my.salesforce.com", "https://"])
+def test_endpoints_must_be_https(
+    name: str, url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(name, url)
+    with pytest.raises(SettingsError) as caught:
+        load(tmp_path)
+    assert name in str(caught.value) and "https://" in str(caught.value)
+
+
+def test_https_endpoints_are_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRMSYNC_HUBSPOT_BASE_URL", "HTTPS://api.hubapi.com/")
+    monkeypatch.setenv("CRMSYNC_SALESFORCE_INSTANCE_URL", "https://127.0.0.1:8443")
+    settings = load(tmp_path)
+    assert settings.hubspot_base_url == "HTTPS://api.hubapi.com"
+    assert settings.salesforce_instance_url == "https://127.0.0.1:8443"
+
+
+# --- every configured secret is scrubbed from any text, wherever it is printed -------------
+
+
+def test_configured_secrets_are_registered_for_scrubbing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connector.exceptions import scrub  # noqa: PLC0415
+
+    key = tmp_path / "key.pem"
+    key.write_text("-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n"
+                   "-----END PRIVATE KEY-----\n")
+    secrets = {
+        "CRMSYNC_HUBSPOT_ACCESS_TOKEN": "pat-eu1-registered-hubspot-token",
+        "CRMSYNC_SALESFORCE_CLIENT_SECRET": "registered-client-secret-42",
+        "CRMSYNC_SALESFORCE_PASSWORD": "registered-password-42",
+        "CRMSYNC_SALESFORCE_SECURITY_TOKEN": "registered-security-token",
+        "CRMSYNC_SALESFORCE_ACCESS_TOKEN": "00Dregistered!access.token",
+    }
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CRMSYNC_SALESFORCE_PRIVATE_KEY_FILE", str(key))
+    load(tmp_path)
+    for value in [*secrets.values(), "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"]:
+        quoted = f"the server said: {value} is not valid"
+        assert value not in scrub(quoted), value

@@ -44,7 +44,9 @@ __all__ = [
     "parse_sforce_limit_info",
 ]
 
-log = logging.getLogger(__name__)
+# Under `crmsync`, the hierarchy the CLI configures: a retry is what an operator needs to see
+# when a run is slow or fails (which call, which attempt, how long we wait), so WARNING.
+log = logging.getLogger("crmsync.retry")
 
 T = TypeVar("T")
 
@@ -103,7 +105,12 @@ class RetryPolicy:
             sleep=self.sleep,
             before_sleep=self._note_retry(operation),
         )
-        return retrying(call)
+        try:
+            return retrying(call)
+        except RetriableApiError as error:
+            log.warning("%s gave up: %s", operation or "call", error,
+                        extra={"fields": {"operation": operation, "error": str(error)}})
+            raise
 
     def wait_seconds(self, state: RetryCallState) -> float:
         """Retry-After (plus a little jitter) if the server sent one, else exponential + jitter."""
@@ -124,13 +131,16 @@ class RetryPolicy:
             self.retries += 1
             error = state.outcome.exception() if state.outcome else None
             wait = state.next_action.sleep if state.next_action else 0.0
-            log.info(
-                "retrying %s (attempt %d of %d) in %.2fs after: %s",
+            log.warning(
+                "%s failed (attempt %d of %d): %s; retrying in %.2f s",
                 operation or "call",
-                state.attempt_number + 1,
+                state.attempt_number,
                 self.max_attempts,
-                wait,
                 error,
+                wait,
+                extra={"fields": {"operation": operation, "attempt": state.attempt_number,
+                                  "max_attempts": self.max_attempts,
+                                  "wait_seconds": round(wait, 3), "error": str(error)}},
             )
 
         return note

@@ -48,6 +48,7 @@ from connector.exceptions import (
     FatalApiError,
     RateLimitedError,
     RetriableApiError,
+    register_secret,
     scrub,
 )
 from connector.settings import SalesforceCredentials
@@ -149,7 +150,13 @@ class _TokenSource:
         return self.credentials.can_refresh
 
     def fetch(self) -> tuple[str, str]:
-        """(access token, instance URL)."""
+        """(access token, instance URL). Every session token issued is registered for
+        scrubbing: a server may quote it back in an error message that we log or store."""
+        token, instance_url = self._fetch()
+        register_secret(token)
+        return token, instance_url
+
+    def _fetch(self) -> tuple[str, str]:
         creds = self.credentials
         if creds.kind == "access_token":
             assert creds.access_token is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from datetime import UTC, datetime
 
@@ -63,6 +64,27 @@ def test_retriable_errors_are_retried_until_success() -> None:
     assert calls["n"] == 3
     assert clock.sleeps == [0.5, 1.0]  # exponential
     assert rp.retries == 2
+
+
+def test_each_retry_and_giving_up_are_warnings_under_the_crmsync_logger(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The CLI shows the `crmsync` hierarchy; a retry logged elsewhere was never seen."""
+    caplog.set_level(logging.DEBUG)
+    clock = FakeClock()
+    call, _ = flaky([retriable() for _ in range(3)])
+    with pytest.raises(RetriableApiError):
+        policy(clock, max_attempts=3, initial_wait=0.5, jitter=0.0).run(call,
+                                                                        operation="hubspot list")
+    records = [r for r in caplog.records if r.name.startswith("crmsync.")]
+    assert [r.levelno for r in records] == [logging.WARNING] * 3
+    assert [r.getMessage() for r in records] == [
+        "hubspot list failed (attempt 1 of 3): hubspot HTTP 503: boom; retrying in 0.50 s",
+        "hubspot list failed (attempt 2 of 3): hubspot HTTP 503: boom; retrying in 1.00 s",
+        "hubspot list gave up: hubspot HTTP 503: boom",
+    ]
+    assert clock.sleeps == [0.5, 1.0]
+    assert records[0].fields["wait_seconds"] == 0.5
 
 
 def test_fatal_errors_are_not_retried() -> None:

@@ -57,3 +57,21 @@ def test_no_secret_escapes(small_sandbox: Sandbox, caplog: pytest.LogCaptureFixt
     for text in texts:
         for secret in secrets:
             assert secret not in text
+
+
+@pytest.mark.parametrize("text", [
+    "invalid_grant: authentication failure (grant_type=password)",
+    "unsupported_grant_type: grant_type=client_credentials is not enabled for this app",
+    "the password grant type is disabled; use a token",
+])
+def test_scrub_leaves_grant_types_and_ordinary_words_alone(text: str) -> None:
+    from connector.exceptions import scrub  # noqa: PLC0415
+
+    assert scrub(text) == text
+
+
+def test_scrub_still_blanks_credential_parameters() -> None:
+    from connector.exceptions import scrub  # noqa: PLC0415
+
+    text = "grant_type=password&username=u@acme.com&password=hunter2-xyz&client_secret=s3cr3t-abc"
+    assert scrub(text) == "grant_type=password&username=u@acme.com&password=***&client_secret=***"
