@@ -216,3 +216,20 @@ def test_check_reports_missing_scopes_not_connectivity() -> None:
         assert "Private Apps" in errors[0].fix
         assert ("hubspot", "connectivity and authentication") in {
             (f.system, f.what) for f in report.findings if f.level == "ok"}
+
+
+# ---- 5. the bench's claim, at a small size -----------------------------------------------------
+
+
+def test_misconfigured_bench_now_meets_the_target_and_bisection_did_not(tmp_path: Path) -> None:
+    from bench.misconfigured import measure_misconfigured  # noqa: PLC0415
+
+    rows = {(r.scenario, r.algorithm): r for r in measure_misconfigured(tmp_path, contacts=1_000)}
+    assert rows["no errors", "now"].update_calls == 10
+    for scenario in ("option missing", "1% invalid"):
+        assert rows[scenario, "now"].meets_target, rows[scenario, "now"]
+        assert not rows[scenario, "bisection (before)"].meets_target
+    assert rows["option missing", "now"].outcome.startswith("stopped")
+    assert rows["1% invalid", "now"].rejected == 10
+    assert rows["1% invalid", "now"].applied == 990
+    assert (tmp_path / "misconfigured.md").read_text().startswith("| scenario |")
