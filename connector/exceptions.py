@@ -3,7 +3,8 @@
     CrmsyncError
     ├── ConfigurationError          terminal: fix a file or a setting, then rerun (exit 2)
     │   ├── MappingError            mapping YAML problems, each with file:line:col
-    │   └── SettingsError           a missing or invalid setting, and where we looked
+    │   ├── SettingsError           a missing or invalid setting, and where we looked
+    │   └── MissingScopes           the CRM refused a call: the token lacks a scope
     ├── ApiError                    a CRM answered badly (system, operation, status, code)
     │   ├── RetriableApiError       429, 5xx, timeouts, dropped connections, row locks
     │   │   └── RateLimitedError    429 with the server's policy and Retry-After
@@ -38,6 +39,7 @@ __all__ = [
     "FatalApiError",
     "MappingError",
     "MappingProblem",
+    "MissingScopes",
     "RateLimitedError",
     "RecordRejected",
     "RetriableApiError",
@@ -127,6 +129,16 @@ class MappingError(ConfigurationError):
 
 class SettingsError(ConfigurationError):
     """A setting is missing or invalid; the message lists every place we looked."""
+
+
+class MissingScopes(ConfigurationError):
+    """The CRM answered that the token lacks scopes a call needs (HubSpot 403 MISSING_SCOPES);
+    an admin grants them to the app. Not a connectivity problem, and retrying cannot help."""
+
+    def __init__(self, message: str, *, system: str, scopes: list[str]) -> None:
+        super().__init__(message)
+        self.system = system
+        self.scopes = scopes
 
 
 # --- API errors --------------------------------------------------------------------------

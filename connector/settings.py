@@ -103,10 +103,16 @@ class Settings(BaseSettings):
     mapping_path: Path | None = None
 
     # Budgets: stay under the servers' limits instead of bouncing off them.
+    # HubSpot's 10-second limit is 100 (Free/Starter) or 190 (Pro/Enterprise), as
+    # X-HubSpot-RateLimit-Max says; we use `hubspot_window_share` of it, leaving the rest to the
+    # portal's other integrations. `hubspot_requests_per_10s` fixes the budget instead.
     # Durations must be finite: `inf` would pass `gt=0` and then hang or crash a socket call.
-    hubspot_requests_per_10s: int = Field(default=90, ge=1)
+    hubspot_requests_per_10s: int | None = Field(default=None, ge=1)
+    hubspot_window_share: float = Field(default=0.9, gt=0, le=1, allow_inf_nan=False)
     hubspot_window_seconds: float = Field(default=10.0, gt=0, allow_inf_nan=False)
     hubspot_search_per_second: int = Field(default=5, ge=1)
+    # Stop (exit 3, resumable) before the portal's / org's daily use reaches this share.
+    hubspot_max_daily_share: float = Field(default=0.5, gt=0, le=1, allow_inf_nan=False)
     salesforce_max_daily_share: float = Field(default=0.5, gt=0, le=1, allow_inf_nan=False)
     http_timeout_seconds: float = Field(default=30.0, gt=0, allow_inf_nan=False)
     retry_max_attempts: int = Field(default=6, ge=1)

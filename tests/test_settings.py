@@ -30,7 +30,9 @@ def test_defaults(tmp_path: Path) -> None:
     s = load(tmp_path)
     assert s.hubspot_base_url == "https://api.hubapi.com"
     assert s.salesforce_api_version == "59.0"
-    assert s.hubspot_requests_per_10s == 90
+    assert s.hubspot_requests_per_10s is None  # derived: 90% of X-HubSpot-RateLimit-Max
+    assert s.hubspot_window_share == 0.9
+    assert s.hubspot_max_daily_share == s.salesforce_max_daily_share == 0.5
     assert s.hubspot_search_per_second == 5
     assert s.state_path == Path("crmsync.db")
     assert s.mapping_path is None

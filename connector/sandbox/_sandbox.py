@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -61,6 +61,14 @@ class Sandbox:
     or a path: an X.509 certificate or a public key) is given, with `aud` =
     `salesforce_jwt_audience`. Every login signs in as that one user, so query cursors opened
     by any of them share the user's ten.
+
+    HubSpot strictness: batch update refuses the whole batch with a 400 when one input fails
+    validation, as HubSpot does; `hubspot_strict_batches=False` answers per input with a 207
+    instead (only for tests that need that older behaviour). `hubspot_daily_used` is what
+    the portal's other apps used today before the sandbox started (they share the daily
+    limit). `hubspot_scopes` lists the private app's scopes (default: all); a call needing
+    another answers 403 MISSING_SCOPES. `remove_hubspot_option` / `remove_hubspot_property`
+    make the portal lack what a mapping expects.
     """
 
     def __init__(
@@ -82,6 +90,9 @@ class Sandbox:
         association_page_size: int = DEFAULT_ASSOCIATION_PAGE_SIZE,
         cursor_idle_seconds: float = DEFAULT_CURSOR_IDLE_SECONDS,
         salesforce_jwt_certificate: str | bytes | Path | None = None,
+        hubspot_daily_used: int = 0,
+        hubspot_strict_batches: bool = True,
+        hubspot_scopes: Iterable[str] | None = None,
     ) -> None:
         if seed is not None and fixture is not None:
             raise ValueError("give either seed or fixture, not both")
@@ -112,6 +123,7 @@ class Sandbox:
                 hubspot_requests_per_window=hubspot_requests_per_window,
                 hubspot_window_seconds=hubspot_window_seconds,
                 hubspot_daily_limit=hubspot_daily_limit,
+                hubspot_daily_used=hubspot_daily_used,
                 search_requests_per_second=search_requests_per_second,
                 salesforce_daily_limit=salesforce_daily_limit,
                 session_ttl_seconds=session_ttl_seconds,
@@ -121,6 +133,8 @@ class Sandbox:
             ),
             faults=_as_fault_spec(faults),
             salesforce_logins=logins,
+            hubspot_scopes=None if hubspot_scopes is None else frozenset(hubspot_scopes),
+            hubspot_strict_batches=hubspot_strict_batches,
         )
         try:
             self._server = SandboxServer(self._state, self._tls.server_context(), port=port)
@@ -326,6 +340,16 @@ class Sandbox:
         with data.lock:
             data.merge_hubspot(object_type, str(survivor_id), str(loser_id), data.clock.now())
             return data.hubspot_record(object_type, str(survivor_id))
+
+    def remove_hubspot_option(self, object_type: str, name: str, value: str) -> None:
+        """Delete an option from an enumeration property, as an admin editing the property
+        would: the properties API stops listing it and writes of that value are refused."""
+        self._state.hubspot_portal.remove_option(object_type, name, value)
+
+    def remove_hubspot_property(self, object_type: str, name: str) -> None:
+        """Delete a property from the portal: the properties API answers 404 for it and writes
+        naming it are refused (PROPERTY_DOESNT_EXIST)."""
+        self._state.hubspot_portal.remove_property(object_type, name)
 
     def create_salesforce(self, sobject: str, fields: dict[str, Any]) -> dict[str, Any]:
         """Create a Salesforce record (Id and timestamps assigned)."""

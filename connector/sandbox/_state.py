@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connector.sandbox.faults import FaultPlan, FaultSpec
-from connector.sandbox.schema import HUBSPOT_MODIFIED_PROPERTY, SALESFORCE_FIELDS
+from connector.sandbox.schema import HUBSPOT_MODIFIED_PROPERTY, SALESFORCE_FIELDS, HubSpotPortal
 from connector.sandbox.store import Dataset, hs_datetime
 
 # Objects Salesforce merges, and the lookups on other objects a merge moves to the master.
@@ -31,6 +31,9 @@ class SandboxLimits:
     hubspot_requests_per_window: int = 100
     hubspot_window_seconds: float = 10.0
     hubspot_daily_limit: int = 250_000
+    # Calls other apps of the portal made today before the sandbox started (they share the
+    # daily limit: "shared by every private app in the portal", design.md).
+    hubspot_daily_used: int = 0
     search_requests_per_second: int = 5
     salesforce_daily_limit: int = 100_000
     session_ttl_seconds: float = 7200.0
@@ -169,6 +172,12 @@ class SandboxState:
     faults: FaultSpec | None = None
     counters: Counters = field(default_factory=Counters)
     salesforce_logins: SalesforceLogins = field(default_factory=SalesforceLogins)
+    # HubSpot: the portal's properties (options and properties can be removed), the private
+    # app's scopes (None: every scope), and whether batch update refuses a whole batch for one
+    # invalid input as HubSpot does (False: the old per-input 207, for tests that need it).
+    hubspot_portal: HubSpotPortal = field(default_factory=HubSpotPortal)
+    hubspot_scopes: frozenset[str] | None = None
+    hubspot_strict_batches: bool = True
 
     def __post_init__(self) -> None:
         self._fault_plan = FaultPlan(self.faults) if self.faults else None
@@ -178,6 +187,7 @@ class SandboxState:
         self._hooks_lock = threading.Lock()
         self._arrival = threading.local()
         self.reset_limits()
+        self.hubspot_daily.used = self.limits.hubspot_daily_used
 
     # ---- limits ---------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from connector.sandbox.schema import (
     HUBSPOT_MODIFIED_PROPERTY,
     HUBSPOT_PROPERTIES,
     LIFECYCLE_ORDER,
+    HubSpotPortal,
     HubSpotProperty,
     hubspot_property,
 )
@@ -63,6 +64,7 @@ ASSOCIATION_TYPE_IDS = {
     ("deals", "companies"): (341, 5), ("companies", "deals"): (342, 6),
 }
 SINGULAR = {"contacts": "contact", "companies": "company", "deals": "deal"}
+SANDBOX_PORTAL_ID = 24_000_001
 
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"^/crm/v3/objects/(?P<type>[^/]+)/?$"), "list"),
@@ -158,6 +160,11 @@ class HubSpotApi:
         limited = self._take_rate_limit(is_search)
         if isinstance(limited, Response):
             return limited
+        missing = self._missing_scopes(name, args)
+        if missing:
+            response = _missing_scopes(missing)
+            response.headers.extend(limited)
+            return response
         try:
             response = self._call(name, request, args)
         except BadJson as exc:
@@ -201,6 +208,14 @@ class HubSpotApi:
             ("X-HubSpot-RateLimit-Max", str(limits.hubspot_requests_per_window)),
             ("X-HubSpot-RateLimit-Remaining", str(remaining)),
         ]
+
+    def _missing_scopes(self, name: str, args: dict[str, str | None]) -> list[str]:
+        """The scopes this call needs that the private app was not granted (none when the
+        sandbox grants every scope)."""
+        granted = self.state.hubspot_scopes
+        if granted is None:
+            return []
+        return [scope for scope in _required_scopes(name, args) if scope not in granted]
 
     def _call(self, name: str, request: Request, args: dict[str, str | None]) -> Response:
         if name == "schemas":
@@ -406,7 +421,12 @@ class HubSpotApi:
         return _batch_response(results, errors)
 
     def batch_update(self, object_type: str, body: dict[str, Any]) -> Response:
-        """`POST .../batch/update`: per-input validation; 207 when some inputs fail.
+        """`POST .../batch/update`: one input failing validation refuses the whole batch.
+
+        HubSpot answers a 400 and applies nothing; the body names the property and value,
+        never the input (`_refuse_invalid_batch`). Only an id that does not exist, and the
+        injected `partial` fault, fail per input with a 207. With `hubspot_strict_batches`
+        off, validation failures are per input too (the older, lenient emulation).
 
         `lifecyclestage` only moves forward: a backward value answers success and changes
         nothing, unless an earlier request cleared the property with "".
@@ -417,6 +437,9 @@ class HubSpotApi:
         if duplicates:
             raise _validation(f"Duplicate IDs found in batch input: {duplicates}. IDs must be "
                               "unique")
+        portal = self.state.hubspot_portal
+        if self.state.hubspot_strict_batches:
+            _refuse_invalid_batch(portal, object_type, inputs)
         plan = self.state.fault_plan
         flaky = plan.record_faults("hubspot.batch_update", "partial", len(inputs)) if plan else []
         data = self.state.dataset
@@ -439,7 +462,7 @@ class HubSpotApi:
                     errors.append(_batch_error(
                         "INTERNAL_ERROR", "The update of this input failed; retry it.", [key]))
                     continue
-                problems = _property_problems(object_type, properties)
+                problems = _property_problems(portal, object_type, properties)
                 if problems:
                     errors.append(_batch_error(
                         "VALIDATION_ERROR",
@@ -448,7 +471,7 @@ class HubSpotApi:
                               "name": p["context"]["propertyName"][0]} for p in problems]),
                         [key], problems))
                     continue
-                _apply_update(data, object_type, record, properties, moment)
+                _apply_update(data, portal, object_type, record, properties, moment)
                 results.append(_render(record, object_type, tuple(properties)))
         self.state.counters.returned("hubspot.batch_update", len(results))
         self.state.counters.written("hubspot.batch_update", len(results))
@@ -541,7 +564,7 @@ class HubSpotApi:
 
     def properties(self, object_type: str, name: str | None) -> Response:
         """`GET /crm/v3/properties/{type}[/{name}]` with options in display order."""
-        definitions = HUBSPOT_PROPERTIES[object_type]
+        definitions = self.state.hubspot_portal.properties(object_type)
         if name is None:
             results = [_property_json(p, i) for i, p in enumerate(definitions.values())]
             self.state.counters.returned("hubspot.properties", len(results))
@@ -785,6 +808,42 @@ def _authentication_error() -> Response:
     ).response()
 
 
+def _required_scopes(name: str, args: dict[str, str | None]) -> list[str]:
+    """The private-app scopes a call needs: `crm.objects.{type}.read` to read, `.write` to
+    update or merge, `crm.schemas.{type}.read` for properties (HubSpot's scopes reference,
+    developers.hubspot.com/docs/apps/developer-platform/build-apps/authentication/scopes)."""
+    if name == "schemas":
+        return ["crm.schemas.custom.read"]
+    object_type = TYPE_ALIASES.get((args.get("type") or "").lower())
+    if object_type is None:
+        return []
+    if name == "properties":
+        return [f"crm.schemas.{object_type}.read"]
+    if name in {"batch_update", "merge"}:
+        return [f"crm.objects.{object_type}.write"]
+    needed = [f"crm.objects.{object_type}.read"]
+    other = TYPE_ALIASES.get((args.get("to") or "").lower()) if name == "associations" else None
+    if other is not None and other != object_type:
+        needed.append(f"crm.objects.{other}.read")
+    return needed
+
+
+def _missing_scopes(scopes: list[str]) -> Response:
+    """HubSpot's 403 for a token without a scope the call needs. Shape as HubSpot answers it
+    (HubSpot/hubspot-api-nodejs#268, "Incorrect missing scope for Owners API"; the
+    error-handling page: a token without the scope "would get a 403")."""
+    return json_response(403, {
+        "status": "error",
+        "message": "This app hasn't been granted all required scopes to make this call. "
+                   "Read more about required scopes here: https://developers.hubspot.com/scopes.",
+        "correlationId": correlation_id(),
+        "errors": [{"message": "One or more of the following scopes are required.",
+                    "context": {"requiredScopes": scopes}}],
+        "links": {"scopes": "https://developers.hubspot.com/scopes"},
+        "category": "MISSING_SCOPES",
+    })
+
+
 def _rate_limited(policy: str, headers: list[tuple[str, str]]) -> Response:
     label = {"TEN_SECONDLY_ROLLING": "ten_secondly_rolling", "DAILY": "daily",
              "SECONDLY": "secondly"}[policy]
@@ -888,11 +947,40 @@ def _text_match(record: dict[str, Any], object_type: str, query: str) -> bool:
 # ---- helpers: writes ------------------------------------------------------------------------
 
 
-def _property_problems(object_type: str, properties: dict[str, Any]) -> list[dict[str, Any]]:
+def _refuse_invalid_batch(
+    portal: HubSpotPortal, object_type: str, inputs: list[dict[str, Any]]
+) -> None:
+    """Raise HubSpot's whole-batch 400 when any input fails validation.
+
+    The shape: `{"status": "error", "message": "Property values were not valid: [{"isValid":
+    false, "message", "error", "name", "localizedErrorMessage", "portalId"}]", "correlationId",
+    "category": "VALIDATION_ERROR"}`: the message embeds a JSON list naming each invalid
+    property and, in its own message, the value; no input id anywhere. Seen in peers' captured
+    answers (e.g. HubSpot/hubspot-api-nodejs issues; gitcoinco/code_fund_ads#479 for the
+    v1 form) and in HubSpot's OpenAPI spec for batch/update ("Read-only and non-existent
+    properties will result in an error"); 207 is documented only for batch create with
+    `objectWriteTraceId` (developers.hubspot.com/docs/api-reference/error-handling).
+    Which inputs HubSpot lists when several fail is not documented: the sandbox lists the
+    first failing input's problems only, the harder case for a client.
+    """
+    for item in inputs:
+        problems = _property_problems(portal, object_type, item.get("properties") or {})
+        if problems:
+            listed = [{"isValid": False, "message": p["message"], "error": p["code"],
+                       "name": p["context"]["propertyName"][0],
+                       "localizedErrorMessage": p["message"], "portalId": SANDBOX_PORTAL_ID}
+                      for p in problems]
+            raise _validation("Property values were not valid: "
+                              + json.dumps(listed, separators=(",", ":")))
+
+
+def _property_problems(
+    portal: HubSpotPortal, object_type: str, properties: dict[str, Any]
+) -> list[dict[str, Any]]:
     """What HubSpot would reject in one input's properties (unknown, read-only, bad values)."""
     problems = []
     for name, raw in properties.items():
-        definition = hubspot_property(object_type, name)
+        definition = portal.property(object_type, name)
         if definition is None:
             problems.append(_problem(f'Property "{name}" does not exist', "PROPERTY_DOESNT_EXIST",
                                      name))
@@ -933,14 +1021,14 @@ def _problem(message: str, code: str, name: str) -> dict[str, Any]:
 
 
 def _apply_update(
-    data: Any, object_type: str, record: dict[str, Any], properties: dict[str, Any],
-    moment: datetime,
+    data: Any, portal: HubSpotPortal, object_type: str, record: dict[str, Any],
+    properties: dict[str, Any], moment: datetime,
 ) -> None:
     """Write the values (lifecycle stage forward only); bump the modified date on change."""
     props = record["properties"]
     changed = False
     for name, raw in properties.items():
-        value = _stored(hubspot_property(object_type, name), raw)
+        value = _stored(portal.property(object_type, name), raw)
         current = props.get(name)
         backward = (name == "lifecyclestage" and value and current
                     and LIFECYCLE_ORDER[value] < LIFECYCLE_ORDER.get(str(current), -1))

@@ -6,7 +6,8 @@ generator, so the three never disagree about which values a picklist allows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, replace
 
 __all__ = [
     "HUBSPOT_MODIFIED_PROPERTY",
@@ -15,6 +16,7 @@ __all__ = [
     "LIFECYCLE_ORDER",
     "SALESFORCE_FIELDS",
     "SALESFORCE_KEY_PREFIXES",
+    "HubSpotPortal",
     "HubSpotProperty",
     "Option",
     "SalesforceField",
@@ -219,6 +221,42 @@ HUBSPOT_PROPERTIES: dict[str, dict[str, HubSpotProperty]] = {
 def hubspot_property(object_type: str, name: str) -> HubSpotProperty | None:
     """The definition of a HubSpot property, or None when the portal has no such property."""
     return HUBSPOT_PROPERTIES.get(object_type, {}).get(name)
+
+
+class HubSpotPortal:
+    """One sandbox portal's properties: the shipped table, less what an admin removed.
+
+    A real portal drifts from what a mapping expects: an option deleted from a dropdown, a
+    custom property never created. Tests and benchmarks remove them here; validation on
+    writes and the properties API both read this, so they always agree.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._properties = {t: dict(HUBSPOT_PROPERTIES[t]) for t in HUBSPOT_OBJECT_TYPES}
+
+    def property(self, object_type: str, name: str) -> HubSpotProperty | None:
+        """The portal's definition of a property, or None when it has no such property."""
+        with self._lock:
+            return self._properties.get(object_type, {}).get(name)
+
+    def properties(self, object_type: str) -> dict[str, HubSpotProperty]:
+        with self._lock:
+            return dict(self._properties[object_type])
+
+    def remove_option(self, object_type: str, name: str, value: str) -> None:
+        """Delete one option of an enumeration property (KeyError when there is none)."""
+        with self._lock:
+            definition = self._properties[object_type][name]
+            kept = tuple(o for o in definition.options if o.value != value)
+            if len(kept) == len(definition.options):
+                raise KeyError(f"{object_type}.{name} has no option {value!r}")
+            self._properties[object_type][name] = replace(definition, options=kept)
+
+    def remove_property(self, object_type: str, name: str) -> None:
+        """Delete a property from the portal (KeyError when there is none)."""
+        with self._lock:
+            del self._properties[object_type][name]
 
 
 # ---- Salesforce ---------------------------------------------------------------------------

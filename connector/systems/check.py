@@ -15,6 +15,7 @@ from connector.exceptions import (
     AuthenticationError,
     ConfigurationError,
     CrmsyncError,
+    MissingScopes,
 )
 from connector.settings import Settings
 from connector.systems.base import CrmAdapter, FieldInfo
@@ -129,6 +130,16 @@ def _check_system(system: str, adapter: CrmAdapter, mapping: MappingFields) -> l
                 *findings,
                 CheckFinding(system, "authentication", "error", str(error), _auth_fix(system)),
             ]
+        except MissingScopes as error:
+            # The server answered and knew the token: not connectivity. Other objects may
+            # still be readable, so go on.
+            findings.append(
+                CheckFinding(
+                    system, "scopes", "error", str(error), _scopes_fix(system, error.scopes),
+                    object_type=object_type,
+                )
+            )
+            continue
         except (ApiError, CrmsyncError) as error:
             what = "connectivity" if position == 0 else "describe"
             findings.append(
@@ -139,7 +150,7 @@ def _check_system(system: str, adapter: CrmAdapter, mapping: MappingFields) -> l
             if position == 0:
                 return findings
             continue
-        if position == 0:
+        if not any(f.what == "connectivity and authentication" for f in findings):
             findings.append(CheckFinding(system, "connectivity and authentication", "ok"))
         findings.extend(
             _check_fields(
@@ -243,6 +254,17 @@ def _auth_fix(system: str) -> str:
         "check the Salesforce credentials (CRMSYNC_SALESFORCE_CLIENT_ID/_CLIENT_SECRET for "
         "client credentials, or the JWT settings) and that the connected app is enabled"
     )
+
+
+def _scopes_fix(system: str, scopes: list[str]) -> str:
+    named = ", ".join(scopes) or "the scopes the error names"
+    if system == "hubspot":
+        return (
+            f"grant {named} to the private app: HubSpot Settings > Integrations > Private Apps "
+            "> the app > Scopes (crmsync needs crm.objects.<type>.read and .write and "
+            "crm.schemas.<type>.read for contacts, companies and deals)"
+        )
+    return f"grant {named} to the integration user or connected app"
 
 
 def _connect_fix(system: str) -> str:

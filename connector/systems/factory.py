@@ -53,8 +53,10 @@ def build_hubspot(settings: Settings) -> HubSpotAdapter:
         retry=retry_policy(settings),
         limits=HubSpotLimits(
             requests_per_window=settings.hubspot_requests_per_10s,
+            window_share=settings.hubspot_window_share,
             window_seconds=settings.hubspot_window_seconds,
             search_per_second=settings.hubspot_search_per_second,
+            max_daily_share=settings.hubspot_max_daily_share,
         ),
     )
 

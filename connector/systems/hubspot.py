@@ -18,6 +18,13 @@ Choices the design notes force (../shared/design.md, "Measured traps"):
   a clear FatalApiError naming the URL.
 - Deletions come from the archived list (`read_deleted`); merges as tombstones for the ids in a
   survivor's `hs_merged_object_ids`.
+- Budgets: the 10-second window is a share of the server's own X-HubSpot-RateLimit-Max and
+  search (exempt from it, with its own 5/s) is not charged to it; the run stops before the
+  portal's daily use reaches its share (X-HubSpot-RateLimit-Daily / -Daily-Remaining).
+- A batch update HubSpot refuses as a whole (400, the property and value named, not the input)
+  is never bisected: a property or option the portal lacks, or a read-only property, stops
+  the run (ConfigurationError); a bad value only some records carry rejects those records
+  and the rest is resent (`_send_batch`). A 403 MISSING_SCOPES names the scopes.
 - Deals need their contacts and companies. The list API returns them inline; search and batch
   read cannot, so those records (and any whose inline list was cut off) are looked up with the
   v4 batch read, 1,000 ids a call shared by up to ten pages, each page yielded only once all of
@@ -28,6 +35,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,13 +49,16 @@ from connector.exceptions import (
     ApiError,
     AuthenticationError,
     BudgetExhausted,
+    ConfigurationError,
     FatalApiError,
+    MissingScopes,
     RateLimitedError,
     RetriableApiError,
     scrub,
 )
 from connector.systems._writes import (
     confirm_written,
+    result_from_error,
     send_in_rounds,
     send_or_split,
     write_in_steps,
@@ -63,7 +74,13 @@ from connector.systems.base import (
     chunked,
     parse_timestamp,
 )
-from connector.systems.resilience import RateWindow, RetryPolicy, parse_retry_after
+from connector.systems.resilience import (
+    DailyAllocation,
+    RateWindow,
+    RetryPolicy,
+    parse_hubspot_daily,
+    parse_retry_after,
+)
 
 __all__ = ["HubSpotAdapter", "HubSpotLimits", "classify_hubspot_error"]
 
@@ -97,17 +114,51 @@ ASSOCIATION_BATCH_SIZE = 1_000
 # Pages held back while their association lookups gather into one v4 call.
 HELD_PAGES_MAX = 10
 RETRIABLE_RECORD_CATEGORIES = frozenset({"RATE_LIMITS", "LOCKED", "INTERNAL_ERROR", "TIMEOUT"})
+# Whole-batch refusals we cannot read (no property list): split as the last resort.
 BISECTABLE_STATUSES = frozenset({400, 404, 409, 422})
+# Property problems that every input setting the property would meet: the portal, not the
+# record, is wrong. INVALID_OPTION joins them when the option is missing from the property.
+PORTAL_PROBLEMS = frozenset({"PROPERTY_DOESNT_EXIST", "READ_ONLY_VALUE"})
+INVALID_PROPERTIES_PREFIX = "Property values were not valid:"
+# X-HubSpot-RateLimit-Max before the first answer says otherwise: Free/Starter's 100.
+SMALLEST_WINDOW_MAX = 100
 
 
 @dataclass(frozen=True)
 class HubSpotLimits:
-    """Client-side budgets: requests per rolling window (default 90% of 100 per 10 s) and search
-    requests per second (HubSpot's own limit is 5/s and search answers carry no headers)."""
+    """Client-side budgets.
 
-    requests_per_window: int = 90
+    The 10-second window: `window_share` of the server's X-HubSpot-RateLimit-Max (100 on
+    Free/Starter, 190 on Pro/Enterprise; changelog "Increasing our API limits"), 90 until the
+    first answer; `requests_per_window` fixes it instead. Search is exempt from that window
+    (OpenAPI spec: `x-hubspot-rate-limit-exemptions: ["ten-secondly"]`) and has its own limit
+    of 5 per second. The run stops before the portal's daily use reaches `max_daily_share`.
+    """
+
+    requests_per_window: int | None = None
     window_seconds: float = 10.0
     search_per_second: int = 5
+    window_share: float = 0.9
+    max_daily_share: float = 0.5
+
+    def initial_window(self) -> int:
+        if self.requests_per_window is not None:
+            return self.requests_per_window
+        return self.window_for(SMALLEST_WINDOW_MAX)
+
+    def window_for(self, server_max: int) -> int:
+        """Our share of a server window of `server_max` requests."""
+        return max(1, int(self.window_share * server_max))
+
+
+@dataclass(frozen=True)
+class _InvalidProperty:
+    """One entry of HubSpot's whole-batch validation 400: a property, its error code, and a
+    message that quotes the value (`"x was not one of the allowed options: [...]"`)."""
+
+    name: str
+    code: str
+    message: str
 
 
 @dataclass
@@ -165,9 +216,13 @@ class HubSpotAdapter:
         self._apis: dict[tuple[str, str], Any] = {}
         self._timeout = timeout_seconds
         self._retry = retry or RetryPolicy()
-        limits = limits or HubSpotLimits()
-        self._window = RateWindow(limits.requests_per_window, limits.window_seconds, name=SYSTEM)
+        self._limits = limits = limits or HubSpotLimits()
+        self._window = RateWindow(limits.initial_window(), limits.window_seconds, name=SYSTEM)
         self._search_window = RateWindow(limits.search_per_second, 1.0, name=f"{SYSTEM} search")
+        self._daily = DailyAllocation(
+            limits.max_daily_share, system=SYSTEM, setting="CRMSYNC_HUBSPOT_MAX_DAILY_SHARE"
+        )
+        self._described: dict[str, dict[str, FieldInfo]] = {}
         self._usage = ApiUsage(SYSTEM)
 
     def __repr__(self) -> str:
@@ -184,6 +239,8 @@ class HubSpotAdapter:
         self._usage.rate_wait_seconds = (
             self._window.waited_seconds + self._search_window.waited_seconds
         )
+        self._usage.daily_used = self._daily.used
+        self._usage.daily_allocation = self._daily.allocation
         return self._usage.snapshot()
 
     # --- reads ------------------------------------------------------------------------------
@@ -549,12 +606,98 @@ class HubSpotAdapter:
         )
 
     def _send_batch(self, object_type: str, batch: list[RecordUpdate]) -> list[WriteResult]:
-        """One batch update, or its halves when HubSpot rejects the whole batch for one record."""
+        """One batch update, and what to do when HubSpot refuses it as a whole.
+
+        HubSpot answers a validation failure with a 400 for the whole batch, applying nothing;
+        the body names the property and (in its message) the value, never the input
+        (design.md, "HubSpot facts"). So:
+        - a property the portal lacks, a read-only one, or an option missing from the
+          property would fail every input that sets it: ConfigurationError, before more writes;
+        - otherwise the inputs carrying the named (property, value) are rejected with
+          HubSpot's code and message, and the rest is resent: one call per bad value named.
+        Splitting in halves (13 calls for one bad record in 100, 199 when all are bad;
+        api-fidelity-2 F8) is left only for a refusal that names no property, or a value we
+        cannot find in our inputs: then nothing else can tell the bad inputs from the good.
+        """
+        results: dict[int, WriteResult] = {}
+        pending = list(range(len(batch)))
+        while pending:
+            part = [batch[i] for i in pending]
+            try:
+                answers = self._send_once(object_type, part)
+            except (AuthenticationError, BudgetExhausted):
+                raise
+            except RetriableApiError as error:
+                answers = [result_from_error(u, "retry_later", error) for u in part]
+            except FatalApiError as error:
+                refused = self._refused_inputs(object_type, part, error)
+                if refused is None:
+                    answers = self._split(object_type, part)
+                else:
+                    for position, result in refused.items():
+                        results[pending[position]] = result
+                    pending = [i for n, i in enumerate(pending) if n not in refused]
+                    continue
+            results.update(zip(pending, answers, strict=True))
+            break
+        return [results[i] for i in range(len(batch))]
+
+    def _split(self, object_type: str, part: list[RecordUpdate]) -> list[WriteResult]:
+        """The last resort: halves until the bad inputs stand alone (see `_send_batch`)."""
         return send_or_split(
-            batch,
-            lambda part: self._send_once(object_type, part),
+            part,
+            lambda half: self._send_once(object_type, half),
             lambda error: error.status in BISECTABLE_STATUSES,
         )
+
+    def _refused_inputs(
+        self, object_type: str, part: list[RecordUpdate], error: FatalApiError
+    ) -> dict[int, WriteResult] | None:
+        """Rejections for the inputs a whole-batch 400 names by (property, value), by position
+        in `part`; ConfigurationError when the portal itself is wrong; None when the answer
+        does not let us tell which inputs are bad."""
+        problems = _invalid_properties(error)
+        if not problems:
+            return None
+        refused: dict[int, WriteResult] = {}
+        for problem in problems:
+            carriers = self._carriers(object_type, part, problem)
+            if not carriers:
+                return None
+            for position in carriers:
+                update = part[position]
+                refused.setdefault(position, WriteResult(
+                    update.record_id, "rejected", code=problem.code,
+                    message=scrub(f"{problem.name}: {problem.message}"), step=update.step))
+        return refused
+
+    def _carriers(
+        self, object_type: str, part: list[RecordUpdate], problem: _InvalidProperty
+    ) -> list[int]:
+        """Positions of the inputs that carry the (property, value) a problem names; raises
+        ConfigurationError when every input setting that property would fail."""
+        values = {
+            position: _hubspot_value(update.fields[problem.name])
+            for position, update in enumerate(part)
+            if problem.name in update.fields and update.fields[problem.name] not in (None, "")
+        }
+        if problem.code in PORTAL_PROBLEMS:
+            raise _portal_problem(object_type, problem, next(iter(values.values()), ""))
+        if problem.code == "INVALID_OPTION":
+            options = self._options(object_type, problem.name)
+            missing = sorted({v for v in values.values() if options and v not in options})
+            if missing:
+                raise _missing_option(object_type, problem, missing, options)
+        named = _value_named(problem.message, set(values.values()))
+        return [position for position, value in values.items() if value == named]
+
+    def _options(self, object_type: str, name: str) -> tuple[str, ...]:
+        """The property's options as the portal has them now (one properties call per object
+        type and run); empty when it has none listed (e.g. options kept elsewhere)."""
+        if object_type not in self._described:
+            self._described[object_type] = self.describe_fields(object_type)
+        info = self._described[object_type].get(name)
+        return info.options if info is not None else ()
 
     def _send_once(self, object_type: str, batch: list[RecordUpdate]) -> list[WriteResult]:
         api = self._api(object_type, "batch_api")
@@ -660,9 +803,10 @@ class HubSpotAdapter:
         url = f"{where.split(' ', 1)[0]} {self.base_url}{where.split(' ', 1)[-1]}"
 
         def attempt() -> dict[str, Any]:
-            self._window.acquire()
-            if search:
-                self._search_window.acquire()
+            self._daily.check()
+            # Search is exempt from the 10-second window and has its own per-second limit.
+            (self._search_window if search else self._window).acquire()
+            self._daily.count_call()
             self._usage.count(operation)
             try:
                 response = send()
@@ -689,12 +833,25 @@ class HubSpotAdapter:
         return self._retry.run(attempt, operation=f"{SYSTEM} {operation}")
 
     def _observe(self, headers: Any) -> None:
-        """Follow the server's own count of requests left in the window, when it sends one."""
+        """Follow the server's rate-limit headers, when it sends them (not on search): the
+        window's size (X-HubSpot-RateLimit-Max, unless fixed by settings), the requests left
+        in it, and the portal's daily use."""
         if not headers:
             return
-        remaining = headers.get("X-HubSpot-RateLimit-Remaining")
-        if remaining is not None and str(remaining).lstrip("-").isdigit():
-            self._window.observe_remaining(int(remaining))
+        server_max = _int_header(headers, "X-HubSpot-RateLimit-Max")
+        if server_max and self._limits.requests_per_window is None:
+            wanted = self._limits.window_for(server_max)
+            if wanted != self._window.max_requests:
+                self._window.resize(wanted)
+        remaining = _int_header(headers, "X-HubSpot-RateLimit-Remaining")
+        if remaining is not None:
+            # The server counts the whole portal; keep the other integrations' share free.
+            reserve = max(0, (server_max or 0) - self._window.max_requests)
+            self._window.observe_remaining(remaining - reserve)
+        self._daily.observe_usage(parse_hubspot_daily(
+            _header(headers, "X-HubSpot-RateLimit-Daily"),
+            _header(headers, "X-HubSpot-RateLimit-Daily-Remaining"),
+        ))
 
     def _shape(self, object_type: str, raw: dict[str, Any]) -> dict[str, Any]:
         """HubSpot's record with `associations` reduced to lists of ids."""
@@ -735,7 +892,7 @@ class HubSpotAdapter:
 
 def classify_hubspot_error(
     error: Any, operation: str = "", observe: Callable[[Any], None] | None = None
-) -> ApiError | BudgetExhausted:
+) -> ApiError | BudgetExhausted | MissingScopes:
     """An SDK ApiException (any package's: they share no base) as our exception tree."""
     status = int(getattr(error, "status", 0) or 0)
     headers = getattr(error, "headers", None) or {}
@@ -757,6 +914,15 @@ def classify_hubspot_error(
                 "hubspot: the daily API limit is used up. Stopped cleanly; rerun tomorrow."
             )
         return RateLimitedError(message, policy=policy, retry_after=retry_after, **details)
+    if status == 403 and code == "MISSING_SCOPES":
+        scopes = _required_scopes(body)
+        return MissingScopes(
+            f"hubspot {operation}: the private app's token lacks the scope(s) "
+            f"{', '.join(scopes) or '(not named)'}: {message} Grant them in HubSpot (Settings > "
+            "Integrations > Private Apps > the app > Scopes), then run `crmsync check`.",
+            system=SYSTEM,
+            scopes=scopes,
+        )
     if status == 401:
         return AuthenticationError(
             message or "the access token was refused; check CRMSYNC_HUBSPOT_ACCESS_TOKEN",
@@ -809,6 +975,90 @@ def _reconcile_batch(batch: list[RecordUpdate], data: dict[str, Any]) -> list[Wr
                 )
             )
     return results
+
+
+def _required_scopes(body: dict[str, Any]) -> list[str]:
+    """The scopes a 403 MISSING_SCOPES names: `errors[].context.requiredScopes` (or, in newer
+    answers, `requiredGranularScopes`). Shape: HubSpot/hubspot-api-nodejs#268."""
+    scopes: list[str] = []
+    for entry in body.get("errors") or []:
+        context = entry.get("context") if isinstance(entry, dict) else None
+        for key in ("requiredScopes", "requiredGranularScopes"):
+            for scope in (context or {}).get(key) or []:
+                if str(scope) not in scopes:
+                    scopes.append(str(scope))
+    return scopes
+
+
+def _invalid_properties(error: ApiError) -> list[_InvalidProperty]:
+    """The properties a whole-batch validation 400 names, from its message
+    `Property values were not valid: [{"isValid":false,"message":...,"error":"INVALID_OPTION",
+    "name":"crmsync_priority",...}]` (the shape HubSpot's CRM v3 answers; see the sandbox's
+    `_refuse_invalid_batch`). Empty for any other error."""
+    if error.status != 400:
+        return []
+    text = str(error)
+    start = text.find(INVALID_PROPERTIES_PREFIX)
+    if start < 0:
+        return []
+    listed = text[start + len(INVALID_PROPERTIES_PREFIX):].lstrip()
+    try:
+        entries, _ = json.JSONDecoder().raw_decode(listed)
+    except ValueError:
+        return []
+    if not isinstance(entries, list):
+        return []
+    return [
+        _InvalidProperty(str(e["name"]), str(e.get("error") or "INVALID"), str(e.get("message")))
+        for e in entries
+        if isinstance(e, dict) and e.get("name")
+    ]
+
+
+def _value_named(message: str, values: Collection[str]) -> str | None:
+    """Which of `values` a HubSpot validation message quotes ("twelve is not a valid number",
+    "x was not one of the allowed options: [a, b]"): the longest one standing as a whole
+    word in the message before any list of allowed options, else the only value there is."""
+    head = message.split(": [", 1)[0]
+    quoted = [
+        value for value in values
+        if re.search(rf"(?<![\w.-]){re.escape(value)}(?![\w.-])", head)
+    ]
+    if quoted:
+        return max(quoted, key=len)
+    return next(iter(values)) if len(values) == 1 else None
+
+
+def _portal_problem(object_type: str, problem: _InvalidProperty, value: str) -> ConfigurationError:
+    what = {
+        "PROPERTY_DOESNT_EXIST": f"HubSpot {object_type} has no property '{problem.name}'",
+        "READ_ONLY_VALUE": f"HubSpot {object_type}.{problem.name} is read-only",
+    }[problem.code]
+    return ConfigurationError(
+        f"{what} (writing {value!r}): {problem.code}: {scrub(problem.message)}. Every write "
+        "that sets it fails, so the run stopped before sending more. Fix the property in "
+        "HubSpot or the mapping's write_back, then run `crmsync check`."
+    )
+
+
+def _missing_option(
+    object_type: str, problem: _InvalidProperty, missing: list[str], options: Collection[str]
+) -> ConfigurationError:
+    values = ", ".join(repr(v) for v in missing)
+    return ConfigurationError(
+        f"HubSpot {object_type}.{problem.name} has no option {values}: every write of that "
+        f"value fails ({problem.code}), so the run stopped before sending more. The "
+        f"property's options are {sorted(options)}. Add the option in HubSpot (Settings > "
+        f"Properties > {object_type} > {problem.name}) or change the mapping's reverse map, "
+        "then run `crmsync check`."
+    )
+
+
+def _int_header(headers: Any, name: str) -> int | None:
+    value = _header(headers, name)
+    if value is None or not str(value).lstrip("-").isdigit():
+        return None
+    return int(str(value))
 
 
 def _error_ids(error: dict[str, Any]) -> list[str]:

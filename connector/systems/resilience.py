@@ -10,7 +10,9 @@ Budgets keep us under the servers' limits instead of bouncing off them:
 - `RateWindow`: at most N requests in any rolling window (HubSpot 90 per 10 s, search 5 per s);
   it also believes the server when its rate-limit headers say fewer requests remain.
 - `DailyAllocation`: stop the run cleanly (`BudgetExhausted`, resumable) before a configured
-  share of Salesforce's rolling 24 h allocation is used, as reported by Sforce-Limit-Info.
+  share of a daily allocation is used: Salesforce's rolling 24 h allocation as reported by
+  Sforce-Limit-Info, HubSpot's portal-wide daily limit from X-HubSpot-RateLimit-Daily and
+  -Daily-Remaining (`parse_hubspot_daily`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ __all__ = [
     "DailyAllocation",
     "RateWindow",
     "RetryPolicy",
+    "parse_hubspot_daily",
     "parse_retry_after",
     "parse_sforce_limit_info",
 ]
@@ -76,6 +79,21 @@ def parse_sforce_limit_info(value: str | None) -> tuple[int, int] | None:
     """(used, allocation) from `Sforce-Limit-Info: api-usage=N/M`, else None."""
     match = _API_USAGE.search(value or "")
     return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def parse_hubspot_daily(daily: str | None, remaining: str | None) -> tuple[int, int] | None:
+    """(used, allocation) from `X-HubSpot-RateLimit-Daily` and `-Daily-Remaining`, else None.
+
+    HubSpot sends both on every answer to a private app except search (design.md, "HubSpot
+    facts"); the limit is the portal's, shared by all its private apps, so `used` counts
+    theirs too."""
+    try:
+        allocation, left = int(str(daily)), int(str(remaining))
+    except ValueError:
+        return None
+    if allocation <= 0:
+        return None
+    return max(0, allocation - max(0, left)), allocation
 
 
 @dataclass
@@ -193,6 +211,14 @@ class RateWindow:
             self.waited_seconds += wait
             self._sleep(wait)
 
+    def resize(self, max_requests: int) -> None:
+        """Allow `max_requests` per window from now on (e.g. once the server says its limit);
+        requests already started keep counting."""
+        if max_requests < 1:
+            raise ValueError("a rate window needs at least one request")
+        with self._lock:
+            self.max_requests = max_requests
+
     def observe_remaining(self, remaining: int) -> None:
         """Believe the server when it says fewer requests remain than we think (shared quota)."""
         with self._lock:
@@ -208,17 +234,27 @@ class RateWindow:
 
 
 class DailyAllocation:
-    """Salesforce's rolling 24 h API allocation as last reported, and our share of it.
+    """A daily API allocation as last reported (Salesforce's org, HubSpot's portal), and our
+    share of it.
 
     `check` raises BudgetExhausted once `used / allocation` reaches `max_share`, before the
-    next call is sent, so a run stops cleanly with room left for the org's other integrations.
+    next call is sent, so a run stops cleanly with room left for the other integrations that
+    share the allocation. `count_call` adds our own calls between reports (HubSpot's search
+    answers carry no headers), and the next report replaces the estimate.
     """
 
-    def __init__(self, max_share: float, *, system: str = "salesforce") -> None:
+    def __init__(
+        self,
+        max_share: float,
+        *,
+        system: str = "salesforce",
+        setting: str = "CRMSYNC_SALESFORCE_MAX_DAILY_SHARE",
+    ) -> None:
         if not 0 < max_share <= 1:
             raise ValueError("max_share must be in (0, 1]")
         self.max_share = max_share
         self.system = system
+        self.setting = setting
         self.used: int | None = None
         self.allocation: int | None = None
 
@@ -229,9 +265,18 @@ class DailyAllocation:
         )
 
     def observe(self, header: str | None) -> None:
-        parsed = parse_sforce_limit_info(header)
+        """Salesforce: `Sforce-Limit-Info: api-usage=N/M`."""
+        self.observe_usage(parse_sforce_limit_info(header))
+
+    def observe_usage(self, parsed: tuple[int, int] | None) -> None:
+        """A server's own (used, allocation), when it sent one."""
         if parsed:
             self.used, self.allocation = parsed
+
+    def count_call(self) -> None:
+        """One more call of ours, sent before the server reports again."""
+        if self.used is not None:
+            self.used += 1
 
     def check(self) -> None:
         if self.used is None or not self.allocation:
@@ -240,5 +285,5 @@ class DailyAllocation:
             raise BudgetExhausted(
                 f"{self.system}: {self.used} of the daily API allocation of {self.allocation} "
                 f"used; this run may use up to {self.max_share:.0%} "
-                "(CRMSYNC_SALESFORCE_MAX_DAILY_SHARE). Stopped cleanly; rerun later to resume."
+                f"({self.setting}). Stopped cleanly; rerun later to resume."
             )
