@@ -15,6 +15,7 @@ from connector.sandbox._salesforce_login import load_jwt_public_key
 from connector.sandbox._server import SandboxServer
 from connector.sandbox._state import SalesforceLogins, SandboxLimits, SandboxState
 from connector.sandbox._tls import SandboxTls
+from connector.sandbox.churn import Churn
 from connector.sandbox.faults import FaultSpec, parse_faults
 from connector.sandbox.generator import generate_dataset
 from connector.sandbox.store import Dataset
@@ -47,7 +48,9 @@ class Sandbox:
     `hubspot_requests_per_window` per `hubspot_window_seconds` (shrink the window to time-scale a
     benchmark), `hubspot_daily_limit`, `search_requests_per_second`, `salesforce_daily_limit`,
     `session_ttl_seconds` (Salesforce access tokens expire after this),
-    `cursor_idle_seconds` (a Salesforce query cursor unused this long is gone: 15 minutes).
+    `cursor_idle_seconds` (a Salesforce query cursor unused this long is gone: 15 minutes),
+    `salesforce_query_batch` (the most rows a query batch holds: 2,000; shrink it in tests so
+    that small reads page through cursors).
 
     HubSpot consistency and paging: `search_lag_seconds` (default 0) keeps a record out of
     search results until that long after its last modification, as HubSpot's search index
@@ -89,6 +92,7 @@ class Sandbox:
         search_lag_seconds: float = 0.0,
         association_page_size: int = DEFAULT_ASSOCIATION_PAGE_SIZE,
         cursor_idle_seconds: float = DEFAULT_CURSOR_IDLE_SECONDS,
+        salesforce_query_batch: int = 2_000,
         salesforce_jwt_certificate: str | bytes | Path | None = None,
         hubspot_daily_used: int = 0,
         hubspot_strict_batches: bool = True,
@@ -130,6 +134,7 @@ class Sandbox:
                 search_lag_seconds=search_lag_seconds,
                 association_page_size=association_page_size,
                 cursor_idle_seconds=cursor_idle_seconds,
+                salesforce_query_batch=salesforce_query_batch,
             ),
             faults=_as_fault_spec(faults),
             salesforce_logins=logins,
@@ -350,6 +355,23 @@ class Sandbox:
         """Delete a property from the portal: the properties API answers 404 for it and writes
         naming it are refused (PROPERTY_DOESNT_EXIST)."""
         self._state.hubspot_portal.remove_property(object_type, name)
+
+    def associate_hubspot(self, from_type: str, from_id: str, to_type: str, to_id: str) -> None:
+        """Associate two records as a user would (e.g. a contact added to a deal). The deal's
+        `num_associated_contacts` is recalculated, which moves its modified date, so an
+        incremental read sees the change (verify on a live portal: design.md lists it)."""
+        data = self._state.dataset
+        with data.lock:
+            data.associate(from_type, str(from_id), to_type, str(to_id))
+            for object_type, record_id in ((from_type, from_id), (to_type, to_id)):
+                if object_type == "deals":
+                    record = data.hubspot[object_type][str(record_id)]
+                    data.bump_hubspot(object_type, record, data.clock.now())
+
+    def churn(self, rate: float, *, seed: int = 0) -> Churn:
+        """A background writer changing this sandbox's records at `rate` per second (see
+        `connector.sandbox.churn`); use as `with sandbox.churn(20):`."""
+        return Churn(self, rate, seed=seed)
 
     def create_salesforce(self, sobject: str, fields: dict[str, Any]) -> dict[str, Any]:
         """Create a Salesforce record (Id and timestamps assigned)."""

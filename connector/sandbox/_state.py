@@ -42,6 +42,10 @@ class SandboxLimits:
     search_lag_seconds: float = 0.0
     association_page_size: int = 500
     cursor_idle_seconds: float = 15 * 60.0
+    # Salesforce answers a query in batches of at most this many rows (2,000 by default; the
+    # REST API guide: "the batch size is not guaranteed", it can be smaller). Tests shrink it
+    # so that a small org's reads page through cursors that can go stale.
+    salesforce_query_batch: int = 2_000
 
 
 class RollingWindow:

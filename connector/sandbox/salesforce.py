@@ -234,7 +234,7 @@ class SalesforceApi:
         except SoqlError as exc:
             raise SalesforceError(400, exc.code, str(exc)) from None
         include_deleted = kind == "queryAll"
-        size = _batch_size(request)
+        size = min(_batch_size(request), self.state.limits.salesforce_query_batch)
         data = self.state.dataset
         with data.lock:
             records = [r for r in data.salesforce[parsed.sobject].values()

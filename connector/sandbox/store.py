@@ -194,7 +194,9 @@ class Dataset:
             record = self.hubspot[object_type][record_id]
             record["archived"] = True
             record["archivedAt"] = hs_datetime(moment)
+            deals = self._deals_of(object_type, record_id)
             self._drop_associations(object_type, record_id)
+            self._recount_deals(deals, moment)
             self.touch(object_type)
 
     def merge_hubspot(
@@ -209,12 +211,27 @@ class Dataset:
             merged = [*_id_list(survivor["properties"].get("hs_merged_object_ids")), loser_id,
                       *_id_list(loser["properties"].get("hs_merged_object_ids"))]
             survivor["properties"]["hs_merged_object_ids"] = ";".join(dict.fromkeys(merged))
+            deals = self._deals_of(object_type, loser_id)
             for (from_type, to_type), links in list(self._assoc.items()):
                 if from_type == object_type and loser_id in links:
                     for target in self._drop_associations_to(object_type, loser_id, to_type):
                         self.associate(object_type, survivor_id, to_type, target)
+            self._recount_deals(deals, moment)
             self.bump_hubspot(object_type, survivor, moment)
             return survivor
+
+    def _deals_of(self, object_type: str, record_id: str) -> list[str]:
+        return [] if object_type == "deals" else self.associated_ids(object_type, "deals",
+                                                                      record_id)
+
+    def _recount_deals(self, deal_ids: list[str], moment: datetime) -> None:
+        """A deal's `num_associated_contacts` is recalculated when a contact on it is deleted
+        or merged away, and that moves the deal's modified date (as `associate_hubspot` does);
+        an incremental read then sees the deal's new associations."""
+        for deal_id in deal_ids:
+            deal = self.hubspot["deals"].get(deal_id)
+            if deal is not None and not deal.get("archived"):
+                self.bump_hubspot("deals", deal, moment)
 
     def _drop_associations(self, object_type: str, record_id: str) -> None:
         for from_type, to_type in list(self._assoc):
