@@ -205,6 +205,17 @@ def sandbox_serve(
         None, "--fixture", help="Load an exact scenario from a JSON fixture (sandbox dump format)."
     ),
     faults: str | None = typer.Option(None, "--faults", help=_FAULTS_HELP),
+    churn: str | None = typer.Option(
+        None, "--churn", metavar="RATE",
+        help="Behave like a busy CRM: change records in both systems at RATE (e.g. 20/s, "
+        "300/min) while clients read: edits, creates, deletes, merges, associations. Seeded "
+        "by --seed (or 0)."
+    ),
+    search_lag: float = typer.Option(
+        0.0, "--search-lag", metavar="SECONDS", min=0,
+        help="HubSpot search shows a record only this long after its last change (list and "
+        "read at once), as HubSpot's search index lags."
+    ),
     env_file: Path | None = typer.Option(
         None, "--env-file", help="Also write the settings as KEY=VALUE lines here (0600; removed "
         "on exit)."
@@ -234,6 +245,7 @@ def sandbox_serve(
     /__sandbox/records/hubspot/TYPE/ID, /__sandbox/records/salesforce/SOBJECT/ID;
     POST /__sandbox/faults (body: a fault spec), /__sandbox/expire-sessions.
     """
+    from connector.sandbox.churn import parse_rate  # noqa: PLC0415
     from connector.sandbox.faults import FaultSpecError, parse_faults  # noqa: PLC0415
     from connector.sandbox.serve import serve  # noqa: PLC0415
 
@@ -246,8 +258,13 @@ def sandbox_serve(
             parse_faults(faults)
     except FaultSpecError as error:
         raise typer.BadParameter(str(error), param_hint="--faults") from None
+    try:
+        churn_rate = parse_rate(churn) if churn else None
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--churn") from None
     serve(port=port, seed=seed, organisations=organisations, fixture=fixture, faults=faults,
-          env_file=env_file, echo=typer.echo, notice=lambda text: typer.echo(text, err=True))
+          env_file=env_file, echo=typer.echo, notice=lambda text: typer.echo(text, err=True),
+          churn=churn_rate, search_lag=search_lag)
 
 # ---- check (adapters issue) --------------------------------------------------------------
 

@@ -32,11 +32,13 @@ def serve(
     env_file: Path | None,
     echo: Callable[[str], None],
     notice: Callable[[str], None],
+    churn: float | None = None,
+    search_lag: float = 0.0,
 ) -> None:
     """Start a sandbox, publish its settings (env file, then `echo`), serve until SIGINT or
     SIGTERM; the env file is removed on exit because its CA file goes with the sandbox."""
     sandbox = Sandbox(seed=seed, organisations=organisations, fixture=fixture, faults=faults,
-                      port=port)
+                      port=port, search_lag_seconds=search_lag)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -50,12 +52,20 @@ def serve(
         echo("\n".join(f"{key}={value}" for key, value in settings.items()))
         notice(f"crmsync sandbox serving HubSpot and Salesforce on {sandbox.base_url} "
                "(Ctrl-C stops)")
+        churning = sandbox.churn(churn, seed=seed or 0) if churn else None
+        if churning is not None:
+            churning.start()
+            notice(f"churn: changing records at {churn:g}/s")
         try:
             while not stop.wait(0.5):
                 pass
         except KeyboardInterrupt:
             pass
         finally:
+            if churning is not None:
+                churning.stop()
+                done = sorted(churning.counts.items())
+                notice("churn: " + (", ".join(f"{k} {v}" for k, v in done) or "nothing"))
             signal.signal(signal.SIGTERM, previous)
             if env_file is not None:
                 env_file.unlink(missing_ok=True)

@@ -96,3 +96,25 @@ def test_bad_options_exit_2() -> None:
     assert runner.invoke(app, ["sandbox", "serve", "--faults", "x:y=1"]).exit_code == 2
     both = runner.invoke(app, ["sandbox", "serve", "--seed", "1", "--fixture", "f.json"])
     assert both.exit_code == 2
+    assert runner.invoke(app, ["sandbox", "serve", "--churn", "fast"]).exit_code == 2
+
+
+def test_churn_changes_records_while_it_serves(tmp_path: Path) -> None:
+    env_file = tmp_path / "sandbox.env"
+    process = _serve("--seed", "20", "--churn", "50/s", "--env-file", str(env_file))
+    try:
+        _wait_for(env_file, process, limit=60.0)
+        settings = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+        session = requests.Session()
+        session.verify = settings["CRMSYNC_CA_BUNDLE"]
+        session.trust_env = False
+        dump = settings["CRMSYNC_HUBSPOT_BASE_URL"] + "/__sandbox/dump"
+        before = session.get(dump, timeout=10).json()
+        time.sleep(1.0)
+        after = session.get(dump, timeout=10).json()
+        assert after != before
+    finally:
+        os.kill(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=10)
+    assert "churn: changing records at 50/s" in err
+    assert "hubspot.edit" in err or "salesforce.edit" in err  # the closing tally
