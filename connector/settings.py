@@ -90,11 +90,25 @@ class Settings(BaseSettings):
     salesforce_client_secret: SecretStr | None = None
     salesforce_username: str | None = None
     salesforce_private_key_file: Path | None = None
-    salesforce_jwt_audience: str = "https://login.salesforce.com"
+    salesforce_jwt_audience: str = Field(
+        default="https://login.salesforce.com",
+        description="The JWT bearer assertion's `aud`: https://login.salesforce.com for a "
+        "production or Developer Edition org, https://test.salesforce.com for a sandbox org "
+        "(Salesforce Help, OAuth 2.0 JWT Bearer Flow for Server-to-Server Integration). The "
+        "wrong one fails at once with invalid_grant.",
+    )
     salesforce_access_token: SecretStr | None = None
     salesforce_password: SecretStr | None = None
     salesforce_security_token: SecretStr | None = None
-    salesforce_api_version: str = "59.0"
+    salesforce_api_version: str = Field(
+        default="59.0",
+        description="REST API version. Username + password logins use SOAP login(), which "
+        "remains available in API version 64.0 and earlier only, is disabled by default in "
+        "orgs created in Winter '26 and later, and is retired in Summer '27 (SOAP API "
+        "Developer Guide, login(); SOAP API End-of-Life Policy): with a password login, keep "
+        "this below 65.0 and have an admin enable SOAP login() in new orgs, or better, move "
+        "to client credentials or JWT.",
+    )
 
     # TLS: a CA bundle to trust (the sandbox's); verification itself is never turned off.
     ca_bundle: Path | None = None
@@ -114,6 +128,23 @@ class Settings(BaseSettings):
     # Stop (exit 3, resumable) before the portal's / org's daily use reaches this share.
     hubspot_max_daily_share: float = Field(default=0.5, gt=0, le=1, allow_inf_nan=False)
     salesforce_max_daily_share: float = Field(default=0.5, gt=0, le=1, allow_inf_nan=False)
+    # Salesforce writes. All records of one sObject Collections update run in one transaction
+    # for the org's triggers and flows; heavy automation fails a whole collection on a
+    # governor limit (then crmsync halves the size for the rest of the run, and warns).
+    salesforce_write_batch_size: int = Field(
+        default=200, ge=1, le=200,
+        description="Records per Salesforce update request (1..200); lower it for orgs "
+        "with heavy triggers or flows.",
+    )
+    # Alerting duplicate rules (the standard Lead and Contact rules are active in new orgs)
+    # fail every update of a record that has a duplicate, unless the request says allowSave.
+    # crmsync never creates records, so saving through the alert adds no duplicate.
+    salesforce_allow_save_on_duplicates: bool = Field(
+        default=True,
+        description="Send `Sforce-Duplicate-Rule-Header: allowSave=true` on updates, so that "
+        "alerting duplicate rules do not block updates of existing Leads and Contacts "
+        "(DUPLICATES_DETECTED). Blocking rules still block.",
+    )
     http_timeout_seconds: float = Field(default=30.0, gt=0, allow_inf_nan=False)
     retry_max_attempts: int = Field(default=6, ge=1)
     retry_initial_wait_seconds: float = Field(default=0.5, ge=0, allow_inf_nan=False)

@@ -13,7 +13,12 @@ from typing import Any
 
 from connector.sandbox._salesforce_login import load_jwt_public_key
 from connector.sandbox._server import SandboxServer
-from connector.sandbox._state import SalesforceLogins, SandboxLimits, SandboxState
+from connector.sandbox._state import (
+    SalesforceLogins,
+    SalesforceWriteRules,
+    SandboxLimits,
+    SandboxState,
+)
 from connector.sandbox._tls import SandboxTls
 from connector.sandbox.churn import Churn
 from connector.sandbox.faults import FaultSpec, parse_faults
@@ -72,6 +77,15 @@ class Sandbox:
     limit). `hubspot_scopes` lists the private app's scopes (default: all); a call needing
     another answers 403 MISSING_SCOPES. `remove_hubspot_option` / `remove_hubspot_property`
     make the portal lack what a mapping expects.
+
+    Salesforce org configuration that updates meet (strict by default):
+    `salesforce_duplicate_rule` (default True) keeps the standard Lead and Contact duplicate
+    rules active, as in new orgs: updating a Lead or Contact that shares its e-mail (any case)
+    with another live Lead or Contact answers DUPLICATES_DETECTED per record unless the request
+    sends `Sforce-Duplicate-Rule-Header: allowSave=true`. `salesforce_automation_max_batch`
+    (default None, off) emulates triggers and flows heavy enough that a collection of more
+    records than this exceeds a governor limit: every record of it fails
+    CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY and nothing is written.
     """
 
     def __init__(
@@ -97,6 +111,8 @@ class Sandbox:
         hubspot_daily_used: int = 0,
         hubspot_strict_batches: bool = True,
         hubspot_scopes: Iterable[str] | None = None,
+        salesforce_duplicate_rule: bool = True,
+        salesforce_automation_max_batch: int | None = None,
     ) -> None:
         if seed is not None and fixture is not None:
             raise ValueError("give either seed or fixture, not both")
@@ -140,6 +156,10 @@ class Sandbox:
             salesforce_logins=logins,
             hubspot_scopes=None if hubspot_scopes is None else frozenset(hubspot_scopes),
             hubspot_strict_batches=hubspot_strict_batches,
+            salesforce_writes=SalesforceWriteRules(
+                duplicate_rule=salesforce_duplicate_rule,
+                automation_max_batch=salesforce_automation_max_batch,
+            ),
         )
         try:
             self._server = SandboxServer(self._state, self._tls.server_context(), port=port)
@@ -277,6 +297,19 @@ class Sandbox:
         replay, so the replay meets the server as cold as the run it is compared with."""
         for object_type in self._state.dataset.hubspot:
             self._state.dataset.touch(object_type)
+
+    def set_salesforce_write_rules(
+        self, *, duplicate_rule: bool | None = None, automation_max_batch: int | None = -1
+    ) -> None:
+        """Change the org's duplicate rule or automation limit at run time (see the class
+        docstring); an argument left out keeps its value, `automation_max_batch=None` turns
+        the automation limit off."""
+        current = self._state.salesforce_writes
+        self._state.salesforce_writes = SalesforceWriteRules(
+            duplicate_rule=current.duplicate_rule if duplicate_rule is None else duplicate_rule,
+            automation_max_batch=(current.automation_max_batch if automation_max_batch == -1
+                                  else automation_max_batch),
+        )
 
     def expire_salesforce_sessions(self) -> None:
         """Invalidate every Salesforce token: the next call answers 401 INVALID_SESSION_ID."""

@@ -164,6 +164,23 @@ class SalesforceLogins:
     jwt_audience: str = "https://login.salesforce.com"
 
 
+@dataclass(frozen=True)
+class SalesforceWriteRules:
+    """What the emulated org's configuration does to sObject Collections updates.
+
+    `duplicate_rule`: the standard Lead and Contact duplicate rules, active (Allow + Alert) as
+    in every new org: an update of a Lead or Contact that shares its e-mail with another live
+    Lead or Contact answers DUPLICATES_DETECTED unless `Sforce-Duplicate-Rule-Header` says
+    `allowSave=true`. On by default: strict unless a test says otherwise.
+    `automation_max_batch`: triggers and flows whose governor limits a collection of more
+    than this many records exceeds (all records of a collection share one transaction); every
+    record then fails CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY. None: no such automation.
+    """
+
+    duplicate_rule: bool = True
+    automation_max_batch: int | None = None
+
+
 @dataclass
 class SandboxState:
     """Shared by every request thread; each part guards itself with its own lock."""
@@ -182,6 +199,7 @@ class SandboxState:
     hubspot_portal: HubSpotPortal = field(default_factory=HubSpotPortal)
     hubspot_scopes: frozenset[str] | None = None
     hubspot_strict_batches: bool = True
+    salesforce_writes: SalesforceWriteRules = field(default_factory=SalesforceWriteRules)
 
     def __post_init__(self) -> None:
         self._fault_plan = FaultPlan(self.faults) if self.faults else None

@@ -73,14 +73,20 @@ _BROKEN_ANSWERS = {"sf_empty_body", "sf_empty_object", "sf_no_locator"}
 class SalesforceError(Exception):
     """An error answer in Salesforce's shape: a list of `{message, errorCode}`."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, fields: list[str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.fields = fields
 
     def response(self) -> Response:
-        return json_response(self.status, [{"message": self.message, "errorCode": self.code}])
+        error: dict[str, Any] = {"message": self.message, "errorCode": self.code}
+        if self.fields is not None:
+            error["fields"] = self.fields
+        return json_response(self.status, [error])
 
 
 @dataclass
@@ -399,6 +405,10 @@ class SalesforceApi:
 
         Failed records carry no `id` (as in Salesforce), so clients match results to their
         input by position. With allOrNone nothing is written when any record fails.
+
+        The org's configuration (`SalesforceWriteRules`) applies after validation, as in
+        Salesforce's order of execution: duplicate rules per record, then automation whose
+        governor limits fail every record of a collection that is too large.
         """
         body = request.json()
         if not isinstance(body, dict) or not isinstance(body.get("records"), list):
@@ -413,11 +423,19 @@ class SalesforceApi:
             plan.record_faults("salesforce.composite", "lock", len(records)),
             plan.record_faults("salesforce.composite", "partial", len(records)), strict=True,
         )] if plan else [False] * len(records)
+        rules = self.state.salesforce_writes
         data = self.state.dataset
         with data.lock:
             checked = [_check_update(data, item, locked[i]) for i, item in enumerate(records)]
+            if rules.duplicate_rule and not _allows_duplicate_save(request):
+                checked = _with_duplicate_alerts(data, records, checked)
             failed = any(errors for _, _, errors in checked)
-            if all_or_none and failed:
+            saving = any(not errors for _, _, errors in checked)
+            over_limit = rules.automation_max_batch is not None and saving and \
+                len(records) > rules.automation_max_batch
+            if over_limit:
+                results = [_governor_failure(records[0]) for _ in records]
+            elif all_or_none and failed:
                 results = [_rolled_back(record_id, errors) for record_id, _, errors in checked]
             else:
                 moment = data.clock.now()
@@ -571,8 +589,12 @@ def _check_update(
     unknown = [k for k in item if k not in {"attributes", "id", "Id"}
                and k not in SALESFORCE_FIELDS[sobject]]
     if unknown:
+        # The whole request fails and nothing is written: `400 [{"errorCode": "INVALID_FIELD",
+        # "message": "No such column 'X' on sobject of type Lead", "fields": [...]}]`, for a
+        # field that does not exist and for one the user's field-level security hides alike.
         raise SalesforceError(400, "INVALID_FIELD",
-                              f"No such column '{unknown[0]}' on sobject of type {sobject}")
+                              f"No such column '{unknown[0]}' on sobject of type {sobject}",
+                              fields=unknown[:1])
     record_id = item.get("id") or item.get("Id")
     if not record_id:
         return None, None, [_error("MISSING_ARGUMENT", "Id not specified in an update call")]
@@ -654,6 +676,112 @@ def _parses(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# ---- org configuration: duplicate rules and automation ---------------------------------------
+
+# Duplicate rules run on Lead and Contact saves (updates included) in every new org: the
+# standard Lead and Contact rules are active with "Allow" + "Alert" (afawcett/apex-sobject
+# dataloader#26: "Since Spring'17 the Standard Lead Duplicate Rule is active in newly created
+# orgs"). The REST "Duplicate Rule Header" (API 52.0+; REST API Developer Guide, Duplicate
+# Rule Header) decides: "The default value for all fields is false. allowSave: false—don't
+# allow the user to acknowledge the alert or save the duplicate record". The standard
+# matching rules compare names, e-mails and companies; the sandbox matches on the e-mail
+# alone (case-insensitive), across live Leads and Contacts. A converted Lead is not matched:
+# it is the read-only history of the Contact it became.
+DUPLICATE_RULE_OBJECTS = ("Lead", "Contact")
+DUPLICATE_RULE_HEADER = "Sforce-Duplicate-Rule-Header"
+
+
+def _allows_duplicate_save(request: Request) -> bool:
+    """`Sforce-Duplicate-Rule-Header: allowSave=true; ...` (each field defaults to false)."""
+    header = request.headers.get(DUPLICATE_RULE_HEADER) or ""
+    for part in header.split(";"):
+        name, _, value = part.partition("=")
+        if name.strip().lower() == "allowsave":
+            return value.strip().lower() == "true"
+    return False
+
+
+def _with_duplicate_alerts(
+    data: Dataset,
+    records: list[Any],
+    checked: list[tuple[str | None, dict[str, Any] | None, list[dict[str, Any]]]],
+) -> list[tuple[str | None, dict[str, Any] | None, list[dict[str, Any]]]]:
+    """`checked` with DUPLICATES_DETECTED for each valid Lead or Contact update whose e-mail
+    (as it would be saved) another live Lead or Contact has."""
+    if not any(item["attributes"]["type"] in DUPLICATE_RULE_OBJECTS for item in records):
+        return checked
+    index = _people_by_email(data)
+    alerted = []
+    for (record_id, target, errors), item in zip(checked, records, strict=True):
+        sobject = item["attributes"]["type"]
+        if errors or target is None or sobject not in DUPLICATE_RULE_OBJECTS:
+            alerted.append((record_id, target, errors))
+            continue
+        email = item["Email"] if "Email" in item else target.get("Email")
+        matches = [m for m in index.get(_email_key(email), ()) if m[1] != record_id]
+        alerted.append((record_id, target, [_duplicates_detected(sobject, matches)]
+                        if matches else errors))
+    return alerted
+
+
+def _people_by_email(data: Dataset) -> dict[str, list[tuple[str, str]]]:
+    """Live, unconverted Leads and live Contacts by lower-cased e-mail: (sObject, Id)."""
+    index: dict[str, list[tuple[str, str]]] = {}
+    for sobject in DUPLICATE_RULE_OBJECTS:
+        for record in data.salesforce[sobject].values():
+            key = _email_key(record.get("Email"))
+            if key and not record["IsDeleted"] and not record.get("IsConverted"):
+                index.setdefault(key, []).append((sobject, record["Id"]))
+    return index
+
+
+def _email_key(email: Any) -> str:
+    return email.strip().lower() if isinstance(email, str) else ""
+
+
+def _duplicates_detected(sobject: str, matches: list[tuple[str, str]]) -> dict[str, Any]:
+    """The per-record error of an alerting duplicate rule, in Salesforce's shape: statusCode,
+    message "Use one of these records?" and a `duplicateResult` naming the matched records."""
+    by_type: dict[str, list[str]] = {}
+    for match_type, match_id in matches:
+        by_type.setdefault(match_type, []).append(match_id)
+    return {
+        **_error("DUPLICATES_DETECTED", "Use one of these records?"),
+        "duplicateResult": {
+            "allowSave": True,
+            "duplicateRule": f"Standard_{sobject}_Duplicate_Rule",
+            "duplicateRuleEntityType": sobject,
+            "errorMessage": "You're creating a duplicate record. We recommend you use an "
+                            "existing record instead.",
+            "matchResults": [
+                {"entityType": match_type, "errors": [], "matchEngine": "ExactMatchEngine",
+                 "matchRecords": [
+                     {"additionalInformation": [], "fieldDiffs": [], "matchConfidence": 100.0,
+                      "record": {"attributes": {
+                          "type": match_type,
+                          "url": f"/services/data/v{API_VERSION}/sobjects/{match_type}/{i}"},
+                          "Id": i}}
+                     for i in ids],
+                 "rule": f"Standard_{match_type}_Match_Rule_v1_1", "size": len(ids),
+                 "success": True}
+                for match_type, ids in by_type.items()
+            ],
+        },
+    }
+
+
+def _governor_failure(item: Any) -> dict[str, Any]:
+    """What every record of a collection answers when the org's triggers and flows exceed a
+    governor limit: all records of one collection run in one transaction, and a
+    LimitException cannot be caught, so the whole chunk fails (practitioners lower the batch
+    size: roblesterjr04/EloquentSalesForce#70, SFDO-Community/declarative-lookup-rollup-
+    summaries#753)."""
+    sobject = item["attributes"]["type"]
+    return {"success": False, "errors": [_error(
+        "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY",
+        f"{sobject}Automation: System.LimitException: Apex CPU time limit exceeded")]}
 
 
 def _rolled_back(

@@ -70,6 +70,8 @@ def build_salesforce(settings: Settings) -> SalesforceAdapter:
         timeout_seconds=settings.http_timeout_seconds,
         retry=retry_policy(settings),
         max_daily_share=settings.salesforce_max_daily_share,
+        write_batch_size=settings.salesforce_write_batch_size,
+        allow_save_on_duplicates=settings.salesforce_allow_save_on_duplicates,
     )
 
 

@@ -24,11 +24,23 @@ Choices the design notes force (../shared/design.md):
 - Deletions and merges come from queryAll (`IsDeleted = true`; merge losers carry
   `MasterRecordId`).
 - Bulk API 2.0 is not used: SOQL query batches meet the call budget (ceil(N/2000) calls).
+- Updates carry `Sforce-Duplicate-Rule-Header: allowSave=true` (setting
+  `salesforce_allow_save_on_duplicates`): the standard Lead and Contact duplicate rules alert
+  on every save of a record with a duplicate, updates included, and crmsync only keeps
+  existing records current, so it never creates the duplicate the rule warns about.
+- Collections hold `salesforce_write_batch_size` records (at most 200). All records of a
+  collection share one transaction for triggers and flows; when the org's automation fails
+  the whole chunk on a governor limit, the chunk is sent again at half the size, and that
+  size holds for the rest of the run.
+- A field the org does not have, or hides from the integration user, fails the whole
+  request (400 INVALID_FIELD): the write stops with a ConfigurationError rather than
+  bisecting a batch that cannot succeed in any split.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 import urllib.parse
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
@@ -44,6 +56,7 @@ from connector.exceptions import (
     ApiError,
     AuthenticationError,
     BudgetExhausted,
+    ConfigurationError,
     CredentialsRejected,
     FatalApiError,
     RateLimitedError,
@@ -54,8 +67,8 @@ from connector.exceptions import (
 from connector.settings import SalesforceCredentials
 from connector.systems._writes import (
     confirm_written,
+    result_from_error,
     send_in_rounds,
-    send_or_split,
     write_in_steps,
 )
 from connector.systems.base import (
@@ -93,7 +106,15 @@ LINK_FIELDS: dict[str, tuple[str, ...]] = {
 }
 QUERY_BATCH_SIZE = 2_000
 QUERY_HEADERS = {"Sforce-Query-Options": f"batchSize={QUERY_BATCH_SIZE}"}
-COLLECTION_SIZE = 200
+COLLECTION_SIZE = 200  # the most sObject Collections accepts in one request
+# REST API Developer Guide, "Duplicate Rule Header" (API 52.0+): "The default value for all
+# fields is false. allowSave: false—don't allow the user to acknowledge the alert or save the
+# duplicate record. Applicable if an alert is enabled for the action."
+DUPLICATE_RULE_HEADER = {"Sforce-Duplicate-Rule-Header": "allowSave=true"}
+# What every record of a collection answers when the org's triggers or flows hit a governor
+# limit: the message carries the uncatchable System.LimitException.
+GOVERNOR_FAILURE_CODE = "CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY"
+GOVERNOR_FAILURE_MARK = "LimitException"
 # A query travels in the URL of a GET; stay well under the ~16 KB URI limit once encoded.
 MAX_ENCODED_SOQL = 15_000
 RETRIABLE_CODES = frozenset(
@@ -189,9 +210,11 @@ class _TokenSource:
                 status=response.status_code,
             )
         if response.status_code != 200:
-            detail = _token_error(response)
+            # Only the server's words are scrubbed with the form's secrets: a short or plain
+            # wrong secret ("cred") must not blank our own words ("client_credentials").
+            detail = scrub(_token_error(response), *secrets)
             raise CredentialsRejected(
-                scrub(f"{self.credentials.kind} login refused: {detail}", *secrets)
+                f"{self.credentials.kind} login refused: {detail}"
                 + _fix_for(self.credentials.kind),
                 system=SYSTEM,
                 operation="token",
@@ -268,7 +291,11 @@ class SalesforceAdapter:
         timeout_seconds: float = 30.0,
         retry: RetryPolicy | None = None,
         max_daily_share: float = 0.5,
+        write_batch_size: int = COLLECTION_SIZE,
+        allow_save_on_duplicates: bool = True,
     ) -> None:
+        if not 1 <= write_batch_size <= COLLECTION_SIZE:
+            raise ValueError(f"write_batch_size must be 1..{COLLECTION_SIZE}")
         self.instance_url = credentials.instance_url.rstrip("/")
         self.api_version = api_version
         self._timeout = timeout_seconds
@@ -280,6 +307,8 @@ class SalesforceAdapter:
         self._usage = ApiUsage(SYSTEM)
         self._sf: Salesforce | None = None
         self._last_retry_after: float | None = None
+        self._collection_size = write_batch_size
+        self._write_headers = dict(DUPLICATE_RULE_HEADER) if allow_save_on_duplicates else {}
 
     def __repr__(self) -> str:
         return (
@@ -292,6 +321,13 @@ class SalesforceAdapter:
     @property
     def api_calls(self) -> int:
         return self._usage.calls
+
+    @property
+    def write_batch_size(self) -> int:
+        """Records per sObject Collections update now: the setting, or less after the org's
+        automation failed a whole collection on a governor limit (kept for the adapter's
+        life, i.e. the run)."""
+        return self._collection_size
 
     def usage(self) -> ApiUsage:
         self._usage.retries = self._retry.retries
@@ -457,7 +493,9 @@ class SalesforceAdapter:
         *,
         confirm_fields: Collection[str] = (),
     ) -> list[WriteResult]:
-        """sObject Collections, 200 a call, allOrNone=false: per-record results, never raised."""
+        """sObject Collections, `write_batch_size` records a call, allOrNone=false: per-record
+        results. Raises only what stops the run: authentication, budget, and a
+        ConfigurationError for a field the org does not have or hides (INVALID_FIELD)."""
         results = write_in_steps(updates, lambda step: self._write_step(object_type, step))
         if not confirm_fields:
             return results
@@ -472,17 +510,61 @@ class SalesforceAdapter:
     def _write_step(self, object_type: str, updates: list[RecordUpdate]) -> list[WriteResult]:
         return send_in_rounds(
             updates,
-            lambda batch: send_or_split(
-                batch,
-                lambda part: self._send_collection(object_type, part),
-                lambda error: error.status == 400,
-            ),
-            batch_size=COLLECTION_SIZE,
+            lambda batch: self._send_in_collections(object_type, batch),
+            batch_size=self._collection_size,
             rounds=self._retry.max_attempts,
             pause=lambda n: self._retry.sleep(
                 min(self._retry.max_wait, self._retry.initial_wait * 2 ** (n - 1))
             ),
         )
+
+    def _send_in_collections(
+        self, object_type: str, batch: list[RecordUpdate]
+    ) -> list[WriteResult]:
+        """Send `batch` in collections of the current size. A collection that the org's
+        automation failed as a whole on a governor limit is sent again at once at half the
+        size (the size then holds for the rest of the run); a single record that still
+        fails so is rejected with Salesforce's message."""
+        results: list[WriteResult] = []
+        start = 0
+        while start < len(batch):
+            part = batch[start : start + self._collection_size]
+            answered = self._send_or_split(object_type, part)
+            if len(part) > 1 and _whole_collection_hit_a_governor_limit(answered):
+                self._halve_collection_size(object_type, len(part), answered[0].message)
+                continue
+            results.extend(answered)
+            start += len(part)
+        return results
+
+    def _halve_collection_size(self, object_type: str, failed: int, message: str | None) -> None:
+        self._collection_size = max(1, min(self._collection_size, failed // 2))
+        log.warning(
+            "salesforce %s: the org's automation failed a whole collection of %d records on a "
+            "governor limit (%s); sending %d records a collection for the rest of this run "
+            "(set CRMSYNC_SALESFORCE_WRITE_BATCH_SIZE to start there)",
+            object_type, failed, message or "", self._collection_size,
+            extra={"fields": {"object": object_type, "failed": failed,
+                              "write_batch_size": self._collection_size}},
+        )
+
+    def _send_or_split(self, object_type: str, batch: list[RecordUpdate]) -> list[WriteResult]:
+        """One collection; a whole-request failure becomes per-record results. A transient
+        one makes every record retry-later; a 400 that one bad record may cause (a value the
+        server cannot parse) is split in halves until the bad records stand alone. INVALID_FIELD
+        never reaches here (see `_send_collection`): no split of it can succeed."""
+        try:
+            return self._send_collection(object_type, batch)
+        except (AuthenticationError, BudgetExhausted):
+            raise
+        except RetriableApiError as error:
+            return [result_from_error(u, "retry_later", error) for u in batch]
+        except FatalApiError as error:
+            if len(batch) > 1 and error.status == 400:
+                middle = len(batch) // 2
+                return (self._send_or_split(object_type, batch[:middle])
+                        + self._send_or_split(object_type, batch[middle:]))
+            return [result_from_error(u, "rejected", error) for u in batch]
 
     def _send_collection(self, object_type: str, batch: list[RecordUpdate]) -> list[WriteResult]:
         body = {
@@ -492,10 +574,17 @@ class SalesforceAdapter:
                 for u in batch
             ],
         }
-        answers = self._call(
-            "composite",
-            lambda sf: sf.restful("composite/sobjects", method="PATCH", json=body),
-        )
+
+        def send(sf: Salesforce) -> Any:
+            try:
+                return sf.restful("composite/sobjects", method="PATCH", json=body,
+                                  headers=self._write_headers)
+            except SalesforceError as error:
+                if error.status == 400 and _error_code(error.content) == "INVALID_FIELD":
+                    raise _invalid_field(object_type, error.content) from None
+                raise
+
+        answers = self._call("composite", send)
         return _collection_results(batch, answers or [])
 
     def _read_back(
@@ -791,6 +880,36 @@ def _encoded_length(text: str) -> int:
     return len(urllib.parse.quote_plus(text))
 
 
+def _whole_collection_hit_a_governor_limit(results: list[WriteResult]) -> bool:
+    """Every record failed CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY with a LimitException: the
+    org's triggers or flows ran out of a governor limit for the collection as a whole."""
+    return bool(results) and all(
+        r.status == "rejected" and r.code == GOVERNOR_FAILURE_CODE
+        and GOVERNOR_FAILURE_MARK in (r.message or "")
+        for r in results
+    )
+
+
+def _invalid_field(object_type: str, content: Any) -> ConfigurationError:
+    """A whole-request INVALID_FIELD as what it is: a setting to fix, not a record to reject.
+
+    Salesforce answers `400 [{"errorCode": "INVALID_FIELD", "message": "No such column 'X' on
+    sobject of type Lead", "fields": [...]}]` for a field that does not exist and for one the
+    integration user's field-level security hides; nothing in the request is written, and
+    every record of every later request would fail the same way."""
+    message = _error_message(content)
+    fields = content[0].get("fields") if isinstance(content, list) and content and \
+        isinstance(content[0], dict) else None
+    named = re.search(r"column '([^']+)'", message)
+    field = fields[0] if fields else named.group(1) if named else "?"
+    return ConfigurationError(
+        f"salesforce: the {object_type} field {field} does not exist or is not visible to the "
+        f"integration user (INVALID_FIELD: {message}); nothing was written in that request and "
+        "writing stopped. Create the field or grant the user edit access to it (field-level "
+        "security), or fix the mapping; `crmsync check` lists every such field."
+    )
+
+
 def _collection_results(batch: list[RecordUpdate], answers: list[Any]) -> list[WriteResult]:
     """sObject Collections answers, in request order, as per-record results."""
     results = []
@@ -811,16 +930,35 @@ def _collection_results(batch: list[RecordUpdate], answers: list[Any]) -> list[W
         else:
             error = (answer.get("errors") or [{}])[0]
             code = error.get("statusCode")
+            message = scrub(str(error.get("message", "")))
+            if code == "DUPLICATES_DETECTED":
+                message = _duplicate_message(message, error.get("duplicateResult"))
             results.append(
                 WriteResult(
                     update.record_id,
                     "retry_later" if code in RETRIABLE_CODES else "rejected",
                     code=code,
-                    message=scrub(str(error.get("message", ""))),
+                    message=message,
                     step=update.step,
                 )
             )
     return results
+
+
+def _duplicate_message(message: str, duplicate: Any) -> str:
+    """DUPLICATES_DETECTED ("Use one of these records?") with the rule, the records it
+    matched and the setting that saves through the alert."""
+    rule, matched = "a duplicate rule", []
+    if isinstance(duplicate, dict):
+        rule = str(duplicate.get("duplicateRule") or rule)
+        for match in duplicate.get("matchResults") or ():
+            for found in (match or {}).get("matchRecords") or ():
+                record = (found or {}).get("record") or {}
+                if record.get("Id"):
+                    matched.append(str(record["Id"]))
+    also = f" matched {', '.join(matched[:5])}" if matched else ""
+    return (f"{message} ({rule}{also}; set CRMSYNC_SALESFORCE_ALLOW_SAVE_ON_DUPLICATES=true "
+            "to save through the alert)")
 
 
 def _sf_fields(fields: dict[str, Any]) -> dict[str, Any]:
