@@ -16,12 +16,14 @@ from collections.abc import Iterable
 from collections.abc import Mapping as TypingMapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from connector.exceptions import ConfigurationError
-from connector.mapping import Mapping, WriteRule
 from connector.model import Priority, Relationship
-from connector.systems.base import CrmAdapter, FieldInfo
+
+if TYPE_CHECKING:  # connector.systems imports this module (check.py): no cycle at run time
+    from connector.mapping import Mapping, WriteRule
+    from connector.systems.base import CrmAdapter, FieldInfo
 
 __all__ = [
     "WriteProblem",
