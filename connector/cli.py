@@ -299,7 +299,9 @@ def check_command(
     log_level: LogLevel = LOG_LEVEL_OPTION,
     verbose: bool = VERBOSE_OPTION,
 ) -> None:
-    """Check connectivity, authentication and that every mapped field exists in both CRMs.
+    """Check connectivity, authentication and every mapped field in both CRMs: that it
+    exists, takes the values and type the mapping writes, HubSpot's lifecycle stage order,
+    and picklist values the mapping does not know.
 
     Exit 0 when all is well, 1 when a field, a connection or a login fails, 2 when a setting
     or the mapping is wrong.

@@ -59,6 +59,7 @@ from connector.model import (
 )
 from connector.normalize import normalise, record_fields, record_id
 from connector.plan import FORWARD_ONLY_FIELDS, make_plan, same_value
+from connector.preflight import refuse_unwritable
 from connector.reconcile import DisjointSets, Reconciled, reconcile
 from connector.state import STALE_LOCK_SECONDS, ChangeSpool, StateStore
 from connector.systems.base import CrmAdapter, Page, RecordUpdate, WriteResult
@@ -770,7 +771,9 @@ class Engine:
         """Send the changes in batches per object; record each result before the next batch.
 
         Before each batch: stop if another run took the lock, and read the batch's records
-        again if the run read them too long ago (`_reread`)."""
+        again if the run read them too long ago (`_reread`). Before the first, dry runs too:
+        refuse (exit 2) if a field written is missing, read-only or lacks a value written."""
+        refuse_unwritable(self.mapping, self.adapters, spool.objects())
         try:
             for system, obj in spool.objects():
                 confirm = {r.field for r in self.mapping.write_back.get((system, obj), ())

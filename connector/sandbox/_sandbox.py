@@ -76,7 +76,8 @@ class Sandbox:
     the portal's other apps used today before the sandbox started (they share the daily
     limit). `hubspot_scopes` lists the private app's scopes (default: all); a call needing
     another answers 403 MISSING_SCOPES. `remove_hubspot_option` / `remove_hubspot_property`
-    make the portal lack what a mapping expects.
+    make the portal lack what a mapping expects; `retype_hubspot_property` gives a property
+    another type than the mapping expects.
 
     Salesforce org configuration that updates meet (strict by default):
     `salesforce_duplicate_rule` (default True) keeps the standard Lead and Contact duplicate
@@ -383,6 +384,16 @@ class Sandbox:
         """Delete an option from an enumeration property, as an admin editing the property
         would: the properties API stops listing it and writes of that value are refused."""
         self._state.hubspot_portal.remove_option(object_type, name, value)
+
+    def retype_hubspot_property(
+        self, object_type: str, name: str, type_: str, field_type: str
+    ) -> None:
+        """Make a property another type (e.g. a date created as `datetime`, a checkbox as a
+        text field), as an admin may have created it: the properties API reports the new
+        type and writes are validated against it. HubSpot's property types and field types:
+        https://developers.hubspot.com/docs/api/crm/properties ("Property type and fieldType
+        values")."""
+        self._state.hubspot_portal.retype_property(object_type, name, type_, field_type)
 
     def remove_hubspot_property(self, object_type: str, name: str) -> None:
         """Delete a property from the portal: the properties API answers 404 for it and writes

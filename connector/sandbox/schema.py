@@ -253,6 +253,15 @@ class HubSpotPortal:
                 raise KeyError(f"{object_type}.{name} has no option {value!r}")
             self._properties[object_type][name] = replace(definition, options=kept)
 
+    def retype_property(self, object_type: str, name: str, type_: str, field_type: str) -> None:
+        """Give a property another type, as a portal where an admin created it differently
+        (options kept only for the types that have them: enumeration and bool)."""
+        with self._lock:
+            definition = self._properties[object_type][name]
+            options = definition.options if type_ in ("enumeration", "bool") else ()
+            self._properties[object_type][name] = replace(
+                definition, type=type_, field_type=field_type, options=options)
+
     def remove_property(self, object_type: str, name: str) -> None:
         """Delete a property from the portal (KeyError when there is none)."""
         with self._lock:

@@ -5,7 +5,8 @@
     └── SalesforceAdapter   salesforce.py  simple-salesforce 1.12, SOQL, sObject Collections
     resilience.py   RetryPolicy (tenacity), RateWindow, DailyAllocation
     factory.py      build_adapters(settings)
-    check.py        `crmsync check`: connectivity, auth, every mapped field exists
+    check.py        `crmsync check`: connectivity, auth, every mapped field, its values,
+                    types and lifecycle order (the write checks are connector/preflight.py)
 
 The core never imports an SDK: it gets Pages of plain dicts and returns RecordUpdates.
 """

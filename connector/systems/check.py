@@ -2,6 +2,13 @@
 
 A missing field otherwise shows up mid-run as a rejected write or, worse, as a property the
 API silently leaves out of a read. Each finding says what is wrong and how an admin fixes it.
+
+With a compiled mapping it also compares what the fields hold (API review F9): every value a
+reverse map writes is an option, types fit (date, not datetime; a checkbox), HubSpot's
+lifecycle stage order matches the mapping's (it decides forward vs backward moves), and CRM
+picklist values the mapping does not know are listed (records holding them are rejected).
+The write checks are the run's pre-flight (connector/preflight.py); errors exit 1, the
+order and unknown values are warnings.
 """
 
 from __future__ import annotations
@@ -17,6 +24,9 @@ from connector.exceptions import (
     CrmsyncError,
     MissingScopes,
 )
+from connector.mapping import FieldMap, Mapping
+from connector.plan import FORWARD_ONLY_FIELDS
+from connector.preflight import create_fix, writable_fix, write_problems
 from connector.settings import Settings
 from connector.systems.base import CrmAdapter, FieldInfo
 
@@ -161,7 +171,77 @@ def _check_system(system: str, adapter: CrmAdapter, mapping: MappingFields) -> l
                 written.get(object_type, set()),
             )
         )
+        if isinstance(mapping, Mapping):
+            findings.extend(_compare_values(system, object_type, described, mapping))
     return findings
+
+
+def _compare_values(
+    system: str, object_type: str, described: dict[str, FieldInfo], mapping: Mapping
+) -> list[CheckFinding]:
+    """What the fields hold against what the mapping writes and reads (existence and
+    writability are `_check_fields`'s findings)."""
+    findings = []
+    for problem in write_problems(mapping, system, object_type, described):
+        if problem.kind in ("type", "option"):
+            what = "field type" if problem.kind == "type" else "field values"
+            findings.append(CheckFinding(
+                system, what, "error", f"{object_type}.{problem.field} {problem.detail}",
+                problem.fix, object_type, problem.field))
+    for field_map in mapping.picklists.get((system, object_type), ()):
+        info = described.get(field_map.field) or _case_insensitive(described, field_map.field)
+        if info is None:
+            continue
+        findings.extend(_unknown_values(system, object_type, field_map, info))
+        if (system, object_type, field_map.field) in FORWARD_ONLY_FIELDS:
+            findings.extend(_stage_order(system, object_type, field_map, info))
+    return findings
+
+
+def _unknown_values(
+    system: str, object_type: str, field_map: FieldMap, info: FieldInfo
+) -> list[CheckFinding]:
+    """CRM options the mapping does not list: each record holding one is rejected on read
+    (unless the field says `unknown: next`)."""
+    if field_map.unknown == "next":
+        return []
+    unknown = [option for option in info.options if option not in field_map.values]
+    if not unknown:
+        return []
+    named = ", ".join(repr(v) for v in unknown)
+    return [CheckFinding(
+        system, "unknown values", "warning",
+        f"{object_type}.{field_map.field} has {len(unknown)} value(s) the mapping does not "
+        f"list: {named}; records holding one are rejected when read",
+        f"add each under {field_map.rule} with what it means (~ if it says nothing), or "
+        "set `unknown: next` there to try the next field instead",
+        object_type, field_map.field)]
+
+
+def _stage_order(
+    system: str, object_type: str, field_map: FieldMap, info: FieldInfo
+) -> list[CheckFinding]:
+    """HubSpot lists lifecycle stages by `displayOrder` and only moves a record forward in
+    that order; crmsync judges forward and backward from the mapping's order. Where the two
+    disagree, a forward move is sent as clear-then-set, or a backward one is silently
+    ignored and never confirmed. Properties API: option `displayOrder`,
+    https://developers.hubspot.com/docs/api/crm/properties"""
+    portal = [option for option in info.options if option in field_map.values]
+    ours = {value: position for position, value in enumerate(field_map.values)}
+    crossed = [(a, b) for i, a in enumerate(portal) for b in portal[i + 1:] if ours[a] > ours[b]]
+    if not crossed:
+        return []
+    shown = "; ".join(f"HubSpot lists {a!r} before {b!r}, the mapping after it"
+                      for a, b in crossed[:5])
+    more = f" (and {len(crossed) - 5} more)" if len(crossed) > 5 else ""
+    return [CheckFinding(
+        system, "lifecycle stage order", "warning",
+        f"{object_type}.{field_map.field}: {shown}{more}. crmsync tells a forward move from a "
+        "backward one by the mapping's order, HubSpot by its own",
+        f"list the values of {field_map.rule} in the portal's order: {', '.join(portal)} "
+        f"(or reorder the stages in HubSpot: Settings > Objects > {object_type.capitalize()} "
+        "> Lifecycle stage tab)",
+        object_type, field_map.field)]
 
 
 def _check_fields(
@@ -183,7 +263,7 @@ def _check_fields(
                     "field exists",
                     "error",
                     f"{object_type}.{name} does not exist",
-                    _create_fix(system, object_type, name),
+                    create_fix(system, object_type, name),
                     object_type,
                     name,
                 )
@@ -195,7 +275,7 @@ def _check_fields(
                     "field writable",
                     "error",
                     f"{object_type}.{name} is read-only",
-                    _writable_fix(system, object_type, name),
+                    writable_fix(system, object_type, name),
                     object_type,
                     name,
                 )
@@ -217,31 +297,6 @@ def _case_insensitive(described: dict[str, FieldInfo], name: str) -> FieldInfo |
     """Salesforce API names are case-insensitive; HubSpot's are lower case anyway."""
     lowered = name.lower()
     return next((info for key, info in described.items() if key.lower() == lowered), None)
-
-
-def _create_fix(system: str, object_type: str, name: str) -> str:
-    if system == "hubspot":
-        return (
-            f"create the property in HubSpot: Settings > Data Management > Properties > "
-            f"{object_type} > Create property, internal name '{name}' "
-            f"(or POST /crm/v3/properties/{object_type} with name, label, type, fieldType, "
-            "groupName)"
-        )
-    suffix = "" if name.endswith("__c") else " (custom fields' API names end in __c)"
-    return (
-        f"create the field in Salesforce: Setup > Object Manager > {object_type} > Fields & "
-        f"Relationships > New, API name '{name}'{suffix}, and give the integration user "
-        "field-level access to it"
-    )
-
-
-def _writable_fix(system: str, object_type: str, name: str) -> str:
-    if system == "hubspot":
-        return f"'{name}' on {object_type} is read-only or calculated; map a writable property"
-    return (
-        f"give the integration user Edit access to {object_type}.{name} (field-level security), "
-        "or map a writable field"
-    )
 
 
 def _auth_fix(system: str) -> str:

@@ -1,0 +1,264 @@
+"""Pre-flight: before a run's first write, check every field it will write against the CRM.
+
+A field the portal lacks, an option removed from a dropdown or a date property created as a
+date-and-time otherwise shows up mid-run: HubSpot refuses a whole batch (400), Salesforce
+rejects record after record, or the value is stored but means something else. One describe
+per object the run writes (HubSpot properties API, Salesforce describe) finds all of that
+up front, so the run stops with exit 2 naming every problem, having written nothing.
+
+`write_problems` is pure (a mapping and one object's described fields in, problems out);
+`crmsync check` reports the same problems. `refuse_unwritable` is the run's hook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from collections.abc import Mapping as TypingMapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Literal
+
+from connector.exceptions import ConfigurationError
+from connector.model import Priority, Relationship
+
+if TYPE_CHECKING:  # connector.systems imports this module (check.py): no cycle at run time
+    from connector.mapping import Mapping, WriteRule
+    from connector.systems.base import CrmAdapter, FieldInfo
+
+__all__ = [
+    "WriteProblem",
+    "create_fix",
+    "refuse_unwritable",
+    "values_written",
+    "writable_fix",
+    "write_problems",
+]
+
+ProblemKind = Literal["missing", "read-only", "type", "option"]
+
+# What each write-back source holds: a calendar date, a true/false flag, or a word.
+DATE_SOURCES = frozenset({"organization.trigger_date"})
+FLAG_SOURCES = frozenset({"person.fit", "organization.fit", "organization.trigger_active"})
+
+# Types a rule of each kind can write to. HubSpot's property types: "Property type and
+# fieldType values", https://developers.hubspot.com/docs/api/crm/properties ; Salesforce's
+# field types: "Field Types" in the SOAP API Developer Guide (describeSObjects `type`).
+DATE_TYPES = {"hubspot": {"date"}, "salesforce": {"date"}}
+FLAG_TYPES = {"hubspot": {"bool", "enumeration"},
+              "salesforce": {"boolean", "picklist", "multipicklist"}}
+NOT_TEXT_TYPES = {"hubspot": {"number", "date", "datetime"},
+                  "salesforce": {"boolean", "date", "datetime", "time", "double", "int", "long",
+                                 "currency", "percent", "reference", "id"}}
+
+
+@dataclass(frozen=True)
+class WriteProblem:
+    """One reason a field cannot take what the mapping writes to it, and how to fix it."""
+
+    system: str
+    object_type: str
+    field: str
+    kind: ProblemKind
+    detail: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.system} {self.object_type}.{self.field} {self.detail}; {self.fix}"
+
+
+def refuse_unwritable(
+    mapping: Mapping, adapters: TypingMapping[str, CrmAdapter], objects: Iterable[tuple[str, str]]
+) -> None:
+    """Raise ConfigurationError (exit 2) listing every problem with the fields the run writes
+    on `objects` (the (system, object) pairs it has changes for): one describe call each."""
+    problems: list[WriteProblem] = []
+    for system, object_type in objects:
+        described = adapters[system].describe_fields(object_type)
+        problems.extend(write_problems(mapping, system, object_type, described))
+    if problems:
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        raise ConfigurationError(
+            f"refusing to write: {len(problems)} problem(s) with the fields this run would "
+            f"write, found before its first write (nothing was written; `crmsync check` "
+            f"lists these and more):\n{lines}")
+
+
+def write_problems(
+    mapping: Mapping, system: str, object_type: str, described: dict[str, FieldInfo]
+) -> list[WriteProblem]:
+    """Every problem with the write-back rules of one object, given its described fields."""
+    problems: list[WriteProblem] = []
+    for rule in mapping.write_rules(system, object_type):
+        problems.extend(_rule_problems(mapping, rule, described))
+    return problems
+
+
+def values_written(mapping: Mapping, rule: WriteRule) -> list[Any] | None:
+    """Every value `rule` can write, as it goes on the wire (clearing aside), or None when
+    they are open-ended (dates)."""
+    if rule.values is not None:
+        return _unique(v for v in rule.values.values() if v is not None)
+    domain = _canonical_domain(mapping, rule.source)
+    if domain is None:
+        return None
+    out = []
+    for canonical in domain:
+        write, value = rule.system_value(canonical)
+        if write and value is not None:
+            out.append(value)
+    return _unique(out)
+
+
+def _canonical_domain(mapping: Mapping, source: str) -> list[Any] | None:
+    attribute = source.split(".", 1)[1]
+    if attribute in ("fit", "trigger_active"):
+        return [True, False]
+    if attribute == "priority":
+        return [priority.value for priority in Priority]
+    if attribute == "relationship":
+        return [relationship.value for relationship in Relationship]
+    if attribute == "trigger_type":
+        return sorted({trigger.type for trigger in mapping.triggers})
+    return None  # trigger_date: any date; person.stage always has a reverse map
+
+
+def _rule_problems(
+    mapping: Mapping, rule: WriteRule, described: dict[str, FieldInfo]
+) -> list[WriteProblem]:
+    info = _find(described, rule.field)
+
+    def problem(kind: ProblemKind, detail: str, fix: str) -> WriteProblem:
+        return WriteProblem(rule.system, rule.object, rule.field, kind, detail, fix)
+
+    if info is None:
+        return [problem("missing", f"does not exist ({rule.rule} writes it)",
+                        create_fix(rule.system, rule.object, rule.field))]
+    found = []
+    if not info.writable:
+        found.append(problem("read-only", f"is read-only ({rule.rule} writes it)",
+                             writable_fix(rule.system, rule.object, rule.field)))
+    type_problem = _type_problem(rule, info)
+    if type_problem is not None:
+        found.append(problem("type", *type_problem))
+        return found
+    values = values_written(mapping, rule)
+    missing = _not_options(rule, info, values or [])
+    if missing:
+        found.append(problem("option", _missing_detail(rule, info, missing),
+                             _option_fix(rule, missing)))
+    return found
+
+
+def _type_problem(rule: WriteRule, info: FieldInfo) -> tuple[str, str] | None:
+    """(detail, fix) when the field's type cannot hold what the rule writes."""
+    system, kind = rule.system, _kind(rule)
+    noun = "property" if system == "hubspot" else "field"
+    if kind == "date" and info.type not in DATE_TYPES[system]:
+        return (f"is a {info.type} {noun}, but {rule.rule} writes calendar dates (YYYY-MM-DD)",
+                _retype_fix(rule, "date"))
+    if kind == "flag" and info.type not in FLAG_TYPES[system]:
+        return (f"is a {info.type} {noun}, but {rule.rule} writes true/false",
+                _retype_fix(rule, "flag"))
+    if kind == "text" and info.type in NOT_TEXT_TYPES[system]:
+        return (f"is a {info.type} {noun}, but {rule.rule} writes words",
+                _retype_fix(rule, "text"))
+    return None
+
+
+def _not_options(rule: WriteRule, info: FieldInfo, values: list[Any]) -> list[str]:
+    """The written values the field would refuse: not among its options (a Salesforce
+    checkbox takes only true and false). A field listing no options takes any text."""
+    if rule.system == "salesforce" and info.type == "boolean":
+        return [_text(v) for v in values if _text(v) not in ("true", "false")]
+    if not info.options:
+        return []
+    return [_text(v) for v in values if _text(v) not in info.options]
+
+
+def _kind(rule: WriteRule) -> str:
+    if rule.source in DATE_SOURCES:
+        return "date"
+    return "flag" if rule.source in FLAG_SOURCES else "text"
+
+
+def _text(value: Any) -> str:
+    """A written value as the CRM lists options: True -> "true", an enum -> its value."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Enum):
+        return str(value.value)
+    return str(value)
+
+
+def _unique(values: Iterable[Any]) -> list[Any]:
+    out: list[Any] = []
+    for value in values:
+        if value not in out:
+            out.append(value)
+    return out
+
+
+def _find(described: dict[str, FieldInfo], name: str) -> FieldInfo | None:
+    """Salesforce API names are case-insensitive; HubSpot's are lower case anyway."""
+    if name in described:
+        return described[name]
+    lowered = name.lower()
+    return next((info for key, info in described.items() if key.lower() == lowered), None)
+
+
+def _missing_detail(rule: WriteRule, info: FieldInfo, missing: list[str]) -> str:
+    named = ", ".join(repr(v) for v in missing)
+    noun = "option" if len(missing) == 1 else "options"
+    has = ", ".join(info.options) if info.options else "true, false"
+    return f"has no {noun} {named} (its options: {has}), which {rule.rule} writes"
+
+
+def _option_fix(rule: WriteRule, missing: list[str]) -> str:
+    named = "it" if len(missing) == 1 else "them"
+    if rule.system == "hubspot":
+        where = (f"add {named} in HubSpot (Settings > Data Management > Properties > "
+                 f"{rule.object} > {rule.field} > Field type options)")
+    else:
+        where = (f"add {named} to the picklist in Salesforce (Setup > Object Manager > "
+                 f"{rule.object} > Fields & Relationships > {rule.field} > Values > New)")
+    return f"{where}, or change the values of {rule.rule}"
+
+
+def _retype_fix(rule: WriteRule, kind: str) -> str:
+    if rule.system == "hubspot":
+        wanted = {"date": "a Date picker property (type date, not datetime)",
+                  "flag": "a Single checkbox property (type bool)",
+                  "text": "a text or dropdown property"}[kind]
+        where = f"HubSpot (Settings > Data Management > Properties > {rule.object})"
+    else:
+        wanted = {"date": "a Date field (not Date/Time)", "flag": "a Checkbox field",
+                  "text": "a Text or Picklist field"}[kind]
+        where = f"Salesforce (Setup > Object Manager > {rule.object} > Fields & Relationships)"
+    return f"point {rule.rule} at {wanted}: create one in {where}"
+
+
+def create_fix(system: str, object_type: str, name: str) -> str:
+    """How an admin creates a field the mapping names."""
+    if system == "hubspot":
+        return (
+            f"create the property in HubSpot: Settings > Data Management > Properties > "
+            f"{object_type} > Create property, internal name '{name}' "
+            f"(or POST /crm/v3/properties/{object_type} with name, label, type, fieldType, "
+            "groupName)"
+        )
+    suffix = "" if name.endswith("__c") else " (custom fields' API names end in __c)"
+    return (
+        f"create the field in Salesforce: Setup > Object Manager > {object_type} > Fields & "
+        f"Relationships > New, API name '{name}'{suffix}, and give the integration user "
+        "field-level access to it"
+    )
+
+
+def writable_fix(system: str, object_type: str, name: str) -> str:
+    """How an admin lets crmsync write a field it can only read."""
+    if system == "hubspot":
+        return f"'{name}' on {object_type} is read-only or calculated; map a writable property"
+    return (
+        f"give the integration user Edit access to {object_type}.{name} (field-level security), "
+        "or map a writable field"
+    )
