@@ -55,6 +55,11 @@ def print_report(report: RunReport, console: Console, *, show_changes: bool = Tr
         console.print(f"read again before writing: {report.reread_records} record(s) in "
                       f"{report.reread_calls} call(s), {report.reread_changed} changed since "
                       "read (planned again)", highlight=False)
+    resolved = report.intents_resolved
+    if resolved.get("applied") or resolved.get("not_applied"):
+        console.print(f"writes of interrupted runs, checked in their CRM: {resolved['applied']} "
+                      f"made (now audited under their run), {resolved['not_applied']} not made",
+                      highlight=False)
     if report.plan_scope:
         scope = ("every mirrored record" if report.plan_scope == "all"
                  else "records changed since last planned, and those tied to them")

@@ -161,6 +161,19 @@ MIGRATIONS: list[str] = [
     DELETE FROM links;
     DELETE FROM meta WHERE name = 'identity_complete' AND EXISTS (SELECT 1 FROM mirror);
     """,
+    # 5: audit before write. A run records each batch's changes as `intent` rows, committed
+    # before the batch is sent, and gives each its outcome (applied, rejected, retry_later)
+    # once the CRM answers. A run killed in between leaves intents, which the next run
+    # resolves against the CRM (applied, or not_applied), so every change that reached a CRM
+    # is audited under the run that made it, and that run can be rolled back. Rows from
+    # before were written only once applied.
+    """
+    ALTER TABLE audit ADD COLUMN status TEXT NOT NULL DEFAULT 'applied';
+    ALTER TABLE audit ADD COLUMN step INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE audit ADD COLUMN batch INTEGER;
+    ALTER TABLE audit ADD COLUMN resolved_at TEXT;
+    CREATE INDEX audit_intent ON audit (run_id) WHERE status = 'intent';
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 _UPSERT_MIRROR = (
@@ -211,6 +224,9 @@ class AuditEntry:
     after: Any
     rule: str | None
     at: datetime
+    status: str = "applied"  # or intent, rejected, retry_later, not_applied (see migration 5)
+    step: int = 0
+    batch: int | None = None
 
 
 @dataclass(frozen=True)
@@ -797,23 +813,59 @@ class StateStore:
             ],
         )
 
-    def audit_entries(self, run_id: int) -> list[AuditEntry]:
+    def record_intents(self, run_id: int, batch: int, changes: list[Change]) -> list[int]:
+        """Record `changes` as intended writes of `run_id`'s `batch`, before it is sent (inside
+        the caller's transaction, which must commit before the send); returns their audit ids,
+        in order, for `resolve_audit`."""
+        first = int(self.db.execute("SELECT coalesce(max(id), 0) FROM audit").fetchone()[0]) + 1
+        at = _iso(now())
+        ids = list(range(first, first + len(changes)))
+        self.db.executemany(
+            "INSERT INTO audit (id, run_id, system, object_type, record_id, field, before, after, "
+            "rule, at, status, step, batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'intent', ?, ?)",
+            [(audit_id, run_id, c.system.value, c.object_type, c.record_id, c.field,
+              json.dumps(c.before, default=str), json.dumps(c.after, default=str),
+              _scrubbed(c.rule), at, c.step, batch)
+             for audit_id, c in zip(ids, changes, strict=True)],
+        )
+        return ids
+
+    def resolve_audit(self, outcomes: Iterable[tuple[int, str]]) -> None:
+        """(audit id, status) for intended writes whose outcome is now known."""
+        at = _iso(now())
+        self.db.executemany("UPDATE audit SET status = ?, resolved_at = ? WHERE id = ?",
+                            [(status, at, audit_id) for audit_id, status in outcomes])
+
+    def audit_entries(self, run_id: int, status: str = "applied") -> list[AuditEntry]:
+        """The run's audit rows with `status`: by default the changes it made."""
+        return self._audit_rows("run_id = ? AND status = ?", (run_id, status))
+
+    def audit_intents(self, run_id: int | None = None, *,
+                      not_run: int | None = None) -> list[AuditEntry]:
+        """Intended writes without an outcome: of `run_id`, or of every run but `not_run`."""
+        if run_id is not None:
+            return self._audit_rows("status = 'intent' AND run_id = ?", (run_id,))
+        return self._audit_rows("status = 'intent' AND run_id != ?", (not_run or 0,))
+
+    def _audit_rows(self, where: str, args: tuple) -> list[AuditEntry]:
         rows = self.db.execute(
-            "SELECT id, run_id, system, object_type, record_id, field, before, after, rule, at "
-            "FROM audit WHERE run_id = ? ORDER BY id",
-            (run_id,),
+            "SELECT id, run_id, system, object_type, record_id, field, before, after, rule, at, "
+            f"status, step, batch FROM audit WHERE {where} ORDER BY id", args,
         ).fetchall()
         return [
             AuditEntry(
                 r[0], r[1],
                 SourceRef(system=System(r[2]), object_type=r[3], record_id=r[4]),
-                r[5], json.loads(r[6]), json.loads(r[7]), r[8], _parse(r[9]),
+                r[5], json.loads(r[6]), json.loads(r[7]), r[8], _parse(r[9]), r[10], r[11],
+                r[12],
             )
             for r in rows
         ]
 
     def audit_count(self) -> int:
-        return int(self.db.execute("SELECT COUNT(*) FROM audit").fetchone()[0])
+        """How many changes the audit log holds as made."""
+        return int(self.db.execute("SELECT COUNT(*) FROM audit WHERE status = 'applied'")
+                   .fetchone()[0])
 
     # ---- rejects ---------------------------------------------------------------------------
 

@@ -11,9 +11,10 @@ So:
   planned again if someone changed it meanwhile: neither CRM has conditional batch updates,
   so this bounds the window in which an edit could be overwritten (`Engine._reread`);
 - deleted and merged records (tombstones) leave planning; a merge moves links to its survivor;
-- a crash between an API write and its audit row only means the next run plans the same
-  change again and writes the same value again: nothing lost, nothing applied twice with
-  different values;
+- each batch's changes are audited as intended, committed, before the batch is sent, and
+  given their outcome when the CRM answers; a run killed in between leaves intents that the
+  next run resolves by reading those records (`Engine._resolve_intents`), so every change
+  that reached a CRM is audited under the run that made it and can be rolled back;
 - our own writes update the mirror, so reading them back plans nothing (no echo);
 - a run plans only the records that changed since a run last planned and applied them, with
   every record tied to them, and the organisations with a trigger that starts or expires
@@ -139,6 +140,10 @@ class RunReport:
     reread_records: int = 0  # records read again right before their write (a stale read)
     reread_calls: int = 0  # the API calls that cost
     reread_changed: int = 0  # records found changed by someone since the run read them
+    # intended writes of earlier runs that died before hearing the CRM's answer, resolved
+    # by reading the records: "applied" (audited under that run) or "not_applied"
+    intents_resolved: dict[str, int] = field(
+        default_factory=lambda: {"applied": 0, "not_applied": 0})
 
     @property
     def exit_code(self) -> int:
@@ -165,6 +170,7 @@ class RunReport:
             "reread_records": self.reread_records,
             "reread_calls": self.reread_calls,
             "reread_changed": self.reread_changed,
+            "intents_resolved": self.intents_resolved,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -461,6 +467,7 @@ class Engine:
                      ", dry run" if dry_run else "",
                      extra={"fields": {"run_id": report.run_id, "kind": kind,
                                        "dry_run": dry_run}})
+            self._resolve_intents(ctx)
             body(ctx)
             self._end_status(report)
         except RunStoppedEarly as exc:
@@ -782,14 +789,63 @@ class Engine:
                         continue
                     updates = _updates([change for _, change in batch])
                     if ctx.report.dry_run:
+                        intents: list[int] = []
                         results = [WriteResult(u.record_id, "applied", step=u.step)
                                    for u in updates]
                     else:
+                        intents = self._record_intents(ctx, batch)
                         results = self.adapters[system].write(obj, updates,
                                                               confirm_fields=confirm)
-                    self._record_results(ctx, system, obj, spool, batch, updates, results)
+                    self._record_results(ctx, system, obj, spool, batch, updates, results,
+                                         intents)
         finally:
             self._list_changes(ctx, spool, sent_only=True)
+
+    def _record_intents(self, ctx: _Run, batch: list[tuple[int, Change]]) -> list[int]:
+        """Audit the batch as intended, committed before it is sent: a kill after the CRM
+        accepts it and before its answer is recorded must not leave changes no audit row
+        holds (they could not be rolled back). Returns the rows' ids, in batch order."""
+        ctx.batches += 1
+        with self.store.transaction():
+            return self.store.record_intents(ctx.report.run_id, ctx.batches,
+                                             [change for _, change in batch])
+
+    def _resolve_intents(self, ctx: _Run) -> None:
+        """Give the intended writes of runs that died before hearing the CRM's answer their
+        outcome, by reading just those records: a field that holds the intended value was
+        written ("applied", audited under the run that wrote it, so rolling that run back
+        undoes it); any other was not ("not_applied"). A lifecycle clear-then-set that holds
+        its clear made only its first step. Records of a system not configured this run stay
+        unresolved. What is read refreshes the mirror: the dead run never mirrored its writes.
+        """
+        pending = [e for e in self.store.audit_intents(not_run=ctx.report.run_id)
+                   if e.ref.system.value in self.adapters]
+        if not pending:
+            return
+        current = self._current_values(ctx, {e.ref for e in pending})
+        fields: dict[tuple[int, str, str], list[Any]] = {}
+        for entry in pending:
+            fields.setdefault((entry.run_id, str(entry.ref), entry.field), []).append(entry)
+        outcomes: list[tuple[int, str]] = []
+        for (_, ref, _), entries in fields.items():
+            values = current.get(ref)
+            entries.sort(key=lambda e: e.step)
+            reached = -1  # the last step the field shows was made
+            if values is not None:
+                now_value = values.get(entries[0].field)
+                reached = max((e.step for e in entries if same_value(now_value, e.after)),
+                              default=-1)
+            outcomes += [(e.id, "applied" if e.step <= reached else "not_applied")
+                         for e in entries]
+        with self.store.transaction():
+            self.store.resolve_audit(outcomes)
+        for _, status in outcomes:
+            ctx.report.intents_resolved[status] += 1
+        log.warning("resolved %s intended write(s) of interrupted run(s) by reading them back: "
+                    "%s applied (audited under their run), %s not applied", len(outcomes),
+                    ctx.report.intents_resolved["applied"],
+                    ctx.report.intents_resolved["not_applied"],
+                    extra={"fields": {"intents_resolved": ctx.report.intents_resolved}})
 
     def _check_lock(self) -> None:
         if not self.store.holds_lock():
@@ -861,11 +917,15 @@ class Engine:
 
     def _record_results(self, ctx, system, obj, spool: ChangeSpool,
                         batch: list[tuple[int, Change]], updates: list[RecordUpdate],
-                        results: list[WriteResult]) -> None:
+                        results: list[WriteResult], intents: list[int]) -> None:
+        """Each change's outcome: in the spool, the audit (the batch's intents, `intents`,
+        none in a dry run), the reject ledger and the mirror, in one transaction."""
         by_update = {(u.record_id, u.step): r for u, r in zip(updates, results, strict=True)}
         touched: dict[str, dict[str, Any]] = {}
-        audited: list[Change] = []
         outcomes: list[tuple[int, str, str | None, str | None]] = []
+        audited = [] if ctx.report.dry_run else [
+            (audit_id, by_update[(change.record_id, change.step)].status)
+            for audit_id, (_, change) in zip(intents, batch, strict=True)]
         with self.store.transaction():
             for spool_id, change in batch:
                 result = by_update[(change.record_id, change.step)]
@@ -874,7 +934,6 @@ class Engine:
                 if status == "applied":
                     ctx.report.applied += 1
                     if not ctx.report.dry_run:
-                        audited.append(change)
                         touched.setdefault(change.record_id, {})[change.field] = change.after
                     continue
                 if status == "rejected":
@@ -886,9 +945,7 @@ class Engine:
                                       f"{result.code or status}: {result.message or ''}".strip(),
                                       ctx.report.run_id, change.field, result.code or status)
             spool.record_results(outcomes)
-            if audited:
-                self.store.audit_many(ctx.report.run_id, (
-                    (c.ref, c.field, c.before, c.after, c.rule) for c in audited))
+            self.store.resolve_audit(audited)
             if touched and not ctx.report.dry_run:
                 self._mirror_writes(ctx, system, obj, touched)
                 self.store.resolve_rejects([f"{system}:{obj}:{rid}" for rid in touched], "write")
@@ -1017,6 +1074,7 @@ class _Run:
     today: date
     read_at: datetime = None  # type: ignore[assignment]  # what the plan was read at
     changed_since_read: set[str] = field(default_factory=set)  # found by `_reread`
+    batches: int = 0  # write batches sent so far: their number in the audit log
 
     def __post_init__(self) -> None:
         if self.read_at is None:  # a sync's changes stem from reads made after its start
