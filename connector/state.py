@@ -249,6 +249,9 @@ class StateStore:
         self.path = Path(path)
         self._token: str | None = None
         self._heartbeat: LockHeartbeat | None = None
+        # records marked dirty because a record they shared a key with lost it; a run that
+        # clears every dirty mark after its plan marks again those found after the plan
+        self.left_behind: set[str] = set()
         try:
             if not self.path.parent.exists():
                 self.path.parent.mkdir(parents=True, mode=PRIVATE_FOLDER)
@@ -582,13 +585,25 @@ class StateStore:
             for (ref, system, obj, rid, _, modified_at), text, digest in changed
         ])
         refs = [row[0] for row, _, _ in changed]
+        old_keys = self._run_in("SELECT ref, key FROM identity WHERE ref IN ({})", refs)
         self._run_in("DELETE FROM identity WHERE ref IN ({})", refs)
-        self.db.executemany("INSERT OR IGNORE INTO identity (key, ref) VALUES (?, ?)", [
-            (key, ref)
-            for (ref, system, obj, _, record, _), _, _ in changed
-            for key in identity_keys(system, obj, record)
-        ])
+        new_keys = [(key, ref) for (ref, system, obj, _, record, _), _, _ in changed
+                    for key in identity_keys(system, obj, record)]
+        self.db.executemany("INSERT OR IGNORE INTO identity (key, ref) VALUES (?, ?)", new_keys)
+        self._mark_left_behind(old_keys, new_keys)
         return refs
+
+    def _mark_left_behind(self, old_keys: list[tuple[str, str]],
+                          new_keys: list[tuple[str, str]]) -> None:
+        """Mark dirty the records that shared a key a changed record no longer has (its
+        e-mail fixed, its account changed): they were planned in its group and must be planned
+        without it. Those that share its new keys are found from it (`group_closure`)."""
+        kept = {(ref, key) for key, ref in new_keys}
+        lost = {key for ref, key in old_keys if (ref, key) not in kept}
+        if lost:
+            behind = self._values_in("SELECT ref FROM identity WHERE key IN ({})", lost)
+            self.mark_dirty(behind)
+            self.left_behind |= behind
 
     def _digests(self, refs: list[str]) -> dict[str, str | None]:
         """Each mirrored record's digest; none for a deleted one, so reading it again revives

@@ -548,11 +548,13 @@ class Engine:
         scope = self._plan_scope(ctx, replan_all)
         spool = self._plan_from_mirror(ctx, scope)
         ctx.report.planned = spool.count
+        self.store.left_behind.clear()
         self._apply(ctx, spool)
         if not ctx.report.dry_run:  # every dirty record was planned, and its plan applied
             with self.store.transaction():
                 self.store.clear_dirty()
-                self.store.mark_dirty(ctx.changed_since_read)  # their groups: next run
+                # their groups, and those a re-read record left: next run
+                self.store.mark_dirty(ctx.changed_since_read | self.store.left_behind)
                 if scope == "all":
                     self.store.set_meta("planned_mapping", self._mapping_sha256())
 

@@ -14,6 +14,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+from connector.plan import same_value
 from connector.sandbox import Sandbox
 from connector.state import StateStore
 from tests.test_cli_runs import cli, snapshot, write_env
@@ -65,7 +66,7 @@ def test_changes_a_crm_accepted_before_a_kill_are_audited_with_the_killed_run(tm
         assert not missing, f"{len(missing)} of {len(accepted)} accepted changes not audited " \
                             f"for run {killed}, e.g. {missing[:3]}"
         for key, (before, after) in accepted.items():
-            assert audited[key][1] == after, key
+            assert same_value(audited[key][0], before) and audited[key][1] == after, key
         assert set(audited) <= set(accepted), "audited as applied but not in the CRM"
 
         rollback = cli("rollback", str(killed), "--json", cwd=tmp_path, env_file=env_file,
