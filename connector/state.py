@@ -174,6 +174,21 @@ MIGRATIONS: list[str] = [
     ALTER TABLE audit ADD COLUMN resolved_at TEXT;
     CREATE INDEX audit_intent ON audit (run_id) WHERE status = 'intent';
     """,
+    # 6: duplicates, two or more records of one system linked into one person or
+    # organisation: one row per record, `grp` the group's first record. A run replaces the
+    # rows of the records it plans, so the table holds every group found, however few
+    # records the latest run planned.
+    """
+    CREATE TABLE duplicates (
+        ref TEXT PRIMARY KEY,
+        grp TEXT NOT NULL,
+        entity TEXT NOT NULL,
+        system TEXT NOT NULL,
+        linked_by TEXT NOT NULL,
+        found_run INTEGER
+    );
+    CREATE INDEX duplicates_grp ON duplicates (grp);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 _UPSERT_MIRROR = (
@@ -745,6 +760,7 @@ class StateStore:
                             "dirty = 0 WHERE ref = ?",
                             (_iso(when or now()), tombstone.merged_into, ref))
             self.db.execute("DELETE FROM identity WHERE ref = ?", (ref,))
+            self.db.execute("DELETE FROM duplicates WHERE ref = ?", (ref,))
             self.db.execute("UPDATE rejects SET resolved = 1 WHERE ref = ?", (ref,))
             self._move_links(ref, survivor)
             if survivor:
@@ -763,6 +779,28 @@ class StateStore:
                             "first_seen_run FROM links WHERE b = ? AND a != ?",
                             (survivor, ref, survivor))
         self.db.execute("DELETE FROM links WHERE a = ? OR b = ?", (ref, ref))
+
+    def replace_duplicates(self, planned: Collection[str], found: Iterable[Any],
+                           run_id: int | None) -> None:
+        """The duplicates (`reconcile.Duplicate`) found among the `planned` records, in place
+        of those recorded for them before."""
+        self._run_in("DELETE FROM duplicates WHERE ref IN ({})", planned)
+        self.db.executemany(
+            "INSERT OR REPLACE INTO duplicates (ref, grp, entity, system, linked_by, found_run) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(ref, group.records[0], group.entity, group.system, json.dumps(group.linked_by),
+              run_id) for group in found for ref in group.records])
+
+    def duplicate_groups(self, limit: int = 10) -> tuple[int, list[dict[str, Any]]]:
+        """How many duplicate groups are recorded, and the first `limit` (by first record)."""
+        count = int(self.db.execute("SELECT count(DISTINCT grp) FROM duplicates").fetchone()[0])
+        rows = self.db.execute(
+            "SELECT grp, entity, system, linked_by, group_concat(ref, ' ') FROM "
+            "(SELECT * FROM duplicates WHERE grp IN (SELECT DISTINCT grp FROM duplicates "
+            "ORDER BY grp LIMIT ?) ORDER BY ref) GROUP BY grp ORDER BY grp", (limit,)).fetchall()
+        return count, [{"entity": entity, "system": system, "records": refs.split(" "),
+                        "linked_by": json.loads(linked_by)}
+                       for _, entity, system, linked_by, refs in rows]
 
     def add_plan_dates(self, rows: Iterable[tuple[str, str]]) -> None:
         """(ref, ISO day) pairs: on that day the record's plan may change by itself."""

@@ -60,7 +60,7 @@ from connector.model import (
 )
 from connector.normalize import normalise, record_fields, record_id
 from connector.plan import FORWARD_ONLY_FIELDS, make_plan, same_value
-from connector.reconcile import DisjointSets, Reconciled, reconcile
+from connector.reconcile import DisjointSets, Duplicate, Reconciled, duplicates, reconcile
 from connector.state import STALE_LOCK_SECONDS, ChangeSpool, StateStore
 from connector.systems.base import CrmAdapter, Page, RecordUpdate, WriteResult
 
@@ -144,6 +144,11 @@ class RunReport:
     # by reading the records: "applied" (audited under that run) or "not_applied"
     intents_resolved: dict[str, int] = field(
         default_factory=lambda: {"applied": 0, "not_applied": 0})
+    # groups of two or more records of one system linked into one person or organisation,
+    # among the records this run planned: {entity, system, records, linked_by}, the first
+    # REPORT_CHANGE_ROWS listed (`crmsync status` counts every group known)
+    duplicate_groups: int = 0
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -171,6 +176,7 @@ class RunReport:
             "reread_calls": self.reread_calls,
             "reread_changed": self.reread_changed,
             "intents_resolved": self.intents_resolved,
+            "duplicate_groups": self.duplicate_groups,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -736,16 +742,32 @@ class Engine:
                     reconciled = reconcile(self.mapping, views, ctx.today, group_links)
                     results.add(len(rows), reconciled,
                                 make_plan(self.mapping, reconciled, ctx.today).changes, ctx.today)
+                    results.add_duplicates([key for _, key, _ in rows],
+                                           duplicates(reconciled, views, group_links))
                 results.save()
             rejections = [r for _, r in sorted(results.rejected, key=lambda found: found[0])]
             self._ledger_read_rejects(ctx, rejections, results.was_rejected
                                       - {str(r.source) for r in rejections})
             ctx.report.plan_scope, ctx.report.records_planned = scope, results.records
+            self._report_duplicates(ctx, results.duplicates)
             log.info("planned %s record(s) (%s): %s change(s)", results.records, scope,
                      results.spool.count,
                      extra={"fields": {"plan_scope": scope, "records_planned": results.records,
                                        "changes": results.spool.count}})
             return results.spool
+
+    @staticmethod
+    def _report_duplicates(ctx: _Run, found: list[Duplicate]) -> None:
+        found.sort(key=lambda d: (d.records[0], d.entity))
+        ctx.report.duplicate_groups = len(found)
+        ctx.report.duplicates = [
+            {"entity": d.entity, "system": d.system, "records": list(d.records),
+             "linked_by": list(d.linked_by)} for d in found[:REPORT_CHANGE_ROWS]]
+        if found:
+            log.warning("%s group(s) of duplicate records: two or more records of one system "
+                        "linked into one person or organisation (see the report or `crmsync "
+                        "status`)", len(found),
+                        extra={"fields": {"duplicate_groups": len(found)}})
 
     def _records_in_scope(self, scope: str, open_refs: Collection[str]
                           ) -> tuple[Iterable[tuple[str, str]], list[tuple[str, str]]]:
@@ -1184,6 +1206,7 @@ class _PlanResults:
         self.records = 0
         self.rejected: list[tuple[int, Rejection]] = []  # with their position in the mirror
         self.was_rejected: set[str] = set()  # planned records with an open read reject
+        self.duplicates: list[Duplicate] = []
         self._days: list[tuple[str, str]] = []
         self._changes: list[Change] = []
 
@@ -1194,6 +1217,11 @@ class _PlanResults:
         self._changes.extend(changes)
         if len(self._changes) > SAVE_EVERY:
             self.save()
+
+    def add_duplicates(self, planned: list[str], found: list[Duplicate]) -> None:
+        """The duplicates among `planned` records: the state DB's record of them replaced."""
+        self.duplicates.extend(found)
+        self.store.replace_duplicates(planned, found, self.run_id)
 
     def save(self) -> None:
         self.store.add_plan_dates(self._days)
