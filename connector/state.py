@@ -870,18 +870,17 @@ class StateStore:
         """Record `changes` as intended writes of `run_id`'s `batch`, before it is sent (inside
         the caller's transaction, which must commit before the send); returns their audit ids,
         in order, for `resolve_audit`."""
-        first = int(self.db.execute("SELECT coalesce(max(id), 0) FROM audit").fetchone()[0]) + 1
         at = _iso(now())
-        ids = list(range(first, first + len(changes)))
         self.db.executemany(
-            "INSERT INTO audit (id, run_id, system, object_type, record_id, field, before, after, "
-            "rule, at, status, step, batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'intent', ?, ?)",
-            [(audit_id, run_id, c.system.value, c.object_type, c.record_id, c.field,
+            "INSERT INTO audit (run_id, system, object_type, record_id, field, before, after, "
+            "rule, at, status, step, batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'intent', ?, ?)",
+            [(run_id, c.system.value, c.object_type, c.record_id, c.field,
               json.dumps(c.before, default=str), json.dumps(c.after, default=str),
-              _scrubbed(c.rule), at, c.step, batch)
-             for audit_id, c in zip(ids, changes, strict=True)],
+              _scrubbed(c.rule), at, c.step, batch) for c in changes],
         )
-        return ids
+        # one writer (the transaction), so AUTOINCREMENT gave them consecutive ids
+        last = int(self.db.execute("SELECT last_insert_rowid()").fetchone()[0])
+        return list(range(last - len(changes) + 1, last + 1))
 
     def resolve_audit(self, outcomes: Iterable[tuple[int, str]]) -> None:
         """(audit id, status) for intended writes whose outcome is now known."""

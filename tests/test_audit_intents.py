@@ -14,6 +14,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+from connector.model import Change, System
 from connector.plan import same_value
 from connector.sandbox import Sandbox
 from connector.state import StateStore
@@ -99,3 +100,22 @@ def test_a_batch_killed_before_it_was_sent_is_audited_as_not_applied(tmp_path):
             assert store.audit_entries(killed) == []
             assert store.audit_intents(killed) == []
             assert store.audit_entries(killed, status="not_applied") != []
+
+
+def test_intents_get_the_outcome_of_their_own_change(tmp_path):
+    def change(rid: str, after: str) -> Change:
+        return Change(system=System.SALESFORCE, object_type="Lead", record_id=rid,
+                      field="Status", before=None, after=after, rule="r", reason="why")
+
+    with StateStore(tmp_path / "s.db") as store:
+        with store.transaction():
+            store.audit(1, change("00Q0", "x").ref, "Status", None, "x", "old row")
+            first = store.record_intents(2, 1, [change("00Q1", "a"), change("00Q2", "b")])
+            second = store.record_intents(2, 2, [change("00Q3", "c")])
+        with store.transaction():
+            store.resolve_audit([(first[0], "applied"), (first[1], "rejected"),
+                                 (second[0], "applied")])
+        assert [(e.ref.record_id, e.after, e.batch) for e in store.audit_entries(2)] == [
+            ("00Q1", "a", 1), ("00Q3", "c", 2)]
+        assert [e.ref.record_id for e in store.audit_entries(2, status="rejected")] == ["00Q2"]
+        assert store.audit_intents(not_run=3) == [] and store.audit_count() == 3
