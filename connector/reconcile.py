@@ -31,7 +31,8 @@ from connector.model import (
     TriggerPolarity,
 )
 
-__all__ = ["DisjointSets", "Reconciled", "evaluate_icp", "reconcile"]
+__all__ = ["DisjointSets", "Duplicate", "Reconciled", "duplicates", "evaluate_icp",
+           "reconcile"]
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,71 @@ def _by_precedence(candidates: list[Sourced], rule: PrecedenceRule) -> Sourced |
     ranks = rule.ranks
     return min(candidates, key=lambda c: (ranks[c.provenance.source.system],
                                           c.provenance.source.key))
+
+
+# ---- duplicates -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """Two or more records of one system linked into one person or organisation: the CRM
+    holds the entity twice. crmsync writes each the entity's values, but people should merge
+    them. `linked_by`: the kinds of link that tie the entity's records together ("e-mail",
+    "domain", "CRM id", "stored link"), never the values (an address is personal data)."""
+
+    entity: str  # "person" or "organization"
+    system: str
+    records: tuple[str, ...]  # ref texts, sorted
+    linked_by: tuple[str, ...]
+
+
+def duplicates(reconciled: Reconciled, views: Iterable[Person | Organization | Deal],
+               links: Iterable[tuple[SourceRef | str, SourceRef | str]] = ()) -> list[Duplicate]:
+    """The duplicates among `reconciled`'s entities, made from `views` (and `links`).
+
+    Converted Salesforce leads are history, not duplicates of their Contact, and take no
+    part. Cheap for the usual entity of one record per system: only entities with two refs of
+    one system are looked at closer. Sorted, so the result never depends on input order.
+    """
+    view_of = {view.refs[0].key: view for view in views if not isinstance(view, Deal)}
+    link_keys = [(str(a), str(b)) for a, b in links]
+    found = []
+    for kind, entities, natural in (("person", reconciled.persons, _person_key),
+                                    ("organization", reconciled.organizations,
+                                     lambda o: o.domain)):
+        for entity in entities:
+            if len(entity.refs) < 2:
+                continue
+            converted = {ref.key for ref in getattr(entity, "converted_refs", ())}
+            by_system: dict[str, list[str]] = {}
+            for ref in entity.refs:
+                if ref.key not in converted:
+                    by_system.setdefault(ref.system.value, []).append(ref.key)
+            shared = {system: keys for system, keys in by_system.items() if len(keys) > 1}
+            if not shared:
+                continue
+            members = [view_of[ref.key] for ref in entity.refs if ref.key in view_of]
+            linked_by = _link_kinds(kind, members, link_keys, natural)
+            found += [Duplicate(kind, system, tuple(sorted(keys)), linked_by)
+                      for system, keys in sorted(shared.items())]
+    return sorted(found, key=lambda d: (d.entity, d.system, d.records))
+
+
+def _link_kinds(kind: str, members: list, link_keys: list[tuple[str, str]],
+                natural_key) -> tuple[str, ...]:
+    """How the records of one entity are tied: by a shared natural key, by a record naming
+    another (or two naming the same one), by a stored link."""
+    kinds = set()
+    naturals = [key for key in map(natural_key, members) if key]
+    if len(naturals) > len(set(naturals)):
+        kinds.add("e-mail" if kind == "person" else "domain")
+    own = {view.refs[0].key for view in members}
+    named = [ref.key for view in members for ref in view.linked_refs]
+    if len(named) > len(set(named)) or own.intersection(named):
+        kinds.add("CRM id")
+    if any(a in own and b in own for a, b in link_keys):
+        kinds.add("stored link")
+    return tuple(sorted(kinds))
 
 
 # ---- organisations --------------------------------------------------------------------------

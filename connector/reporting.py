@@ -55,6 +55,13 @@ def print_report(report: RunReport, console: Console, *, show_changes: bool = Tr
         console.print(f"read again before writing: {report.reread_records} record(s) in "
                       f"{report.reread_calls} call(s), {report.reread_changed} changed since "
                       "read (planned again)", highlight=False)
+    resolved = report.intents_resolved
+    if resolved.get("applied") or resolved.get("not_applied"):
+        console.print(f"writes of interrupted runs, checked in their CRM: {resolved['applied']} "
+                      f"made (now audited under their run), {resolved['not_applied']} not made",
+                      highlight=False)
+    if report.duplicate_groups:
+        _print_duplicates(report.duplicate_groups, report.duplicates, console)
     if report.plan_scope:
         scope = ("every mirrored record" if report.plan_scope == "all"
                  else "records changed since last planned, and those tied to them")
@@ -143,12 +150,28 @@ def print_rejects(rejects: list[dict[str, Any]], console: Console) -> None:
                       soft_wrap=True)
 
 
+def _print_duplicates(count: int, groups: list[dict[str, Any]], console: Console,
+                      shown: int = 5) -> None:
+    """Duplicates are for people to merge in their CRM: crmsync keeps each up to date."""
+    console.print(f"[yellow]duplicate records: {count} group(s)[/yellow] (two or more records of "
+                  "one system linked into one person or organisation; merge them in the CRM)",
+                  highlight=False)
+    for group in groups[:shown]:
+        console.print(f"    {_text(group['entity'])} in {_text(group['system'])}: "
+                      f"{_text(', '.join(group['records']))} (linked by "
+                      f"{_text(', '.join(group['linked_by']) or 'other records')})",
+                      highlight=False, soft_wrap=True)
+    if count > shown:
+        console.print(f"    ... and {count - shown} more (--json lists them)", highlight=False)
+
+
 def _show(value: Any) -> str:
     return "∅" if value is None or value == "" else str(value)
 
 
 def status_data(store: StateStore, runs: int = 10) -> dict[str, Any]:
     rejects = store.open_rejects()
+    duplicate_groups, first_duplicates = store.duplicate_groups(limit=10)
     by_stage: dict[str, int] = {}
     for reject in rejects:
         by_stage[reject.stage] = by_stage.get(reject.stage, 0) + 1
@@ -170,6 +193,7 @@ def status_data(store: StateStore, runs: int = 10) -> dict[str, Any]:
         "open_rejects": by_stage,
         "mirrored_records": store.mirror_count(),
         "audited_changes": store.audit_count(),
+        "duplicates": {"groups": duplicate_groups, "first": first_duplicates},
     }
 
 
@@ -201,6 +225,9 @@ def print_status(data: dict[str, Any], console: Console) -> None:
     console.print(marks)
     rejects = ", ".join(f"{stage} {n}" for stage, n in data["open_rejects"].items()) or "none"
     console.print(f"open rejects: {rejects}", highlight=False, markup=False)
+    duplicates = data["duplicates"]
+    if duplicates["groups"]:
+        _print_duplicates(duplicates["groups"], duplicates["first"], console)
 
 
 def _duration(run: dict[str, Any]) -> str:

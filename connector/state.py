@@ -161,6 +161,34 @@ MIGRATIONS: list[str] = [
     DELETE FROM links;
     DELETE FROM meta WHERE name = 'identity_complete' AND EXISTS (SELECT 1 FROM mirror);
     """,
+    # 5: audit before write. A run records each batch's changes as `intent` rows, committed
+    # before the batch is sent, and gives each its outcome (applied, rejected, retry_later)
+    # once the CRM answers. A run killed in between leaves intents, which the next run
+    # resolves against the CRM (applied, or not_applied), so every change that reached a CRM
+    # is audited under the run that made it, and that run can be rolled back. Rows from
+    # before were written only once applied.
+    """
+    ALTER TABLE audit ADD COLUMN status TEXT NOT NULL DEFAULT 'applied';
+    ALTER TABLE audit ADD COLUMN step INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE audit ADD COLUMN batch INTEGER;
+    ALTER TABLE audit ADD COLUMN resolved_at TEXT;
+    CREATE INDEX audit_intent ON audit (run_id) WHERE status = 'intent';
+    """,
+    # 6: duplicates, two or more records of one system linked into one person or
+    # organisation: one row per record, `grp` the group's first record. A run replaces the
+    # rows of the records it plans, so the table holds every group found, however few
+    # records the latest run planned.
+    """
+    CREATE TABLE duplicates (
+        ref TEXT PRIMARY KEY,
+        grp TEXT NOT NULL,
+        entity TEXT NOT NULL,
+        system TEXT NOT NULL,
+        linked_by TEXT NOT NULL,
+        found_run INTEGER
+    );
+    CREATE INDEX duplicates_grp ON duplicates (grp);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 _UPSERT_MIRROR = (
@@ -211,6 +239,9 @@ class AuditEntry:
     after: Any
     rule: str | None
     at: datetime
+    status: str = "applied"  # or intent, rejected, retry_later, not_applied (see migration 5)
+    step: int = 0
+    batch: int | None = None
 
 
 @dataclass(frozen=True)
@@ -233,6 +264,9 @@ class StateStore:
         self.path = Path(path)
         self._token: str | None = None
         self._heartbeat: LockHeartbeat | None = None
+        # records marked dirty because a record they shared a key with lost it; a run that
+        # clears every dirty mark after its plan marks again those found after the plan
+        self.left_behind: set[str] = set()
         try:
             if not self.path.parent.exists():
                 self.path.parent.mkdir(parents=True, mode=PRIVATE_FOLDER)
@@ -566,13 +600,25 @@ class StateStore:
             for (ref, system, obj, rid, _, modified_at), text, digest in changed
         ])
         refs = [row[0] for row, _, _ in changed]
+        old_keys = self._run_in("SELECT ref, key FROM identity WHERE ref IN ({})", refs)
         self._run_in("DELETE FROM identity WHERE ref IN ({})", refs)
-        self.db.executemany("INSERT OR IGNORE INTO identity (key, ref) VALUES (?, ?)", [
-            (key, ref)
-            for (ref, system, obj, _, record, _), _, _ in changed
-            for key in identity_keys(system, obj, record)
-        ])
+        new_keys = [(key, ref) for (ref, system, obj, _, record, _), _, _ in changed
+                    for key in identity_keys(system, obj, record)]
+        self.db.executemany("INSERT OR IGNORE INTO identity (key, ref) VALUES (?, ?)", new_keys)
+        self._mark_left_behind(old_keys, new_keys)
         return refs
+
+    def _mark_left_behind(self, old_keys: list[tuple[str, str]],
+                          new_keys: list[tuple[str, str]]) -> None:
+        """Mark dirty the records that shared a key a changed record no longer has (its
+        e-mail fixed, its account changed): they were planned in its group and must be planned
+        without it. Those that share its new keys are found from it (`group_closure`)."""
+        kept = {(ref, key) for key, ref in new_keys}
+        lost = {key for ref, key in old_keys if (ref, key) not in kept}
+        if lost:
+            behind = self._values_in("SELECT ref FROM identity WHERE key IN ({})", lost)
+            self.mark_dirty(behind)
+            self.left_behind |= behind
 
     def _digests(self, refs: list[str]) -> dict[str, str | None]:
         """Each mirrored record's digest; none for a deleted one, so reading it again revives
@@ -714,6 +760,7 @@ class StateStore:
                             "dirty = 0 WHERE ref = ?",
                             (_iso(when or now()), tombstone.merged_into, ref))
             self.db.execute("DELETE FROM identity WHERE ref = ?", (ref,))
+            self.db.execute("DELETE FROM duplicates WHERE ref = ?", (ref,))
             self.db.execute("UPDATE rejects SET resolved = 1 WHERE ref = ?", (ref,))
             self._move_links(ref, survivor)
             if survivor:
@@ -732,6 +779,28 @@ class StateStore:
                             "first_seen_run FROM links WHERE b = ? AND a != ?",
                             (survivor, ref, survivor))
         self.db.execute("DELETE FROM links WHERE a = ? OR b = ?", (ref, ref))
+
+    def replace_duplicates(self, planned: Collection[str], found: Iterable[Any],
+                           run_id: int | None) -> None:
+        """The duplicates (`reconcile.Duplicate`) found among the `planned` records, in place
+        of those recorded for them before."""
+        self._run_in("DELETE FROM duplicates WHERE ref IN ({})", planned)
+        self.db.executemany(
+            "INSERT OR REPLACE INTO duplicates (ref, grp, entity, system, linked_by, found_run) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(ref, group.records[0], group.entity, group.system, json.dumps(group.linked_by),
+              run_id) for group in found for ref in group.records])
+
+    def duplicate_groups(self, limit: int = 10) -> tuple[int, list[dict[str, Any]]]:
+        """How many duplicate groups are recorded, and the first `limit` (by first record)."""
+        count = int(self.db.execute("SELECT count(DISTINCT grp) FROM duplicates").fetchone()[0])
+        rows = self.db.execute(
+            "SELECT grp, entity, system, linked_by, group_concat(ref, ' ') FROM "
+            "(SELECT * FROM duplicates WHERE grp IN (SELECT DISTINCT grp FROM duplicates "
+            "ORDER BY grp LIMIT ?) ORDER BY ref) GROUP BY grp ORDER BY grp", (limit,)).fetchall()
+        return count, [{"entity": entity, "system": system, "records": refs.split(" "),
+                        "linked_by": json.loads(linked_by)}
+                       for _, entity, system, linked_by, refs in rows]
 
     def add_plan_dates(self, rows: Iterable[tuple[str, str]]) -> None:
         """(ref, ISO day) pairs: on that day the record's plan may change by itself."""
@@ -797,23 +866,58 @@ class StateStore:
             ],
         )
 
-    def audit_entries(self, run_id: int) -> list[AuditEntry]:
+    def record_intents(self, run_id: int, batch: int, changes: list[Change]) -> list[int]:
+        """Record `changes` as intended writes of `run_id`'s `batch`, before it is sent (inside
+        the caller's transaction, which must commit before the send); returns their audit ids,
+        in order, for `resolve_audit`."""
+        at = _iso(now())
+        self.db.executemany(
+            "INSERT INTO audit (run_id, system, object_type, record_id, field, before, after, "
+            "rule, at, status, step, batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'intent', ?, ?)",
+            [(run_id, c.system.value, c.object_type, c.record_id, c.field,
+              json.dumps(c.before, default=str), json.dumps(c.after, default=str),
+              _scrubbed(c.rule), at, c.step, batch) for c in changes],
+        )
+        # one writer (the transaction), so AUTOINCREMENT gave them consecutive ids
+        last = int(self.db.execute("SELECT last_insert_rowid()").fetchone()[0])
+        return list(range(last - len(changes) + 1, last + 1))
+
+    def resolve_audit(self, outcomes: Iterable[tuple[int, str]]) -> None:
+        """(audit id, status) for intended writes whose outcome is now known."""
+        at = _iso(now())
+        self.db.executemany("UPDATE audit SET status = ?, resolved_at = ? WHERE id = ?",
+                            [(status, at, audit_id) for audit_id, status in outcomes])
+
+    def audit_entries(self, run_id: int, status: str = "applied") -> list[AuditEntry]:
+        """The run's audit rows with `status`: by default the changes it made."""
+        return self._audit_rows("run_id = ? AND status = ?", (run_id, status))
+
+    def audit_intents(self, run_id: int | None = None, *,
+                      not_run: int | None = None) -> list[AuditEntry]:
+        """Intended writes without an outcome: of `run_id`, or of every run but `not_run`."""
+        if run_id is not None:
+            return self._audit_rows("status = 'intent' AND run_id = ?", (run_id,))
+        return self._audit_rows("status = 'intent' AND run_id != ?", (not_run or 0,))
+
+    def _audit_rows(self, where: str, args: tuple) -> list[AuditEntry]:
         rows = self.db.execute(
-            "SELECT id, run_id, system, object_type, record_id, field, before, after, rule, at "
-            "FROM audit WHERE run_id = ? ORDER BY id",
-            (run_id,),
+            "SELECT id, run_id, system, object_type, record_id, field, before, after, rule, at, "
+            f"status, step, batch FROM audit WHERE {where} ORDER BY id", args,
         ).fetchall()
         return [
             AuditEntry(
                 r[0], r[1],
                 SourceRef(system=System(r[2]), object_type=r[3], record_id=r[4]),
-                r[5], json.loads(r[6]), json.loads(r[7]), r[8], _parse(r[9]),
+                r[5], json.loads(r[6]), json.loads(r[7]), r[8], _parse(r[9]), r[10], r[11],
+                r[12],
             )
             for r in rows
         ]
 
     def audit_count(self) -> int:
-        return int(self.db.execute("SELECT COUNT(*) FROM audit").fetchone()[0])
+        """How many changes the audit log holds as made."""
+        return int(self.db.execute("SELECT COUNT(*) FROM audit WHERE status = 'applied'")
+                   .fetchone()[0])
 
     # ---- rejects ---------------------------------------------------------------------------
 

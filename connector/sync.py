@@ -11,9 +11,10 @@ So:
   planned again if someone changed it meanwhile: neither CRM has conditional batch updates,
   so this bounds the window in which an edit could be overwritten (`Engine._reread`);
 - deleted and merged records (tombstones) leave planning; a merge moves links to its survivor;
-- a crash between an API write and its audit row only means the next run plans the same
-  change again and writes the same value again: nothing lost, nothing applied twice with
-  different values;
+- each batch's changes are audited as intended, committed, before the batch is sent, and
+  given their outcome when the CRM answers; a run killed in between leaves intents that the
+  next run resolves by reading those records (`Engine._resolve_intents`), so every change
+  that reached a CRM is audited under the run that made it and can be rolled back;
 - our own writes update the mirror, so reading them back plans nothing (no echo);
 - a run plans only the records that changed since a run last planned and applied them, with
   every record tied to them, and the organisations with a trigger that starts or expires
@@ -60,7 +61,7 @@ from connector.model import (
 from connector.normalize import normalise, record_fields, record_id
 from connector.plan import FORWARD_ONLY_FIELDS, make_plan, same_value
 from connector.preflight import refuse_unwritable
-from connector.reconcile import DisjointSets, Reconciled, reconcile
+from connector.reconcile import DisjointSets, Duplicate, Reconciled, duplicates, reconcile
 from connector.state import STALE_LOCK_SECONDS, ChangeSpool, StateStore
 from connector.systems.base import CrmAdapter, Page, RecordUpdate, WriteResult
 
@@ -140,6 +141,15 @@ class RunReport:
     reread_records: int = 0  # records read again right before their write (a stale read)
     reread_calls: int = 0  # the API calls that cost
     reread_changed: int = 0  # records found changed by someone since the run read them
+    # intended writes of earlier runs that died before hearing the CRM's answer, resolved
+    # by reading the records: "applied" (audited under that run) or "not_applied"
+    intents_resolved: dict[str, int] = field(
+        default_factory=lambda: {"applied": 0, "not_applied": 0})
+    # groups of two or more records of one system linked into one person or organisation,
+    # among the records this run planned: {entity, system, records, linked_by}, the first
+    # REPORT_CHANGE_ROWS listed (`crmsync status` counts every group known)
+    duplicate_groups: int = 0
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -166,6 +176,8 @@ class RunReport:
             "reread_records": self.reread_records,
             "reread_calls": self.reread_calls,
             "reread_changed": self.reread_changed,
+            "intents_resolved": self.intents_resolved,
+            "duplicate_groups": self.duplicate_groups,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -462,6 +474,7 @@ class Engine:
                      ", dry run" if dry_run else "",
                      extra={"fields": {"run_id": report.run_id, "kind": kind,
                                        "dry_run": dry_run}})
+            self._resolve_intents(ctx)
             body(ctx)
             self._end_status(report)
         except RunStoppedEarly as exc:
@@ -542,11 +555,13 @@ class Engine:
         scope = self._plan_scope(ctx, replan_all)
         spool = self._plan_from_mirror(ctx, scope)
         ctx.report.planned = spool.count
+        self.store.left_behind.clear()
         self._apply(ctx, spool)
         if not ctx.report.dry_run:  # every dirty record was planned, and its plan applied
             with self.store.transaction():
                 self.store.clear_dirty()
-                self.store.mark_dirty(ctx.changed_since_read)  # their groups: next run
+                # their groups, and those a re-read record left: next run
+                self.store.mark_dirty(ctx.changed_since_read | self.store.left_behind)
                 if scope == "all":
                     self.store.set_meta("planned_mapping", self._mapping_sha256())
 
@@ -728,16 +743,32 @@ class Engine:
                     reconciled = reconcile(self.mapping, views, ctx.today, group_links)
                     results.add(len(rows), reconciled,
                                 make_plan(self.mapping, reconciled, ctx.today).changes, ctx.today)
+                    results.add_duplicates([key for _, key, _ in rows],
+                                           duplicates(reconciled, views, group_links))
                 results.save()
             rejections = [r for _, r in sorted(results.rejected, key=lambda found: found[0])]
             self._ledger_read_rejects(ctx, rejections, results.was_rejected
                                       - {str(r.source) for r in rejections})
             ctx.report.plan_scope, ctx.report.records_planned = scope, results.records
+            self._report_duplicates(ctx, results.duplicates)
             log.info("planned %s record(s) (%s): %s change(s)", results.records, scope,
                      results.spool.count,
                      extra={"fields": {"plan_scope": scope, "records_planned": results.records,
                                        "changes": results.spool.count}})
             return results.spool
+
+    @staticmethod
+    def _report_duplicates(ctx: _Run, found: list[Duplicate]) -> None:
+        found.sort(key=lambda d: (d.records[0], d.entity))
+        ctx.report.duplicate_groups = len(found)
+        ctx.report.duplicates = [
+            {"entity": d.entity, "system": d.system, "records": list(d.records),
+             "linked_by": list(d.linked_by)} for d in found[:REPORT_CHANGE_ROWS]]
+        if found:
+            log.warning("%s group(s) of duplicate records: two or more records of one system "
+                        "linked into one person or organisation (see the report or `crmsync "
+                        "status`)", len(found),
+                        extra={"fields": {"duplicate_groups": len(found)}})
 
     def _records_in_scope(self, scope: str, open_refs: Collection[str]
                           ) -> tuple[Iterable[tuple[str, str]], list[tuple[str, str]]]:
@@ -785,14 +816,63 @@ class Engine:
                         continue
                     updates = _updates([change for _, change in batch])
                     if ctx.report.dry_run:
+                        intents: list[int] = []
                         results = [WriteResult(u.record_id, "applied", step=u.step)
                                    for u in updates]
                     else:
+                        intents = self._record_intents(ctx, batch)
                         results = self.adapters[system].write(obj, updates,
                                                               confirm_fields=confirm)
-                    self._record_results(ctx, system, obj, spool, batch, updates, results)
+                    self._record_results(ctx, system, obj, spool, batch, updates, results,
+                                         intents)
         finally:
             self._list_changes(ctx, spool, sent_only=True)
+
+    def _record_intents(self, ctx: _Run, batch: list[tuple[int, Change]]) -> list[int]:
+        """Audit the batch as intended, committed before it is sent: a kill after the CRM
+        accepts it and before its answer is recorded must not leave changes no audit row
+        holds (they could not be rolled back). Returns the rows' ids, in batch order."""
+        ctx.batches += 1
+        with self.store.transaction():
+            return self.store.record_intents(ctx.report.run_id, ctx.batches,
+                                             [change for _, change in batch])
+
+    def _resolve_intents(self, ctx: _Run) -> None:
+        """Give the intended writes of runs that died before hearing the CRM's answer their
+        outcome, by reading just those records: a field that holds the intended value was
+        written ("applied", audited under the run that wrote it, so rolling that run back
+        undoes it); any other was not ("not_applied"). A lifecycle clear-then-set that holds
+        its clear made only its first step. Records of a system not configured this run stay
+        unresolved. What is read refreshes the mirror: the dead run never mirrored its writes.
+        """
+        pending = [e for e in self.store.audit_intents(not_run=ctx.report.run_id)
+                   if e.ref.system.value in self.adapters]
+        if not pending:
+            return
+        current = self._current_values(ctx, {e.ref for e in pending})
+        fields: dict[tuple[int, str, str], list[Any]] = {}
+        for entry in pending:
+            fields.setdefault((entry.run_id, str(entry.ref), entry.field), []).append(entry)
+        outcomes: list[tuple[int, str]] = []
+        for (_, ref, _), entries in fields.items():
+            values = current.get(ref)
+            entries.sort(key=lambda e: e.step)
+            reached = -1  # the last step the field shows was made
+            if values is not None:
+                now_value = values.get(entries[0].field)
+                reached = max((e.step for e in entries if same_value(now_value, e.after)),
+                              default=-1)
+            outcomes += [(e.id, "applied" if e.step <= reached else "not_applied")
+                         for e in entries]
+        with self.store.transaction():
+            self.store.resolve_audit(outcomes)
+        for _, status in outcomes:
+            ctx.report.intents_resolved[status] += 1
+        log.warning("resolved %s intended write(s) of interrupted run(s) by reading them back: "
+                    "%s applied (audited under their run), %s not applied", len(outcomes),
+                    ctx.report.intents_resolved["applied"],
+                    ctx.report.intents_resolved["not_applied"],
+                    extra={"fields": {"intents_resolved": ctx.report.intents_resolved}})
 
     def _check_lock(self) -> None:
         if not self.store.holds_lock():
@@ -864,11 +944,15 @@ class Engine:
 
     def _record_results(self, ctx, system, obj, spool: ChangeSpool,
                         batch: list[tuple[int, Change]], updates: list[RecordUpdate],
-                        results: list[WriteResult]) -> None:
+                        results: list[WriteResult], intents: list[int]) -> None:
+        """Each change's outcome: in the spool, the audit (the batch's intents, `intents`,
+        none in a dry run), the reject ledger and the mirror, in one transaction."""
         by_update = {(u.record_id, u.step): r for u, r in zip(updates, results, strict=True)}
         touched: dict[str, dict[str, Any]] = {}
-        audited: list[Change] = []
         outcomes: list[tuple[int, str, str | None, str | None]] = []
+        audited = [] if ctx.report.dry_run else [
+            (audit_id, by_update[(change.record_id, change.step)].status)
+            for audit_id, (_, change) in zip(intents, batch, strict=True)]
         with self.store.transaction():
             for spool_id, change in batch:
                 result = by_update[(change.record_id, change.step)]
@@ -877,7 +961,6 @@ class Engine:
                 if status == "applied":
                     ctx.report.applied += 1
                     if not ctx.report.dry_run:
-                        audited.append(change)
                         touched.setdefault(change.record_id, {})[change.field] = change.after
                     continue
                 if status == "rejected":
@@ -889,9 +972,7 @@ class Engine:
                                       f"{result.code or status}: {result.message or ''}".strip(),
                                       ctx.report.run_id, change.field, result.code or status)
             spool.record_results(outcomes)
-            if audited:
-                self.store.audit_many(ctx.report.run_id, (
-                    (c.ref, c.field, c.before, c.after, c.rule) for c in audited))
+            self.store.resolve_audit(audited)
             if touched and not ctx.report.dry_run:
                 self._mirror_writes(ctx, system, obj, touched)
                 self.store.resolve_rejects([f"{system}:{obj}:{rid}" for rid in touched], "write")
@@ -1020,6 +1101,7 @@ class _Run:
     today: date
     read_at: datetime = None  # type: ignore[assignment]  # what the plan was read at
     changed_since_read: set[str] = field(default_factory=set)  # found by `_reread`
+    batches: int = 0  # write batches sent so far: their number in the audit log
 
     def __post_init__(self) -> None:
         if self.read_at is None:  # a sync's changes stem from reads made after its start
@@ -1127,6 +1209,7 @@ class _PlanResults:
         self.records = 0
         self.rejected: list[tuple[int, Rejection]] = []  # with their position in the mirror
         self.was_rejected: set[str] = set()  # planned records with an open read reject
+        self.duplicates: list[Duplicate] = []
         self._days: list[tuple[str, str]] = []
         self._changes: list[Change] = []
 
@@ -1137,6 +1220,11 @@ class _PlanResults:
         self._changes.extend(changes)
         if len(self._changes) > SAVE_EVERY:
             self.save()
+
+    def add_duplicates(self, planned: list[str], found: list[Duplicate]) -> None:
+        """The duplicates among `planned` records: the state DB's record of them replaced."""
+        self.duplicates.extend(found)
+        self.store.replace_duplicates(planned, found, self.run_id)
 
     def save(self) -> None:
         self.store.add_plan_dates(self._days)

@@ -59,6 +59,7 @@ class SandboxApp:
         if fault in BODY_KINDS and not response.drop:
             response.body, response.content_type = garbled_body(fault, response.body)
             response.status = 200
+        self.state.answered()
         return response
 
     def admin(self, request: Request) -> Response:

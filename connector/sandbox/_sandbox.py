@@ -293,6 +293,11 @@ class Sandbox:
         from now to `endpoint` (a name from `faults.ENDPOINTS`) is served."""
         self._state.before_request(endpoint, nth, action)
 
+    def after_request(self, endpoint: str, nth: int, action: Callable[[], None]) -> None:
+        """Run `action` after the `nth` request from now to `endpoint` is served (a write is
+        made) and before its answer leaves: e.g. kill the client that sent it."""
+        self._state.after_request(endpoint, nth, action)
+
     def drop_caches(self) -> None:
         """Forget cached search results, as a write does. Benchmarks call it before timing a
         replay, so the replay meets the server as cold as the run it is compared with."""

@@ -206,6 +206,7 @@ class SandboxState:
         self._sessions: dict[str, tuple[float, str]] = {}
         self._sessions_lock = threading.Lock()
         self._hooks: dict[tuple[str, int], list[Callable[[], None]]] = {}
+        self._after_hooks: dict[tuple[str, int], list[Callable[[], None]]] = {}
         self._hooks_lock = threading.Lock()
         self._arrival = threading.local()
         self.reset_limits()
@@ -241,6 +242,25 @@ class SandboxState:
         with self._hooks_lock:
             self._hooks.setdefault((endpoint, target), []).append(action)
 
+    def after_request(self, endpoint: str, nth: int, action: Callable[[], None]) -> None:
+        """Run `action` once the `nth` request (1-based, counted from now) to `endpoint` has
+        been served (its changes made, its answer built) but before the answer is sent: how a
+        test puts a client's death between a CRM accepting a write and the client hearing so."""
+        target = self.counters.requests(endpoint) + nth
+        with self._hooks_lock:
+            self._after_hooks.setdefault((endpoint, target), []).append(action)
+
+    def answered(self) -> None:
+        """Run the `after_request` hooks of the request this thread has just served."""
+        number = getattr(self._arrival, "number", None)
+        seen = getattr(self._arrival, "seen", None)
+        if seen is None or number is None:
+            return
+        with self._hooks_lock:
+            actions = self._after_hooks.pop((seen[0], number), [])
+        for action in actions:
+            action()
+
     def arrive(self, endpoint: str) -> str | None:
         """Count a request to `endpoint`, run any hook set for it, and draw its whole-request
         fault, counted too."""
@@ -253,6 +273,7 @@ class SandboxState:
         if fault is not None:
             self.counters.fault(endpoint, fault)
         self._arrival.seen = (endpoint, fault)
+        self._arrival.number = number
         return fault
 
     def begin_request(self) -> None:
