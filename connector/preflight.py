@@ -19,7 +19,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Literal
 
 from connector.exceptions import ConfigurationError
-from connector.model import Priority, Relationship
+from connector.model import LifecycleStage, Priority, Relationship
 
 if TYPE_CHECKING:  # connector.systems imports this module (check.py): no cycle at run time
     from connector.mapping import Mapping, WriteRule
@@ -98,7 +98,7 @@ def values_written(mapping: Mapping, rule: WriteRule) -> list[Any] | None:
     they are open-ended (dates)."""
     if rule.values is not None:
         return _unique(v for v in rule.values.values() if v is not None)
-    domain = _canonical_domain(mapping, rule.source)
+    domain = canonical_values(mapping, rule.source)
     if domain is None:
         return None
     out = []
@@ -109,8 +109,12 @@ def values_written(mapping: Mapping, rule: WriteRule) -> list[Any] | None:
     return _unique(out)
 
 
-def _canonical_domain(mapping: Mapping, source: str) -> list[Any] | None:
+def canonical_values(mapping: Mapping, source: str) -> list[Any] | None:
+    """Every canonical value a write-back source can take, or None for open-ended ones
+    (trigger dates). Pre-flight and the check of a saved plan (`apply`) both read it."""
     attribute = source.split(".", 1)[1]
+    if attribute == "stage":
+        return [stage.value for stage in LifecycleStage]
     if attribute in ("fit", "trigger_active"):
         return [True, False]
     if attribute == "priority":
@@ -119,7 +123,7 @@ def _canonical_domain(mapping: Mapping, source: str) -> list[Any] | None:
         return [relationship.value for relationship in Relationship]
     if attribute == "trigger_type":
         return sorted({trigger.type for trigger in mapping.triggers})
-    return None  # trigger_date: any date; person.stage always has a reverse map
+    return None
 
 
 def _rule_problems(

@@ -51,16 +51,13 @@ from connector.exceptions import (
 from connector.mapping import Mapping, WriteRule
 from connector.model import (
     Change,
-    LifecycleStage,
-    Priority,
     Rejection,
-    Relationship,
     SourceRef,
     System,
 )
 from connector.normalize import normalise, record_fields, record_id
 from connector.plan import FORWARD_ONLY_FIELDS, make_plan, same_value
-from connector.preflight import refuse_unwritable
+from connector.preflight import canonical_values, refuse_unwritable
 from connector.reconcile import DisjointSets, Duplicate, Reconciled, duplicates, reconcile
 from connector.state import STALE_LOCK_SECONDS, ChangeSpool, StateStore
 from connector.systems.base import CrmAdapter, Page, RecordUpdate, WriteResult
@@ -1118,20 +1115,6 @@ def _one_line(text: str, limit: int = 500) -> str:
     return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
-def _canonical_values(source: str) -> list[Any] | None:
-    """Every canonical value a write-back source can take, or None for open-ended ones."""
-    attribute = source.split(".", 1)[1]
-    if attribute == "stage":
-        return [stage.value for stage in LifecycleStage]
-    if attribute in ("fit", "trigger_active"):
-        return [True, False]
-    if attribute == "priority":
-        return [priority.value for priority in Priority]
-    if attribute == "relationship":
-        return [relationship.value for relationship in Relationship]
-    return None
-
-
 def _producible(mapping: Mapping, rule: WriteRule, change: Change) -> bool:
     """Whether planning could write `change.after` with `rule` (see plan.py)."""
     after = change.after
@@ -1147,7 +1130,7 @@ def _producible(mapping: Mapping, rule: WriteRule, change: Change) -> bool:
         return after in (None, "") or any(same_value(after, t.type) for t in mapping.triggers)
     if attribute == "trigger_date":
         return after in (None, "") or (isinstance(after, str) and _is_iso_date(after))
-    domain = _canonical_values(rule.source)
+    domain = canonical_values(mapping, rule.source)
     if domain is None:
         return False
     for canonical in domain:
