@@ -14,11 +14,13 @@ import tempfile
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench._sizes import parse_sizes, show_size
+from bench.convergence import render_convergence, run_large
 from bench.memory import MemoryResult, measure_memory
+from bench.misconfigured import measure_misconfigured, render_misconfigured
 from bench.rate import RateResult, measure_rate
 from bench.report import (
     api_table,
@@ -32,7 +34,9 @@ from bench.workload import SizeResult, SizeScenario
 
 __all__ = ["main"]
 
-SECTIONS = ("api", "overhead", "core", "memory", "rate")
+SECTIONS = ("api", "overhead", "core", "memory", "rate", "misconfigured")
+# Opt-in (`--only convergence`): 100k persons under minutes of churn take a while of their own.
+EXTRA_SECTIONS = ("convergence",)
 # Above these, a size is refused rather than left to exhaust the machine (see --help).
 MAX_PERSONS = 300_000
 MAX_MEMORY_RECORDS = 2_000_000
@@ -49,6 +53,9 @@ class Plan:
     sections: set[str]
     wait: bool
     core_repeats: int
+    misconfigured_contacts: int = 10_000
+    convergence_persons: int = 100_000
+    churn_seconds: float = 180.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,7 +80,13 @@ def _parser() -> argparse.ArgumentParser:
                         help="seconds the sandbox's 100-request HubSpot window lasts "
                              "(time-scaled from 10; default 1.0)")
     parser.add_argument("--only", default=",".join(SECTIONS),
-                        help=f"comma-separated sections to run, of {', '.join(SECTIONS)}")
+                        help="comma-separated sections to run, of "
+                             f"{', '.join(SECTIONS + EXTRA_SECTIONS)} (default: all but "
+                             "convergence)")
+    parser.add_argument("--convergence-persons", default="100k",
+                        help="persons for the convergence run (default 100k)")
+    parser.add_argument("--churn-seconds", type=float, default=180.0,
+                        help="convergence: seconds of syncs under churn (default 180)")
     parser.add_argument("--no-wait", action="store_true",
                         help="skip the two-minute wait that keeps the backfill's writes out "
                              "of the quiet sync's overlap window")
@@ -86,14 +99,18 @@ def _parser() -> argparse.ArgumentParser:
 
 def _plan(args: argparse.Namespace) -> Plan:
     sections = {s.strip() for s in args.only.split(",") if s.strip()}
-    unknown = sections - set(SECTIONS)
+    unknown = sections - set(SECTIONS + EXTRA_SECTIONS)
     if unknown:
-        raise SystemExit(f"--only: unknown section(s) {sorted(unknown)}; use {SECTIONS}")
+        raise SystemExit(f"--only: unknown section(s) {sorted(unknown)}; "
+                         f"use {SECTIONS + EXTRA_SECTIONS}")
     if args.smoke:
-        return Plan([300], [3_000], 300, 0.2, sections, wait=False, core_repeats=1)
+        return Plan([300], [3_000], 300, 0.2, sections, wait=False, core_repeats=1,
+                    misconfigured_contacts=500, convergence_persons=300, churn_seconds=3.0)
     return Plan(parse_sizes(args.sizes), parse_sizes(args.memory_sizes),
                 parse_sizes(args.rate_persons)[0], args.rate_window, sections,
-                wait=not args.no_wait, core_repeats=args.core_repeats)
+                wait=not args.no_wait, core_repeats=args.core_repeats,
+                convergence_persons=parse_sizes(args.convergence_persons)[0],
+                churn_seconds=args.churn_seconds)
 
 
 def _say(message: str) -> None:
@@ -147,7 +164,7 @@ def _timed(label: str, work: Callable[[], object]) -> None:
 
 
 def _render(plan: Plan, sizes: list[SizeResult], memory: list[MemoryResult],
-            rate: list[RateResult], notes: list[str]) -> str:
+            rate: list[RateResult], notes: list[str], extra: dict[str, str]) -> str:
     parts = []
     if "api" in plan.sections and sizes:
         parts += ["## API calls per system against the minimum", api_table(sizes),
@@ -161,6 +178,11 @@ def _render(plan: Plan, sizes: list[SizeResult], memory: list[MemoryResult],
         parts += ["## Peak RSS, each run in a fresh process", memory_table(memory)]
     if rate:
         parts += ["## Rate-limit use under a time-scaled HubSpot window", rate_table(rate)]
+    if "misconfigured" in extra:
+        parts += ["## HubSpot writes against a misconfigured portal (calls, not time)",
+                  extra["misconfigured"]]
+    if "convergence" in extra:
+        parts += ["## Convergence under churn", extra["convergence"]]
     notes = notes + [n for s in sizes for n in s.notes]
     if notes:
         parts += ["## Notes", "\n".join(f"- {n}" for n in dict.fromkeys(notes))]
@@ -174,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes: list[SizeResult] = []
     memory: list[MemoryResult] = []
     rate: list[RateResult] = []
+    extra: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="crmsync-bench-") as tmp:
         workdir = Path(tmp)
 
@@ -190,14 +213,24 @@ def main(argv: list[str] | None = None) -> int:
                 _timed("rate", lambda: rate.extend(
                     measure_rate(plan.rate_persons, plan.rate_window, workdir=workdir)))
 
+        if "misconfigured" in plan.sections:
+            _say(f"[bench] misconfigured portal at {show_size(plan.misconfigured_contacts)} "
+                 "contacts")
+            _timed("misconfigured", lambda: extra.update(misconfigured=render_misconfigured(
+                measure_misconfigured(workdir / "misconfigured",
+                                      plan.misconfigured_contacts))))
+        if "convergence" in plan.sections:
+            _say(f"[bench] convergence at {show_size(plan.convergence_persons)} persons")
+            _timed("convergence", lambda: extra.update(convergence=render_convergence(
+                run_large(plan.convergence_persons, 20.0, plan.churn_seconds,
+                          workdir / "convergence", _say))))
         if plan.sections & {"api", "overhead", "core"}:
             persons = _feasible(plan.sizes, MAX_PERSONS, "persons", notes)
-            plan = Plan(persons, plan.memory_sizes, plan.rate_persons, plan.rate_window,
-                        plan.sections, plan.wait, plan.core_repeats)
+            plan = replace(plan, sizes=persons)
             _timed("scenarios", lambda: sizes.extend(_scenarios(plan, workdir, others)))
         else:
             others()
-    text = _render(plan, sizes, memory, rate, notes)
+    text = _render(plan, sizes, memory, rate, notes, extra)
     print(text)
     if args.markdown:
         args.markdown.write_text(text, encoding="utf-8")

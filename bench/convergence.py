@@ -35,7 +35,8 @@ import orjson
 
 from connector.mapping import MODIFIED_TIME_FIELDS, Mapping
 
-__all__ = ["Divergence", "compare_mirror", "fields_written_twice", "main"]
+__all__ = ["Divergence", "compare_mirror", "fields_written_twice", "main", "render_convergence",
+           "run_large"]
 
 
 @dataclass
@@ -224,6 +225,26 @@ def run_large(persons: int, rate: float, churn_seconds: float, workdir: Path,
     figures["examples"] = (divergence.missing + divergence.stale + divergence.ghosts)[:10]
     figures["written_twice"] = len(fields_written_twice(state))
     return figures
+
+
+def render_convergence(figures: dict[str, Any]) -> str:
+    """The figures of `run_large` as a markdown table."""
+    churned = ", ".join(f"{k} {v}" for k, v in sorted(figures["churn"].items()))
+    rows = [
+        ("persons", f"{figures['persons']:,}"),
+        ("backfill", f"{figures['backfill_seconds']} s"),
+        ("churn", f"{figures['rate']:g}/s: {churned}"),
+        ("syncs under churn, then to quiet",
+         f"{figures['syncs_under_churn']}, then {figures['syncs_to_quiet']}"),
+        ("mirror against the sandbox", figures["divergence"]),
+        ("fields written twice in one run", str(figures["written_twice"])),
+        ("a fresh full run on the final data plans", f"{figures['single_full_run_plans']} "
+                                                     "change(s)"),
+        ("verdict", "converged" if figures["ok"] and not figures["written_twice"]
+         and figures["single_full_run_plans"] == 0 else "**did not converge**"),
+    ]
+    return "\n".join(["| measure | value |", "|---|---|",
+                      *(f"| {a} | {b} |" for a, b in rows)]) + "\n"
 
 
 def _until_quiet(engine: Any, limit: int = 6) -> int:

@@ -24,6 +24,7 @@ SECTIONS = (
     "## Core throughput",
     "## Peak RSS, each run in a fresh process",
     "## Rate-limit use under a time-scaled HubSpot window",
+    "## HubSpot writes against a misconfigured portal (calls, not time)",
 )
 
 
@@ -39,6 +40,16 @@ def test_smoke_run_prints_every_table(tmp_path):
     for heading in SECTIONS:
         assert heading in completed.stdout
     assert markdown.read_text(encoding="utf-8") == completed.stdout.rstrip("\n") + "\n"
+
+
+def test_convergence_smoke_converges():
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--only", "convergence"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "## Convergence under churn" in completed.stdout
+    assert "| verdict | converged |" in completed.stdout, completed.stdout
 
 
 def test_help_describes_the_entry_point():
