@@ -214,3 +214,23 @@ def test_the_change_spool_batches_whole_records_two_step_then_confirmed_first(st
     assert [r["record_id"] for r in spool.report_rows(3, sent_only=False)] == ["1", "2", "3"]
     assert [c.after for c in spool.changes()][:2] == ["1-crmsync_priority-0",
                                                      "2-lifecyclestage-0"]
+
+
+def test_write_batches_scan_the_spool_once_whatever_its_size(tmp_path):
+    """The batching query must scan the spool once and look each record's kind up by index.
+    With `c.id <= ?` usable as a rowid range, SQLite drove the join from the other side and
+    looked the spool up once per record: quadratic (a 100k backfill stalled in it)."""
+    from connector.state import ChangeSpool  # noqa: PLC0415
+
+    with StateStore(tmp_path / "state.db") as store:
+        spool = ChangeSpool(store.db)
+        for confirmed in (0, 1):
+            plan = store.db.execute(
+                "EXPLAIN QUERY PLAN " + spool.batches_query(confirmed),
+                (*(["lifecyclestage"] * confirmed), "hubspot", "contacts", "hubspot",
+                 "contacts", 10**9),
+            ).fetchall()
+            steps = [row[-1] for row in plan]
+            assert "SCAN c" in steps, steps
+            assert not any(step.startswith("SEARCH c USING INTEGER PRIMARY KEY")
+                           for step in steps), steps
