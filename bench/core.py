@@ -4,9 +4,10 @@ The records are the ones a backfill read from the sandbox (the mirror of a dry r
 every record exactly as the adapters returned it), so the core sees realistic data: links by
 id and by e-mail, converted leads, localised labels, triggers, deals. It is the first run's
 work, the heaviest: nearly every record needs a change. The core runs as the engine runs it:
-a few thousand records at a time, in whole groups of records tied by identity keys (worked
-out beforehand, not timed), with the cyclic garbage collector held off
-(`connector.sync.paused_gc`).
+`connector.core.plan_records` a few thousand records at a time, in whole groups of records
+tied by the state DB's identity keys and stored links (`connector.sync.planning_groups`,
+worked out beforehand, not timed), each chunk with its stored links, with the cyclic garbage
+collector held off (`connector.sync.paused_gc`).
 """
 
 from __future__ import annotations
@@ -23,19 +24,25 @@ from pathlib import Path
 
 import orjson
 
+from connector.core import plan_records
 from connector.mapping import Mapping, load_mapping
-from connector.model import Rejection
-from connector.normalize import identity_keys, normalise
-from connector.plan import make_plan
-from connector.reconcile import reconcile
 from connector.state import StateStore
 from connector.sync import PLAN_CHUNK, in_chunks, paused_gc, planning_groups
 
-__all__ = ["CoreThroughput", "load_records", "measure_core", "measure_core_apart"]
+__all__ = ["Chunk", "CoreThroughput", "load_records", "measure_core", "measure_core_apart"]
 
 TARGET_RECORDS_PER_SECOND = 50_000
 
 Record = tuple[str, str, bytes]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Whole planning groups, as the engine plans them together: records (system, object,
+    raw JSON) and the stored links between them, from either end as the engine passes them."""
+
+    records: list[Record]
+    links: list[tuple[str, str]]
 
 
 @dataclass(frozen=True)
@@ -62,51 +69,61 @@ class CoreThroughput:
         return self.records_per_second >= TARGET_RECORDS_PER_SECOND
 
 
-def load_records(state_path: Path) -> list[list[Record]]:
-    """Every mirrored record as (system, object, raw JSON), in chunks of whole planning groups
-    as the engine plans them. Kept encoded, as the engine's mirror keeps them: each chunk is
-    decoded (untimed) just before the core runs over it, as the engine decodes each group."""
+def load_records(state_path: Path) -> list[Chunk]:
+    """Every live mirrored record as (system, object, raw JSON), in chunks of whole planning
+    groups with their stored links, as the engine plans them: grouped by the state DB's
+    identity index and links (`planning_groups`). Kept encoded, as the engine's mirror keeps
+    them: each chunk is decoded (untimed) just before the core runs over it, as the engine
+    decodes each group."""
     with StateStore(state_path) as store:
         mirror = store.mirrored()
-    pairs = ((ref, key) for ref, raw in mirror.items()
-             for key in identity_keys(*ref.split(":", 2)[:2], raw) or [ref])
-    groups: dict[str, list[Record]] = {}
-    for ref, group in planning_groups(pairs, []):
+        links = store.link_texts()
+        grouped = list(planning_groups(store.identity_pairs(), links))
+    partners: dict[str, list[str]] = {}  # stored links, from either end
+    for a, b in links:
+        partners.setdefault(a, []).append(b)
+        partners.setdefault(b, []).append(a)
+    groups: dict[str, list[str]] = {}
+    for ref, group in grouped:
+        groups.setdefault(group, []).append(ref)
+    return [_chunk(refs, mirror, partners) for refs in in_chunks(groups.values(), PLAN_CHUNK)]
+
+
+def _chunk(refs: list[str], mirror: dict[str, dict], partners: dict[str, list[str]]) -> Chunk:
+    records = []
+    for ref in refs:
         system, obj, _ = ref.split(":", 2)
-        groups.setdefault(group, []).append((system, obj, orjson.dumps(mirror[ref])))
-    return list(in_chunks(groups.values(), PLAN_CHUNK))
+        records.append((system, obj, orjson.dumps(mirror[ref])))
+    return Chunk(records, [(ref, other) for ref in refs for other in partners.get(ref, ())])
 
 
-def _once(mapping: Mapping, groups: list[list[Record]], today: date) -> CoreThroughput:
+def _once(mapping: Mapping, chunks: list[Chunk], today: date) -> CoreThroughput:
     with paused_gc():  # as the engine runs the core
-        return _timed(mapping, groups, today)
+        return _timed(mapping, chunks, today)
 
 
-def _timed(mapping: Mapping, groups: list[list[Record]], today: date) -> CoreThroughput:
+def _timed(mapping: Mapping, chunks: list[Chunk], today: date) -> CoreThroughput:
     clock = time.perf_counter
-    normalising = reconciling = planning = 0.0
+    seconds = {"normalise": 0.0, "reconcile": 0.0, "plan": 0.0}
     records = changes = 0
-    for group in groups:  # a chunk of whole groups
-        decoded = [(system, obj, orjson.loads(raw)) for system, obj, raw in group]
-        started = clock()
-        views = []
-        for system, obj, raw in decoded:
-            view = normalise(mapping, system, obj, raw)
-            if not isinstance(view, Rejection):
-                views.append(view)
-        normalised = clock()
-        reconciled = reconcile(mapping, views, today, [])
-        decided = clock()
-        changes += len(make_plan(mapping, reconciled, today).changes)
-        planned = clock()
-        normalising += normalised - started
-        reconciling += decided - normalised
-        planning += planned - decided
-        records += len(group)
-    return CoreThroughput(records, normalising, reconciling, planning, changes, 1)
+    for chunk in chunks:
+        decoded = [(system, obj, orjson.loads(raw)) for system, obj, raw in chunk.records]
+        mark = clock()
+
+        def stage_ended(stage: str) -> None:
+            nonlocal mark
+            now = clock()
+            seconds[stage] += now - mark
+            mark = now
+
+        result = plan_records(mapping, decoded, today, chunk.links, timer=stage_ended)
+        changes += len(result.changes)
+        records += len(chunk.records)
+    return CoreThroughput(records, seconds["normalise"], seconds["reconcile"], seconds["plan"],
+                          changes, 1)
 
 
-def measure_core(records: list[list[Record]], *, repeats: int = 1,
+def measure_core(records: list[Chunk], *, repeats: int = 1,
                  mapping: Mapping | None = None) -> CoreThroughput:
     """The fastest of `repeats` runs: the others are noise from the machine, not the code."""
     mapping = mapping or load_mapping()

@@ -11,17 +11,14 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from connector.catalog import CATALOG
+from connector.core import plan_records
 from connector.exceptions import ConfigurationError
 from connector.mapping import Mapping
-from connector.model import Organization, Person, Rejection, Sourced
-from connector.normalize import normalise
-from connector.plan import make_plan
-from connector.reconcile import active_positive_trigger, reconcile
+from connector.model import Organization, Person, Sourced
+from connector.reconcile import active_positive_trigger
 
 __all__ = ["explain", "guess_object_type", "read_records", "render_text"]
-
-_HUBSPOT_HINTS = (("dealstage", "deals"), ("email", "contacts"), ("domain", "companies"),
-                  ("name", "companies"))
 
 
 def read_records(path: Path, system: str) -> list[tuple[str, dict]]:
@@ -44,10 +41,11 @@ def guess_object_type(system: str, record: dict, path: Path | str = "<record>") 
     declared = record.get("objectType") or (record.get("attributes") or {}).get("type")
     if declared:
         return str(declared)
-    if system == "hubspot":
-        props = record.get("properties") or {}
-        for hint, object_type in _HUBSPOT_HINTS:
-            if hint in props:
+    catalog = CATALOG.get(system)
+    if catalog is not None:
+        fields = catalog.record_fields(record) or {}
+        for hint, object_type in catalog.object_hints:
+            if hint in fields:
                 return object_type
     raise ConfigurationError(
         f"{path}: cannot tell the object type of record {record.get('id') or record.get('Id')!r}; "
@@ -57,18 +55,13 @@ def guess_object_type(system: str, record: dict, path: Path | str = "<record>") 
 
 def explain(mapping: Mapping, records: list[tuple[str, str, dict]], today: date) -> dict[str, Any]:
     """records: (system, object_type, raw). Returns views, entities and the plan, as JSON data."""
-    views, rejections = [], []
-    for system, object_type, raw in records:
-        view = normalise(mapping, system, object_type, raw)
-        (rejections if isinstance(view, Rejection) else views).append(view)
-    reconciled = reconcile(mapping, views, today)
-    plan = make_plan(mapping, reconciled, today)
+    result = plan_records(mapping, records, today)
     return {
         "today": today.isoformat(),
-        "rejections": [r.model_dump(mode="json") for r in rejections],
-        "persons": [_person(p) for p in reconciled.persons],
-        "organizations": [_organization(o, today) for o in reconciled.organizations],
-        "plan": [c.model_dump(mode="json") for c in plan.changes],
+        "rejections": [r.model_dump(mode="json") for r in result.rejections],
+        "persons": [_person(p) for p in result.reconciled.persons],
+        "organizations": [_organization(o, today) for o in result.reconciled.organizations],
+        "plan": [c.model_dump(mode="json") for c in result.changes],
     }
 
 

@@ -16,6 +16,7 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
+from connector.catalog import FORWARD_ONLY_FIELDS, raw_text
 from connector.mapping import FieldMap, Mapping, WriteRule
 from connector.model import (
     Change,
@@ -27,14 +28,10 @@ from connector.model import (
     SourceRef,
     System,
 )
-from connector.normalize import raw_text
 from connector.reconcile import Reconciled, active_positive_trigger
 
+# FORWARD_ONLY_FIELDS: re-exported for sync until it imports the catalog
 __all__ = ["FORWARD_ONLY_FIELDS", "Plan", "make_plan", "same_value"]
-
-# HubSpot answers 2xx to a backward lifecyclestage write and ignores it (design.md).
-FORWARD_ONLY_FIELDS = {("hubspot", "contacts", "lifecyclestage"),
-                       ("hubspot", "companies", "lifecyclestage")}
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 
-from connector.mapping import IcpNode, Mapping, email_key
-from connector.mapping._compiled import PrecedenceRule
+from connector.identity import email_key
+from connector.mapping import IcpNode, Mapping, PrecedenceRule
 from connector.model import (
     LADDER,
     Deal,

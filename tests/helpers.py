@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector.model import Rejection
-from connector.normalize import normalise
-from connector.plan import make_plan
-from connector.reconcile import reconcile
+from connector.core import plan_records
+from connector.plan import Plan
 from connector.state import StateStore
 
 
@@ -34,11 +32,8 @@ def sf(object_type: str, record_id: str, **fields: Any) -> tuple[str, str, dict]
 
 def run_core(mapping, records, today, links=()):
     """normalise -> reconcile -> plan over raw records; returns (reconciled, plan, rejections)."""
-    views = [normalise(mapping, *record) for record in records]
-    rejections = [v for v in views if isinstance(v, Rejection)]
-    reconciled = reconcile(mapping, [v for v in views if not isinstance(v, Rejection)], today,
-                           links)
-    return reconciled, make_plan(mapping, reconciled, today), rejections
+    result = plan_records(mapping, records, today, links)
+    return result.reconciled, Plan(result.changes), result.rejections
 
 
 def person_with(reconciled, ref: str):

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 
+from connector.core import plan_records
 from connector.model import LifecycleStage
-from connector.normalize import normalise
+from connector.plan import Plan
 from connector.reconcile import Duplicate, duplicates
 from connector.sandbox import Sandbox
-from tests.helpers import hs, person_with, run_core, sf
+from tests.helpers import hs, person_with, sf
 from tests.test_cli_runs import cli, write_env
 
 SEED = 30
@@ -19,8 +20,8 @@ PAIR = "jo.varga@brightmill-foods.co.uk"
 
 
 def _duplicates_of(records, mapping, today):
-    reconciled, plan, _ = run_core(mapping, records, today)
-    return reconciled, plan, duplicates(reconciled, [normalise(mapping, *r) for r in records])
+    result = plan_records(mapping, records, today)
+    return result.reconciled, Plan(result.changes), duplicates(result.reconciled, result.views)
 
 
 def test_two_leads_with_one_email_are_a_duplicate_linked_by_email(mapping, today):

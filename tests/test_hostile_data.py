@@ -15,12 +15,11 @@ from datetime import date
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connector.catalog import LINK_FIELDS, MODIFIED_TIME_FIELDS, identity_keys, kind_of
+from connector.core import plan_records
 from connector.mapping import load_mapping
-from connector.mapping._check import LINK_FIELDS, MODIFIED_TIME_FIELDS, kind_of
 from connector.model import Rejection
-from connector.normalize import identity_keys, normalise
-from connector.plan import make_plan
-from connector.reconcile import reconcile
+from connector.normalize import normalise
 from tests.conftest import TODAY
 from tests.helpers import run_core, sf
 
@@ -95,16 +94,10 @@ def hostile_record(draw):
 @given(st.lists(hostile_record(), max_size=6))
 def test_no_value_in_any_field_stops_normalise_reconcile_or_plan(records):
     """Rejections must say why; the rest goes through reconcile and plan."""
-    views = []
     for system, obj, raw in records:
         identity_keys(system, obj, raw)
-        view = normalise(MAPPING, system, obj, raw)
-        if isinstance(view, Rejection):
-            assert view.reason
-        else:
-            views.append(view)
-    reconciled = reconcile(MAPPING, views, TODAY)
-    make_plan(MAPPING, reconciled, TODAY)
+    result = plan_records(MAPPING, records, TODAY)
+    assert all(rejection.reason for rejection in result.rejections)
 
 
 def test_a_trigger_date_at_the_end_of_time_rejects_nothing_else(mapping, today):

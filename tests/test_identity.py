@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from connector.mapping import _identity, email_key, normalise_domain
-from connector.mapping._identity import FREE_MAIL_DOMAINS, PLACEHOLDER_DOMAINS, ROLE_LOCAL_PARTS
+from connector import identity as _identity
+from connector.catalog import identity_keys
+from connector.identity import FREE_MAIL_DOMAINS, PLACEHOLDER_DOMAINS, ROLE_LOCAL_PARTS
+from connector.mapping import email_key, normalise_domain
 from connector.model import Priority
-from connector.normalize import identity_keys
 from connector.sandbox import Sandbox
 from connector.state import MIGRATIONS, StateStore
 from connector.sync import planning_groups

@@ -15,9 +15,9 @@ from dataclasses import replace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connector.catalog import FORWARD_ONLY_FIELDS
 from connector.mapping import load_mapping
 from connector.model import Change
-from connector.plan import FORWARD_ONLY_FIELDS
 from tests.conftest import TODAY
 from tests.helpers import run_core
 

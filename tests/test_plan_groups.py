@@ -9,10 +9,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connector.catalog import identity_keys
 from connector.explain import read_records
 from connector.mapping import load_mapping
 from connector.model import SourceRef, System
-from connector.normalize import identity_keys, normalise
+from connector.normalize import normalise
 from connector.state import StateStore
 from connector.sync import Engine
 from tests.conftest import TODAY

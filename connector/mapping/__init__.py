@@ -12,30 +12,33 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from connector.catalog import MODIFIED_TIME_FIELDS
 from connector.exceptions import MappingError, MappingProblem
-from connector.mapping._check import MODIFIED_TIME_FIELDS, Checker, Pack
+from connector.identity import email_key, normalise_domain, normalise_email
+from connector.mapping._check import Checker, Pack
 from connector.mapping._compiled import (
     Fact,
     FieldMap,
     IcpNode,
     Mapping,
     Meaning,
+    PrecedenceRule,
     TriggerSourceRule,
     WriteRule,
 )
 from connector.mapping._errors import problems_from_validation
-from connector.mapping._identity import email_key, normalise_domain, normalise_email
 from connector.mapping._located import load_located
 from connector.mapping._spec import LabelPackSpec, MappingSpec
 
 __all__ = [
     "DEFAULT_MAPPING",
-    "MODIFIED_TIME_FIELDS",
+    "MODIFIED_TIME_FIELDS",  # re-exported for state until it imports the catalog
     "Fact",
     "FieldMap",
     "IcpNode",
     "Mapping",
     "Meaning",
+    "PrecedenceRule",
     "TriggerSourceRule",
     "WriteRule",
     "email_key",

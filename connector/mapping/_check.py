@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from connector.catalog import CATALOG, MODIFIED_TIME_FIELDS, kind_of
 from connector.exceptions import MappingProblem
 from connector.mapping._compiled import (
     DealEffect,
@@ -25,9 +26,6 @@ from connector.mapping._compiled import (
 from connector.mapping._errors import allowed_list, describe, suggest
 from connector.mapping._located import Located, Path_, format_path
 from connector.mapping._spec import (
-    OBJECTS,
-    ORGANIZATION_OBJECTS,
-    PERSON_OBJECTS,
     PRIORITIES,
     RELATIONSHIPS,
     STAGES,
@@ -38,7 +36,7 @@ from connector.mapping._spec import (
 )
 from connector.model import DealStatus, LifecycleStage, Relationship, TriggerPolarity
 
-SYSTEMS = ("hubspot", "salesforce")
+SYSTEMS = tuple(CATALOG)
 ROLE_OF_KIND = {
     "person": "person_stage",
     "organization": "organization_type",
@@ -51,39 +49,6 @@ EFFECTS_OF_KIND = {
 }
 DEAL_STATUSES = [d.value for d in DealStatus]
 OPERATORS = ("in", "not_in", "between", "at_least", "at_most")
-# Fields the core always reads to link and key records, whatever the mapping says.
-LINK_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("hubspot", "contacts"): (
-        "email", "firstname", "lastname", "salesforcecontactid", "salesforceleadid",
-        "associatedcompanyid", "lastmodifieddate",
-    ),
-    ("hubspot", "companies"): ("name", "domain", "salesforceaccountid", "hs_lastmodifieddate"),
-    ("hubspot", "deals"): ("dealname", "hs_lastmodifieddate"),
-    ("salesforce", "Lead"): (
-        "Email", "FirstName", "LastName", "Company", "IsConverted", "ConvertedContactId",
-        "ConvertedAccountId", "SystemModstamp",
-    ),
-    ("salesforce", "Contact"): ("Email", "FirstName", "LastName", "AccountId", "SystemModstamp"),
-    ("salesforce", "Account"): ("Name", "Website", "SystemModstamp"),
-    ("salesforce", "Opportunity"): ("Name", "AccountId", "ContactId", "SystemModstamp"),
-}
-# A record's modification time: every write moves it, crmsync's own included, so the engine
-# does not count a change there as a change to plan for (connector/state.py), and rules may
-# not read it. HubSpot's sits among the properties and, as `updatedAt`, beside them.
-MODIFIED_TIME_FIELDS: dict[str, tuple[str, ...]] = {
-    "hubspot": ("lastmodifieddate", "hs_lastmodifieddate", "updatedAt"),
-    "salesforce": ("SystemModstamp", "LastModifiedDate"),
-}
-
-
-def kind_of(system: str, obj: str) -> str:
-    if obj in PERSON_OBJECTS.get(system, ()):
-        return "person"
-    if obj in ORGANIZATION_OBJECTS.get(system, ()):
-        return "organization"
-    return "deal"
-
-
 @dataclass
 class Pack:
     name: str
@@ -150,7 +115,6 @@ class Checker:
             precedence=self.compile_precedence(),
             deal_effects=self.compile_deal_effects(),
             write_back={},
-            link_fields=LINK_FIELDS,
         )
         return replace(mapping, write_back=self.compile_write_back(mapping))
 
@@ -179,7 +143,8 @@ class Checker:
                 continue
             for obj, fields in objects.items():
                 base = ("picklists", system, obj)
-                if not self.known_key(obj, OBJECTS[system], base, f"{system} object"):
+                if not self.known_key(obj, tuple(CATALOG[system].objects), base,
+                                      f"{system} object"):
                     continue
                 kind = kind_of(system, obj)
                 maps = [
@@ -368,7 +333,7 @@ class Checker:
         for name, trig in self.spec.triggers.items():
             for index, source in enumerate(trig.sources):
                 path = ("triggers", name, "sources", index)
-                org_objects = ORGANIZATION_OBJECTS[source.system]
+                org_objects = CATALOG[source.system].objects_of("organization")
                 if source.object not in org_objects:
                     self.fail((*path, "object"), f"triggers are organisation events: object must "
                               f"be {allowed_list(org_objects)} for {source.system}, got "
@@ -434,7 +399,8 @@ class Checker:
                 continue
             for obj, fields in objects.items():
                 base = ("write_back", system, obj)
-                writable = (*PERSON_OBJECTS[system], *ORGANIZATION_OBJECTS[system])
+                catalog = CATALOG[system]
+                writable = (*catalog.objects_of("person"), *catalog.objects_of("organization"))
                 if not self.known_key(obj, writable, base, f"writable {system} object"):
                     continue
                 rules = []

@@ -7,11 +7,12 @@ planned Change, so "why did this value change" always points at a line an admin 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from connector.mapping._identity import normalise_domain
+from connector.catalog import CATALOG
+from connector.identity import normalise_domain
 from connector.model import DealStatus, LifecycleStage, Relationship, TriggerPolarity
 
 
@@ -176,7 +177,6 @@ class Mapping:
     precedence: dict[str, PrecedenceRule]
     deal_effects: dict[DealStatus, DealEffect]
     write_back: dict[tuple[str, str], tuple[WriteRule, ...]]
-    link_fields: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
 
     def write_rules(self, system: str, obj: str) -> tuple[WriteRule, ...]:
         """The write-back rules of one object in field order, the order a plan lists them."""
@@ -200,12 +200,14 @@ class Mapping:
         return found
 
     def fields_read(self, system: str) -> dict[str, set[str]]:
-        """Every field this mapping reads, per object, for requests and `crmsync check`."""
+        """Every field a run reads, per object, for requests and `crmsync check`: the
+        mapping's own, and those the catalog always reads (links, modification times)."""
+        catalog = CATALOG[system]
         out: dict[str, set[str]] = {}
         for (sys, obj), maps in self.picklists.items():
             if sys == system:
                 out.setdefault(obj, set()).update(m.field for m in maps)
-        org_object = {"hubspot": "companies", "salesforce": "Account"}[system]
+        org_object = catalog.objects_of("organization")[0]
         for fact in self.facts.values():
             if system in fact.fields:
                 out.setdefault(org_object, set()).add(fact.fields[system])
@@ -215,9 +217,8 @@ class Mapping:
                 fields.add(trig.field)
                 if trig.date_field:
                     fields.add(trig.date_field)
-        for (sys, obj), names in self.link_fields.items():
-            if sys == system:
-                out.setdefault(obj, set()).update(names)
+        for obj, spec in catalog.objects.items():
+            out.setdefault(obj, set()).update(spec.link_fields, spec.modified_fields)
         for (sys, obj), rules in self.write_back.items():
             if sys == system:  # current values are needed to plan only real differences
                 out.setdefault(obj, set()).update(r.field for r in rules)

@@ -14,13 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from connector.model import DealStatus, LifecycleStage, Priority, Relationship
 
 STAGES = [s.value for s in LifecycleStage]
-PERSON_OBJECTS = {"hubspot": ("contacts",), "salesforce": ("Lead", "Contact")}
-ORGANIZATION_OBJECTS = {"hubspot": ("companies",), "salesforce": ("Account",)}
-DEAL_OBJECTS = {"hubspot": ("deals",), "salesforce": ("Opportunity",)}
-OBJECTS = {
-    system: (*PERSON_OBJECTS[system], *ORGANIZATION_OBJECTS[system], *DEAL_OBJECTS[system])
-    for system in ("hubspot", "salesforce")
-}
 LABEL_ROLES = ("person_stage", "organization_type", "deal_status", "trigger_type")
 WRITE_SOURCES = {
     "person.stage": "person",

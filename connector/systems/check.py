@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from connector.catalog import FORWARD_ONLY_FIELDS
 from connector.exceptions import (
     ApiError,
     AuthenticationError,
@@ -25,7 +26,6 @@ from connector.exceptions import (
     MissingScopes,
 )
 from connector.mapping import FieldMap, Mapping
-from connector.plan import FORWARD_ONLY_FIELDS
 from connector.preflight import create_fix, writable_fix, write_problems
 from connector.settings import Settings
 from connector.systems.base import CrmAdapter, FieldInfo

@@ -45,6 +45,7 @@ import urllib3
 from hubspot import HubSpot
 from pydantic import SecretStr
 
+from connector.catalog import CATALOG
 from connector.exceptions import (
     ApiError,
     AuthenticationError,
@@ -87,20 +88,13 @@ __all__ = ["HubSpotAdapter", "HubSpotLimits", "classify_hubspot_error"]
 log = logging.getLogger(__name__)
 
 SYSTEM = "hubspot"
-OBJECT_TYPES = ("contacts", "companies", "deals")
-MODIFIED_PROPERTY = {
-    "contacts": "lastmodifieddate",
-    "companies": "hs_lastmodifieddate",
-    "deals": "hs_lastmodifieddate",
-}
+_CATALOG = CATALOG[SYSTEM]
+OBJECT_TYPES = tuple(_CATALOG.objects)
+MODIFIED_PROPERTY = {name: spec.cursor_field for name, spec in _CATALOG.objects.items()}
 # Set on a merge's survivor: the ids merged into it, ";"-separated (design.md, HubSpot facts).
 MERGED_PROPERTY = "hs_merged_object_ids"
 # Properties linking needs, requested whatever the mapping names.
-LINK_PROPERTIES = {
-    "contacts": ("email", "salesforcecontactid", "salesforceleadid", "associatedcompanyid"),
-    "companies": ("domain", "salesforceaccountid"),
-    "deals": (),
-}
+LINK_PROPERTIES = {name: spec.link_fields for name, spec in _CATALOG.objects.items()}
 # Associations linking needs that no property carries (a contact's company is a property).
 ASSOCIATED_TYPES: dict[str, tuple[str, ...]] = {"deals": ("contacts", "companies")}
 

@@ -52,6 +52,7 @@ from requests.adapters import HTTPAdapter
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceError
 
+from connector.catalog import CATALOG
 from connector.exceptions import (
     ApiError,
     AuthenticationError,
@@ -95,14 +96,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SYSTEM = "salesforce"
-OBJECT_TYPES = ("Lead", "Contact", "Account", "Opportunity")
-MODIFIED_FIELD = "SystemModstamp"
+_CATALOG = CATALOG[SYSTEM]
+OBJECT_TYPES = tuple(_CATALOG.objects)
+MODIFIED_FIELD = _CATALOG.modified_time_fields[0]  # every object's cursor: SystemModstamp
 # Fields linking needs, requested whatever the mapping names.
 LINK_FIELDS: dict[str, tuple[str, ...]] = {
-    "Lead": ("Email", "IsConverted", "ConvertedContactId", "ConvertedAccountId"),
-    "Contact": ("Email", "AccountId"),
-    "Account": ("Website",),
-    "Opportunity": ("AccountId",),
+    name: spec.link_fields for name, spec in _CATALOG.objects.items()
 }
 QUERY_BATCH_SIZE = 2_000
 QUERY_HEADERS = {"Sforce-Query-Options": f"batchSize={QUERY_BATCH_SIZE}"}

@@ -1,0 +1,462 @@
+"""Each CRM's record shape, in one place: its objects and how to read one of its records.
+
+A `SystemCatalog` per system (`CATALOG["hubspot"]`, `CATALOG["salesforce"]`) holds what is
+fixed by the CRM rather than chosen by the admin: the objects crmsync reads and what each
+holds (`ObjectSpec`), the fields the core always reads to link and key records, the fields
+that hold a record's modification time, the fields a CRM only moves forward, and how a raw
+record (as the API returns it) gives its id, its fields, the records it names and its natural
+key. The mapping adds what the admin chose; the adapters request at least what is named here;
+`normalise` and the state DB's identity index read records only through it. A third CRM is
+one more entry here plus one adapter.
+
+Free of the SDKs and of the mapping (which imports this module), so the pure core, the state
+DB and the adapters can all share it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, NamedTuple
+
+import orjson
+
+from connector.identity import email_key, normalise_domain
+from connector.model import System
+
+__all__ = [
+    "CATALOG",
+    "CATALOG_VERSION",
+    "FORWARD_ONLY_FIELDS",
+    "LINK_FIELDS",
+    "MODIFIED_TIME_FIELDS",
+    "Kind",
+    "Named",
+    "ObjectSpec",
+    "PersonLinks",
+    "SystemCatalog",
+    "Ties",
+    "Unreadable",
+    "catalog_version",
+    "id_text",
+    "identity_keys",
+    "kind_of",
+    "raw_text",
+    "read_value",
+    "record_fields",
+    "record_id",
+    "value_kind",
+]
+
+Kind = Literal["person", "organization", "deal"]
+Named = tuple[System, str, Any]  # a record another one names: (system, object, id)
+
+# Bump when the code that reads records (links, keys) changes in a way the data below does
+# not show: the mapping fingerprint includes `CATALOG_VERSION`, so the next run replans all.
+_READER_REVISION = 1
+
+# Beyond any CRM number field (Salesforce numbers have at most 18 digits); Python cannot even
+# turn an int of more than 4,300 digits into text.
+_MAX_INT = 2**63
+
+
+class Unreadable(Exception):
+    """A value no CRM field holds (a list, nan, a 5,000-digit number): `normalise` turns it
+    into a `Rejection` naming the field, so one bad record cannot stop a batch."""
+
+    def __init__(self, reason: str, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.field = field
+
+
+@dataclass(frozen=True)
+class ObjectSpec:
+    """One object of a CRM: what it holds and what is always read of it.
+
+    `modified_fields` hold the record's modification time, the one reads order and filter by
+    first; `link_fields` are what the core reads to link and key records (and to name them),
+    whatever the mapping says; `write_batch` is how many records one write request carries.
+    """
+
+    kind: Kind
+    modified_fields: tuple[str, ...]
+    link_fields: tuple[str, ...]
+    write_batch: int
+
+    @property
+    def cursor_field(self) -> str:
+        return self.modified_fields[0]
+
+
+class PersonLinks(NamedTuple):
+    """What a person record says about who it is: its raw e-mail, the records named as the
+    same person, its organisations, and whether it is a converted lead."""
+
+    email: Any
+    linked: list[Named]
+    organizations: list[Named]
+    converted: bool
+
+
+class Ties(NamedTuple):
+    """What ties a record to others: the records it names and its natural key (`email:...`,
+    `domain:...`), None when it has none or none that may join records."""
+
+    named: list[Named]
+    natural_key: str | None
+
+
+class SystemCatalog:
+    """One CRM's objects and the reading of its raw records. Subclasses know the shape."""
+
+    system: ClassVar[System]
+    objects: ClassVar[dict[str, ObjectSpec]]
+    # Every name a record's modification time has here, the cursor field first. Every write
+    # moves it (crmsync's own too), so change detection ignores it and rules may not read it.
+    modified_time_fields: tuple[str, ...]
+    forward_only: frozenset[tuple[str, str]] = frozenset()  # (object, field)
+    organization_name_field: str
+    # (field, object) pairs that tell a record's object when the record does not say
+    object_hints: tuple[tuple[str, str], ...] = ()
+
+    def kind_of(self, obj: str) -> Kind:
+        """The kind of record `obj` holds; an object not listed reads as a deal."""
+        spec = self.objects.get(obj)
+        return spec.kind if spec is not None else "deal"
+
+    def objects_of(self, kind: Kind) -> tuple[str, ...]:
+        return tuple(name for name, spec in self.objects.items() if spec.kind == kind)
+
+    @property
+    def read_order(self) -> tuple[str, ...]:
+        """Objects in the order a run reads them: organisations before the people and deals
+        that name them."""
+        order = ("organization", "person", "deal")
+        return tuple(sorted(self.objects, key=lambda name: order.index(self.objects[name].kind)))
+
+    # ---- reading a raw record ------------------------------------------------------------
+
+    def record_id(self, raw: Any) -> str | None:
+        """The record's id as text; None when it has none, or none that is text or a whole
+        number (a list, an object, a 5,000-digit number are no id)."""
+        raise NotImplementedError
+
+    def record_fields(self, raw: dict[str, Any]) -> dict[str, Any] | None:
+        """The record's fields by name; None when the record holds none it could read."""
+        raise NotImplementedError
+
+    def person_links(self, obj: str, fields: dict[str, Any], raw: dict) -> PersonLinks:
+        raise NotImplementedError
+
+    def organization_links(self, fields: dict[str, Any]) -> tuple[list[Named], str | None]:
+        """(records named as the same organisation, normalised domain)."""
+        raise NotImplementedError
+
+    def deal_links(self, fields: dict[str, Any], raw: dict) -> tuple[list[Named], list[Named]]:
+        """(the deal's people, its organisations)."""
+        raise NotImplementedError
+
+    def ties(self, obj: str, fields: dict[str, Any], raw: dict) -> Ties:
+        """The records this one names and its natural key; none for a placeholder, free-mail
+        or role value, so planning never joins records through one."""
+        kind = self.kind_of(obj)
+        if kind == "person":
+            email, linked, orgs, _ = self.person_links(obj, fields, raw)
+            natural = email_key(email) if isinstance(email, str) else None
+            return Ties(linked + orgs, f"email:{natural}" if natural else None)
+        if kind == "organization":
+            named, domain = self.organization_links(fields)
+            return Ties(named, f"domain:{domain}" if domain else None)
+        persons, orgs = self.deal_links(fields, raw)
+        return Ties(persons + orgs, None)
+
+    def identity_keys(self, obj: str, raw: Any) -> list[str]:
+        """Text keys that tie this record to others when reconciling, its own ref's text first.
+
+        The keys are those `reconcile` groups by: the record's ref, the records it names (ids
+        it holds, a converted lead's contact, a person's organisation, a deal's people and
+        organisation) and its natural key. Cheap next to `normalise` (no models), so a run can
+        work out which records belong together before normalising any of them. Shares its
+        code with `normalise`, so both always agree; a record `normalise` would reject may
+        still give keys (harmless: keys only decide what is planned together). No id, no keys.
+        """
+        rid = self.record_id(raw)
+        if rid is None:
+            return []
+        keys = [f"{self.system.value}:{obj}:{rid}"]
+        fields = self.record_fields(raw)
+        if fields is None:
+            return keys
+        try:
+            named, natural = self.ties(obj, fields, raw)
+        except Unreadable:  # normalise rejects it; its own ref is key enough
+            return keys
+        keys.extend(f"{system.value}:{name}:{named_id}" for system, name, named_id in named)
+        if natural:
+            keys.append(natural)
+        return keys
+
+    # ---- what the engine keeps -----------------------------------------------------------
+
+    def as_read_back(self, written: dict[str, Any]) -> dict[str, Any]:
+        """Written values as the CRM gives them back on the next read."""
+        return written
+
+    def mirror_text(self, raw: dict[str, Any]) -> bytes:
+        """What the mirror keeps of a record: everything planning reads, so all but its
+        modification time, which every write moves (crmsync's own too) and rules may not read.
+        Canonical JSON, so equal content gives equal bytes and re-reading it is no change.
+
+        orjson: a sync re-reads whole pages of records it already holds, and the standard
+        library's encoder and decoder were a third of the engine's time per such record.
+        """
+        volatile = self.modified_time_fields
+        content = {k: v for k, v in raw.items() if k not in volatile}
+        properties = content.get("properties")
+        if isinstance(properties, dict):
+            content["properties"] = {k: v for k, v in properties.items() if k not in volatile}
+        return orjson.dumps(content, option=orjson.OPT_SORT_KEYS, default=str)
+
+
+class HubSpotCatalog(SystemCatalog):
+    """HubSpot CRM v3: `{"id", "properties": {...}, "associations": {...}}`; the adapter puts
+    a deal's contacts and companies under `associations` as lists of ids."""
+
+    system = System.HUBSPOT
+    objects: ClassVar[dict[str, ObjectSpec]] = {
+        "contacts": ObjectSpec("person", ("lastmodifieddate",), (
+            "email", "firstname", "lastname", "salesforcecontactid", "salesforceleadid",
+            "associatedcompanyid"), 100),
+        "companies": ObjectSpec("organization", ("hs_lastmodifieddate",),
+                                ("name", "domain", "salesforceaccountid"), 100),
+        "deals": ObjectSpec("deal", ("hs_lastmodifieddate",), ("dealname",), 100),
+    }
+    # `updatedAt` is the same time beside the properties.
+    modified_time_fields = ("lastmodifieddate", "hs_lastmodifieddate", "updatedAt")
+    # HubSpot answers 2xx to a backward lifecyclestage write and ignores it (design.md).
+    forward_only = frozenset({("contacts", "lifecyclestage"), ("companies", "lifecyclestage")})
+    organization_name_field = "name"
+    object_hints = (("dealstage", "deals"), ("email", "contacts"), ("domain", "companies"),
+                    ("name", "companies"))
+    # HubSpot properties that hold the id of the same person in Salesforce
+    _person_links: ClassVar[dict[str, str]] = {
+        "salesforcecontactid": "Contact", "salesforceleadid": "Lead"}
+
+    def record_id(self, raw: Any) -> str | None:
+        if not isinstance(raw, dict):
+            return None
+        value = raw.get("id")
+        props = raw.get("properties")
+        if value in (None, "") and isinstance(props, dict):
+            value = props.get("hs_object_id")
+        return id_text(value)
+
+    def record_fields(self, raw: dict[str, Any]) -> dict[str, Any] | None:
+        props = raw.get("properties")
+        return props if isinstance(props, dict) else None
+
+    def person_links(self, obj: str, fields: dict[str, Any], raw: dict) -> PersonLinks:
+        linked: list[Named] = []
+        for field, named_obj in self._person_links.items():
+            if named := read_value(fields, field):
+                linked.append((System.SALESFORCE, named_obj, named))
+        company_ids = set(_associations(raw, "companies"))
+        if company := read_value(fields, "associatedcompanyid"):
+            company_ids.add(raw_text(company))
+        orgs: list[Named] = [(System.HUBSPOT, "companies", c) for c in sorted(company_ids)]
+        return PersonLinks(fields.get("email"), linked, orgs, False)
+
+    def organization_links(self, fields: dict[str, Any]) -> tuple[list[Named], str | None]:
+        linked: list[Named] = []
+        if account := read_value(fields, "salesforceaccountid"):
+            linked.append((System.SALESFORCE, "Account", account))
+        return linked, normalise_domain(raw_text(read_value(fields, "domain")))
+
+    def deal_links(self, fields: dict[str, Any], raw: dict) -> tuple[list[Named], list[Named]]:
+        persons = [(System.HUBSPOT, "contacts", c) for c in sorted(_associations(raw, "contacts"))]
+        orgs = [(System.HUBSPOT, "companies", c) for c in sorted(_associations(raw, "companies"))]
+        return persons, orgs
+
+    def as_read_back(self, written: dict[str, Any]) -> dict[str, Any]:
+        """HubSpot clears a property written as "", and reads it back as null."""
+        return {name: None if value == "" else value for name, value in written.items()}
+
+
+class SalesforceCatalog(SystemCatalog):
+    """Salesforce REST: `{"attributes": {"type"}, "Id", <fields>}`, fields at the top level."""
+
+    system = System.SALESFORCE
+    objects: ClassVar[dict[str, ObjectSpec]] = {
+        "Lead": ObjectSpec("person", ("SystemModstamp",), (
+            "Email", "FirstName", "LastName", "Company", "IsConverted", "ConvertedContactId",
+            "ConvertedAccountId"), 200),
+        "Contact": ObjectSpec("person", ("SystemModstamp",),
+                              ("Email", "FirstName", "LastName", "AccountId"), 200),
+        "Account": ObjectSpec("organization", ("SystemModstamp",), ("Name", "Website"), 200),
+        "Opportunity": ObjectSpec("deal", ("SystemModstamp",),
+                                  ("Name", "AccountId", "ContactId"), 200),
+    }
+    modified_time_fields = ("SystemModstamp", "LastModifiedDate")
+    organization_name_field = "Name"
+
+    def record_id(self, raw: Any) -> str | None:
+        if not isinstance(raw, dict):
+            return None
+        return id_text(raw.get("Id"))
+
+    def record_fields(self, raw: dict[str, Any]) -> dict[str, Any] | None:
+        return raw
+
+    def person_links(self, obj: str, fields: dict[str, Any], raw: dict) -> PersonLinks:
+        linked: list[Named] = []
+        orgs: list[Named] = []
+        converted = obj == "Lead" and _truthy(read_value(fields, "IsConverted"))
+        if converted and (contact := read_value(fields, "ConvertedContactId")):
+            linked.append((System.SALESFORCE, "Contact", contact))
+        account = read_value(fields, "AccountId") or (
+            converted and read_value(fields, "ConvertedAccountId"))
+        if account:
+            orgs.append((System.SALESFORCE, "Account", account))
+        return PersonLinks(fields.get("Email"), linked, orgs, converted)
+
+    def organization_links(self, fields: dict[str, Any]) -> tuple[list[Named], str | None]:
+        return [], normalise_domain(raw_text(read_value(fields, "Website")))
+
+    def deal_links(self, fields: dict[str, Any], raw: dict) -> tuple[list[Named], list[Named]]:
+        contact, account = read_value(fields, "ContactId"), read_value(fields, "AccountId")
+        persons: list[Named] = [(System.SALESFORCE, "Contact", contact)] if contact else []
+        orgs: list[Named] = [(System.SALESFORCE, "Account", account)] if account else []
+        return persons, orgs
+
+
+CATALOG: dict[str, SystemCatalog] = {
+    catalog.system.value: catalog for catalog in (HubSpotCatalog(), SalesforceCatalog())
+}
+
+# ---- the catalog as tables, for the places that look up by (system, object) -----------------
+
+# Fields the core always reads to link and key records, whatever the mapping says.
+LINK_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
+    (name, obj): spec.link_fields
+    for name, catalog in CATALOG.items() for obj, spec in catalog.objects.items()
+}
+MODIFIED_TIME_FIELDS: dict[str, tuple[str, ...]] = {
+    name: catalog.modified_time_fields for name, catalog in CATALOG.items()
+}
+FORWARD_ONLY_FIELDS: frozenset[tuple[str, str, str]] = frozenset(
+    (name, obj, field) for name, catalog in CATALOG.items() for obj, field in catalog.forward_only
+)
+
+
+def catalog_version(catalogs: Iterable[SystemCatalog]) -> str:
+    """A fingerprint of what the catalogs declare (objects, always-read and modified fields,
+    forward-only fields) and of the revision of the code that reads records."""
+    declared = sorted(
+        (c.system.value, sorted((obj, spec.kind, spec.modified_fields, spec.link_fields)
+                                for obj, spec in c.objects.items()),
+         c.modified_time_fields, sorted(c.forward_only), c.organization_name_field)
+        for c in catalogs)
+    digest = hashlib.sha256(repr((_READER_REVISION, declared)).encode()).hexdigest()
+    return f"{_READER_REVISION}:{digest[:16]}"
+
+
+CATALOG_VERSION = catalog_version(CATALOG.values())
+
+
+# ---- by system name, for callers that hold one ----------------------------------------------
+
+
+def kind_of(system: str, obj: str) -> Kind:
+    catalog = CATALOG.get(system)
+    return catalog.kind_of(obj) if catalog is not None else "deal"
+
+
+def record_id(system: str, raw: Any) -> str | None:
+    return CATALOG[system].record_id(raw)
+
+
+def record_fields(system: str, raw: dict[str, Any]) -> dict[str, Any] | None:
+    return CATALOG[system].record_fields(raw)
+
+
+def identity_keys(system: str, object_type: str, raw: Any) -> list[str]:
+    return CATALOG[system].identity_keys(object_type, raw)
+
+
+# ---- values as a CRM field holds them -------------------------------------------------------
+
+
+def id_text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value or None
+    if type(value) is int and -_MAX_INT <= value <= _MAX_INT:
+        return str(value)
+    return None
+
+
+def read_value(fields: dict[str, Any], name: str) -> Any:
+    """`fields[name]` if it is one plain value: text, a flag, a finite number, or nothing.
+    Anything else is `Unreadable`: no CRM field holds it, and reading it could fail."""
+    value = fields.get(name)
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, int):
+        if -_MAX_INT <= value <= _MAX_INT:
+            return value
+        raise Unreadable(f"{name} is a number too large to be real ({value.bit_length()} bits)",
+                         name)
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        raise Unreadable(f"{name} is {value!r}, not a number", name)
+    raise Unreadable(f"{name} is {value_kind(value)}, not a single value", name)
+
+
+def value_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def raw_text(value: Any) -> str:
+    """The text a picklist lookup uses: True -> "true", 5.0 -> "5", None -> ""."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or raw_text(value).casefold() == "true"
+
+
+def _associations(raw: dict, to: str) -> list[str]:
+    """Ids of the `to` records associated with this one: a list of ids, or the API's
+    `{"results": [{"id": ...}]}` shape. Any other shape is `Unreadable`."""
+    assoc = raw.get("associations") or {}
+    if not isinstance(assoc, dict):
+        raise Unreadable(f"associations is {value_kind(assoc)}, not an object", "associations")
+    found = assoc.get(to) or []
+    if isinstance(found, dict):
+        found = found.get("results") or []
+    if not isinstance(found, list):
+        raise Unreadable(f"associations.{to} is {value_kind(found)}, not a list", "associations")
+    ids = []
+    for entry in found:
+        named = entry.get("id") or entry.get("toObjectId") if isinstance(entry, dict) else entry
+        if named in (None, ""):
+            continue
+        text = id_text(named)
+        if text is None:
+            raise Unreadable(f"associations.{to} holds {value_kind(named)}, not an id",
+                             "associations")
+        ids.append(text)
+    return ids
