@@ -26,10 +26,9 @@ from typing import Any
 
 import orjson
 
+from connector.catalog import CATALOG, identity_keys
 from connector.exceptions import ConfigurationError, RunLockHeld, StateStoreError, scrub
-from connector.mapping import MODIFIED_TIME_FIELDS
 from connector.model import Change, SourceRef, System
-from connector.normalize import identity_keys
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -1118,19 +1117,8 @@ def parse_ref(text: str) -> SourceRef:
 
 
 def mirror_text(system: str, record: dict[str, Any]) -> bytes:
-    """What the mirror keeps of a record: everything planning reads, so all but its
-    modification time, which every write moves (crmsync's own too) and rules may not read.
-    Canonical JSON, so equal content gives equal bytes and re-reading it is no change.
-
-    orjson: a sync re-reads whole pages of records it already holds, and the standard
-    library's encoder and decoder were a third of the engine's time per such record.
-    """
-    volatile = MODIFIED_TIME_FIELDS.get(system, ())
-    content = {k: v for k, v in record.items() if k not in volatile}
-    properties = content.get("properties")
-    if isinstance(properties, dict):
-        content["properties"] = {k: v for k, v in properties.items() if k not in volatile}
-    return orjson.dumps(content, option=orjson.OPT_SORT_KEYS, default=str)
+    """What the mirror keeps of a record (the catalog's rule: all but its modification time)."""
+    return CATALOG[system].mirror_text(record)
 
 
 def _scrubbed(text: str | None) -> str | None:
