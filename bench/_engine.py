@@ -11,13 +11,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from connector.mapping import Mapping, load_mapping
+from connector.mapping import Mapping
+from connector.runtime import open_engine
 from connector.settings import Settings
-from connector.state import StateStore
 from connector.sync import Engine
-from connector.systems.factory import build_adapters
 
-__all__ = ["CLIENT_NO_LIMITS", "engine_for", "settings_from_env"]
+__all__ = ["CLIENT_NO_LIMITS", "bench_settings", "engine_for"]
 
 # Client-side budgets off: the API-call and overhead benchmarks measure the connector, not the
 # rate limiter (which has a benchmark of its own).
@@ -28,11 +27,9 @@ CLIENT_NO_LIMITS: dict[str, Any] = {
 _FAST_RETRIES: dict[str, Any] = {"retry_initial_wait_seconds": 0.01, "retry_max_wait_seconds": 0.05}
 
 
-def settings_from_env(env: dict[str, str], state_path: Path, **overrides: Any) -> Settings:
-    """Settings from a sandbox's `settings_env()`, as `crmsync sandbox serve --env-file` gives."""
-    values = {key.removeprefix("CRMSYNC_").lower(): value for key, value in env.items()}
-    settings = Settings(**values, state_path=state_path, _env_file=None)  # type: ignore[call-arg]
-    return settings.model_copy(update={**_FAST_RETRIES, **overrides})
+def bench_settings(env: dict[str, str], state_path: Path, **overrides: Any) -> Settings:
+    """Settings from a sandbox's `settings_env()`, with the benchmarks' short retries."""
+    return Settings.from_env_map(env, state_path=state_path, **{**_FAST_RETRIES, **overrides})
 
 
 @contextmanager
@@ -40,6 +37,6 @@ def engine_for(
     env: dict[str, str], state_path: Path, mapping: Mapping | None = None, **overrides: Any
 ) -> Iterator[Engine]:
     """An engine over the state DB at `state_path`, closed (the DB) when the block ends."""
-    settings = settings_from_env(env, state_path, **overrides)
-    with StateStore(state_path) as store:
-        yield Engine(store, mapping or load_mapping(), build_adapters(settings))
+    settings = bench_settings(env, state_path, **overrides)
+    with open_engine(settings=settings, state_path=state_path, mapping=mapping) as engine:
+        yield engine

@@ -186,7 +186,7 @@ def run_large(persons: int, rate: float, churn_seconds: float, workdir: Path,
               say: Callable[[str], None]) -> dict[str, Any]:
     """Backfill `persons` (about a third as many organisations), sync under churn for
     `churn_seconds`, then until quiet; returns the figures for RESULTS.md."""
-    from bench._engine import settings_from_env  # noqa: PLC0415
+    from bench._engine import bench_settings  # noqa: PLC0415
     from bench._remote import RemoteSandbox, SandboxSpec  # noqa: PLC0415
     from connector.mapping import load_mapping  # noqa: PLC0415
     from connector.runtime import open_engine  # noqa: PLC0415
@@ -197,7 +197,7 @@ def run_large(persons: int, rate: float, churn_seconds: float, workdir: Path,
     state = workdir / "convergence.db"
     figures: dict[str, Any] = {"persons": persons, "rate": rate}
     with RemoteSandbox(spec) as sandbox:
-        settings = settings_from_env(sandbox.env, state, hubspot_safety_lag_seconds=10,
+        settings = bench_settings(sandbox.env, state, hubspot_safety_lag_seconds=10,
                                      salesforce_safety_lag_seconds=10)
         with open_engine(settings=settings, state_path=state) as engine:
             started = time.monotonic()

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bench._engine import CLIENT_NO_LIMITS, engine_for, settings_from_env
+from bench._engine import CLIENT_NO_LIMITS, bench_settings, engine_for
 from bench._floor import capture, replay
 from bench._remote import RemoteSandbox, SandboxSpec
 from bench._sizes import organisations_for_persons
@@ -129,7 +129,7 @@ class SizeScenario:
 
     def _adapters_only(self) -> float:
         """Seconds the adapters take to read everything a backfill reads, with no engine."""
-        settings = settings_from_env(self.sandbox.env, self.workdir / "unused.db",
+        settings = bench_settings(self.sandbox.env, self.workdir / "unused.db",
                                      **CLIENT_NO_LIMITS)
         adapters = build_adapters(settings)
         mapping = load_mapping()

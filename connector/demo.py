@@ -13,12 +13,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from connector.mapping import load_mapping
+from connector.runtime import open_engine
 from connector.sandbox import Sandbox
 from connector.settings import Settings
-from connector.state import StateStore
-from connector.sync import Engine, Progress, RunReport
-from connector.systems.factory import build_adapters
+from connector.sync import Progress, RunReport
 
 __all__ = ["DemoEdit", "run_demo"]
 
@@ -30,12 +28,6 @@ class DemoEdit:
     who: str
     what: str
     expect: str
-
-
-def settings_for(sandbox: Sandbox, state_path: Path) -> Settings:
-    """Settings pointing at the sandbox: the same values `sandbox serve --env-file` writes."""
-    values = {k.removeprefix("CRMSYNC_").lower(): v for k, v in sandbox.settings_env().items()}
-    return Settings(**values, state_path=state_path, _env_file=None)  # type: ignore[call-arg]
 
 
 def run_demo(
@@ -53,9 +45,8 @@ def run_demo(
     with Sandbox(seed=seed) as sandbox:
         say(f"Sandbox: HubSpot + Salesforce emulator on {sandbox.base_url} with {seed} "
             f"organisations and about {3 * seed} people (seed {seed}).")
-        settings = settings_for(sandbox, state_path)
-        with StateStore(state_path) as store:
-            engine = Engine(store, load_mapping(), build_adapters(settings), progress=progress)
+        settings = Settings.from_env_map(sandbox.settings_env(), state_path=state_path)
+        with open_engine(settings=settings, state_path=state_path, progress=progress) as engine:
             say("\n1. Backfill: read everything from both systems, reconcile, write back.")
             backfill = engine.backfill()
             show(backfill, False)

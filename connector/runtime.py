@@ -34,6 +34,7 @@ from rich.text import Text
 from connector.exceptions import scrub
 
 if TYPE_CHECKING:
+    from connector.mapping import Mapping
     from connector.settings import Settings
     from connector.sync import Engine, Progress
 
@@ -48,8 +49,12 @@ def open_engine(
     state_path: Path | None = None,
     progress: Progress | None = None,
     settings: Settings | None = None,
+    mapping: Mapping | None = None,
 ) -> Iterator[Engine]:
-    """An Engine from settings. The mapping is loaded first: a bad one stops before any read."""
+    """An Engine from settings. The mapping is loaded first: a bad one stops before any read.
+
+    `mapping` is one already loaded (tests and benchmarks that vary it); `mapping_path` and
+    the settings' own are then not read."""
     from connector.mapping import load_mapping  # noqa: PLC0415 - see the module docstring
     from connector.settings import load_settings  # noqa: PLC0415
     from connector.state import StateStore  # noqa: PLC0415
@@ -57,7 +62,7 @@ def open_engine(
     from connector.systems.factory import build_adapters  # noqa: PLC0415
 
     settings = settings or load_settings(env_file=env_file)
-    mapping = load_mapping(mapping_path or settings.mapping_path)
+    mapping = mapping or load_mapping(mapping_path or settings.mapping_path)
     adapters = build_adapters(settings)
     with StateStore(state_path or settings.state_path) as store:
         yield Engine(store, mapping, adapters, progress=progress,

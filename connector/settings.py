@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -178,6 +179,21 @@ class Settings(BaseSettings):
                 "over plain HTTP"
             )
         return value.rstrip("/")
+
+    @classmethod
+    def from_env_map(cls, env: Mapping[str, str], **overrides: Any) -> Settings:
+        """Settings from a map of `CRMSYNC_*` variables (a sandbox's `settings_env()`, the
+        lines `crmsync sandbox serve --env-file` writes) and overrides by setting name.
+
+        No `.env` file is read: the demo, the benchmarks and the tests point at a sandbox
+        they started, and a stray `.env` must not point them elsewhere. Both the map and the
+        overrides are validated, as settings from the environment are.
+        """
+        values: dict[str, Any] = {
+            key.removeprefix(ENV_PREFIX).lower(): value for key, value in env.items()
+        }
+        values.update(overrides)
+        return cls(_env_file=None, **values)  # type: ignore[call-arg]
 
     def model_post_init(self, context: Any, /) -> None:
         """Register every configured secret, so `scrub` removes it from any text even when a

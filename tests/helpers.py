@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from connector.core import plan_records
 from connector.plan import Plan
+from connector.runtime import open_engine
+from connector.settings import Settings
 from connector.state import StateStore
 
 
@@ -55,3 +60,32 @@ def hold_lock(path, ready, release, seconds: float = 30) -> None:
     ready.set()
     release.wait(seconds)
     store.release_lock()
+
+
+# --- engines over a sandbox (appended: the wiring, as `crmsync` builds it) ------------------
+
+# Backoff short enough for the sandbox's faults to cost milliseconds.
+FAST_RETRIES = {"retry_initial_wait_seconds": 0.01, "retry_max_wait_seconds": 0.05}
+
+
+@contextmanager
+def engine_for(sandbox, state: Path, mapping=None, **overrides) -> Iterator:
+    """An engine over the sandbox and the state DB at `state`, built by `open_engine` as the
+    `crmsync` command builds one; `overrides` are settings by name."""
+    settings = Settings.from_env_map(sandbox.settings_env(), state_path=state,
+                                     **{**FAST_RETRIES, **overrides})
+    with open_engine(settings=settings, state_path=state, mapping=mapping) as engine:
+        yield engine
+
+
+def linked_early_contact(sandbox) -> dict:
+    """A HubSpot contact linked to a Salesforce Contact and still before SQL."""
+    return next(c for c in sandbox.hubspot_records("contacts")
+                if c["properties"].get("salesforcecontactid")
+                and c["properties"].get("lifecyclestage") in ("subscriber", "lead",
+                                                              "marketingqualifiedlead"))
+
+
+def written(sandbox) -> int:
+    """Records the sandbox has had written to it, both systems."""
+    return sum(sandbox.counters()["records_written"].values())

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from connector.demo import make_edits, settings_for
+from connector.demo import make_edits
 from connector.mapping import load_mapping
 from connector.sandbox import Sandbox
+from connector.settings import Settings
 from connector.state import StateStore
 from connector.sync import OBJECTS, Engine
 from connector.systems.factory import build_adapters
@@ -68,7 +69,7 @@ def snapshot(sandbox: Sandbox) -> dict[str, dict]:
 
 def in_process_engine(sandbox: Sandbox, state: Path) -> tuple[StateStore, Engine]:
     store = StateStore(state)
-    settings = settings_for(sandbox, state)
+    settings = Settings.from_env_map(sandbox.settings_env(), state_path=state)
     return store, Engine(store, load_mapping(), build_adapters(settings))
 
 

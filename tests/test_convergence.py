@@ -12,7 +12,7 @@ import time
 from bench.convergence import compare_mirror, fields_written_twice
 from connector.mapping import load_mapping
 from connector.sandbox import Sandbox
-from tests.test_sync import engine_for
+from tests.helpers import engine_for
 
 SEED = 40
 SAFETY_LAG = 2.0  # seconds (the default is 10 minutes; time-scaled with the search lag)

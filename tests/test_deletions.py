@@ -15,8 +15,8 @@ import pytest
 
 from connector.sandbox import Sandbox
 from connector.systems.base import Tombstone
+from tests.helpers import engine_for
 from tests.test_engine_hardening import wrap
-from tests.test_sync import engine_for
 
 SEED = 40
 

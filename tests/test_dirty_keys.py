@@ -9,8 +9,8 @@ import pytest
 
 from connector.sandbox import Sandbox
 from connector.state import StateStore
+from tests.helpers import engine_for
 from tests.test_incremental import copy_db, rows
-from tests.test_sync import engine_for
 
 SEED = 40
 SHARED = "robin.quill@quillworks-industrial.de"

@@ -25,8 +25,8 @@ from connector.sandbox import Sandbox
 from connector.state import StateStore
 from connector.sync import PlanDocument, Progress
 from connector.systems.base import Page, Tombstone
+from tests.helpers import engine_for, linked_early_contact, written
 from tests.test_cli_runs import cli, write_env
-from tests.test_sync import engine_for, linked_early_contact, written
 
 SEED = 40
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,8 +22,7 @@ from connector.model import Priority
 from connector.sandbox import Sandbox
 from connector.state import MIGRATIONS, StateStore
 from connector.sync import planning_groups
-from tests.helpers import hs, org_with, person_with, run_core, sf
-from tests.test_sync import engine_for
+from tests.helpers import engine_for, hs, org_with, person_with, run_core, sf
 
 # ---- domains --------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ import pytest
 from connector.mapping import load_mapping
 from connector.sandbox import Sandbox
 from connector.state import MIGRATIONS, StateStore
-from tests.test_sync import engine_for, linked_early_contact
+from tests.helpers import engine_for, linked_early_contact
 
 SEED = 40
 

@@ -19,8 +19,7 @@ from connector.state import StateStore
 from connector.sync import Engine
 from connector.systems.base import FieldInfo
 from connector.systems.factory import build_adapters
-
-from .systems.conftest import FAST_LIMITS, settings_for
+from tests.systems.helpers import FAST_LIMITS, settings_for
 
 WRITES = ("hubspot.batch_update", "salesforce.composite", "salesforce.sobject")
 

@@ -6,44 +6,19 @@ import multiprocessing
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
 import pytest
 
-from connector.demo import settings_for
 from connector.mapping import load_mapping
 from connector.sandbox import Sandbox
 from connector.state import StateStore
-from connector.sync import Engine, EngineOptions, PlanDocument, parse_objects
-from connector.systems.factory import build_adapters
-from tests.helpers import hold_lock
+from connector.sync import Engine, PlanDocument, parse_objects
+from tests.helpers import engine_for, hold_lock, linked_early_contact, written
 
 SEED = 40
-
-
-@contextmanager
-def engine_for(sandbox: Sandbox, state: Path, mapping=None, **overrides) -> Iterator[Engine]:
-    settings = settings_for(sandbox, state)
-    settings = settings.model_copy(update={"retry_initial_wait_seconds": 0.01,
-                                           "retry_max_wait_seconds": 0.05, **overrides})
-    with StateStore(state) as store:
-        yield Engine(store, mapping or load_mapping(), build_adapters(settings),
-                     options=EngineOptions.from_settings(settings))
-
-
-def linked_early_contact(sandbox: Sandbox) -> dict:
-    """A HubSpot contact linked to a Salesforce Contact and still before SQL."""
-    return next(c for c in sandbox.hubspot_records("contacts")
-                if c["properties"].get("salesforcecontactid")
-                and c["properties"].get("lifecyclestage") in ("subscriber", "lead",
-                                                              "marketingqualifiedlead"))
-
-
-def written(sandbox: Sandbox) -> int:
-    return sum(sandbox.counters()["records_written"].values())
 
 
 @pytest.fixture

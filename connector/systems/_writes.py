@@ -1,5 +1,5 @@
 """Write orchestration both adapters share: steps in order, batches without repeated ids,
-per-record retry rounds, and read-back confirmation.
+per-record retry rounds, and read-back confirmation (`write_records`).
 
 Only the "send one batch" part differs between HubSpot and Salesforce; everything that decides
 which record goes in which request, and what a record's final status is, lives here once.
@@ -8,7 +8,7 @@ which record goes in which request, and what a record's final status is, lives h
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connector.exceptions import (
     ApiError,
@@ -19,11 +19,46 @@ from connector.exceptions import (
 )
 from connector.systems.base import RecordUpdate, WriteResult, WriteStatus, ordered_steps
 
+if TYPE_CHECKING:
+    from connector.systems.resilience import RetryPolicy
+
 SendBatch = Callable[[list[RecordUpdate]], list[WriteResult]]
 ReadBack = Callable[[list[str], list[str]], dict[str, dict[str, Any]]]
 
 NOT_CONFIRMED = "NOT_CONFIRMED"
 EARLIER_STEP_NOT_APPLIED = "EARLIER_STEP_NOT_APPLIED"
+
+
+def write_records(
+    updates: Sequence[RecordUpdate],
+    send_batch: SendBatch,
+    *,
+    batch_size: int | Callable[[], int],
+    retry: RetryPolicy,
+    confirm_fields: Collection[str] = (),
+    read_back: ReadBack,
+    same: Callable[[Any, Any], bool],
+) -> list[WriteResult]:
+    """An adapter's whole `write`: steps in order, each sent in batches of `batch_size` with
+    retry-later records resent in up to `retry.max_attempts` rounds (pausing
+    `retry.backoff(round)` between them), then `confirm_fields` read back and compared with
+    `same`. One result per update, in input order.
+
+    The adapter supplies only what is its own: how one batch is sent, how many records a
+    request holds (a callable when that can shrink during a run, read at each step), how to
+    read values back and when a held value is the one written.
+    """
+
+    def send_step(step: list[RecordUpdate]) -> list[WriteResult]:
+        size = batch_size() if callable(batch_size) else batch_size
+        return send_in_rounds(
+            step, send_batch, batch_size=size, rounds=retry.max_attempts, pause=retry.pause
+        )
+
+    results = write_in_steps(updates, send_step)
+    if not confirm_fields:
+        return results
+    return confirm_written(updates, results, confirm_fields, read_back, same)
 
 
 def write_in_steps(

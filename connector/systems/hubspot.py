@@ -8,7 +8,7 @@ Choices the design notes force (../shared/design.md, "Measured traps"):
   the SDK builds a new ApiClient and connection pool (a TLS handshake per call otherwise).
 - Raw JSON (`_preload_content=False` + `json.loads`): model deserialisation is the bottleneck
   (dateutil parses every timestamp). It also gives us the response headers on success, which
-  carry the rate-limit counters. See tests/systems/test_hubspot_raw_speed.py for the measure.
+  carry the rate-limit counters. See bench/raw_json.py for the measure.
 - `retry=False` on the SDK: its urllib3 retry skips POST and hides 429s; `RetryPolicy` owns all
   retries. Every call passes `_request_timeout` (the SDK has none by default).
 - Search pages by key, not offset: every page is a fresh query from the newest modified time
@@ -57,13 +57,7 @@ from connector.exceptions import (
     RetriableApiError,
     scrub,
 )
-from connector.systems._writes import (
-    confirm_written,
-    result_from_error,
-    send_in_rounds,
-    send_or_split,
-    write_in_steps,
-)
+from connector.systems._writes import result_from_error, send_or_split, write_records
 from connector.systems.base import (
     ApiUsage,
     FieldInfo,
@@ -79,6 +73,8 @@ from connector.systems.resilience import (
     DailyAllocation,
     RateWindow,
     RetryPolicy,
+    UsageMeter,
+    guarded_call,
     parse_hubspot_daily,
     parse_retry_after,
 )
@@ -164,7 +160,7 @@ class _Batch:
 
 
 @dataclass
-class _Boundary:
+class _TieBoundary:
     """Ids already read at the newest modified time, so a restarted query skips them."""
 
     at_ms: int = -1
@@ -217,7 +213,9 @@ class HubSpotAdapter:
             limits.max_daily_share, system=SYSTEM, setting="CRMSYNC_HUBSPOT_MAX_DAILY_SHARE"
         )
         self._described: dict[str, dict[str, FieldInfo]] = {}
-        self._usage = ApiUsage(SYSTEM)
+        self._meter = UsageMeter(
+            SYSTEM, self._retry, self._daily, windows=(self._window, self._search_window)
+        )
 
     def __repr__(self) -> str:
         return f"HubSpotAdapter(base_url={self.base_url!r})"
@@ -226,16 +224,10 @@ class HubSpotAdapter:
 
     @property
     def api_calls(self) -> int:
-        return self._usage.calls
+        return self._meter.calls
 
     def usage(self) -> ApiUsage:
-        self._usage.retries = self._retry.retries
-        self._usage.rate_wait_seconds = (
-            self._window.waited_seconds + self._search_window.waited_seconds
-        )
-        self._usage.daily_used = self._daily.used
-        self._usage.daily_allocation = self._daily.allocation
-        return self._usage.snapshot()
+        return self._meter.snapshot()
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -395,7 +387,7 @@ class HubSpotAdapter:
         modified = MODIFIED_PROPERTY[object_type]
         lower_ms, until_ms = _range_ms(since, until)
         inclusive = True
-        boundary = _Boundary()
+        boundary = _TieBoundary()
         while True:
             read_here = boundary.ids_at(lower_ms) if inclusive else set()
             if len(read_here) > NOT_IN_MAX:
@@ -414,7 +406,7 @@ class HubSpotAdapter:
             lower_ms, inclusive = boundary.at_ms, True
 
     def _search_one_instant(
-        self, object_type: str, properties: list[str], at_ms: int, boundary: _Boundary
+        self, object_type: str, properties: list[str], at_ms: int, boundary: _TieBoundary
     ) -> Iterator[_Batch]:
         """All records modified exactly at `at_ms`, by ascending hs_object_id, each page a
         fresh query after the last id read (no offsets, no cap)."""
@@ -434,7 +426,7 @@ class HubSpotAdapter:
                 return
 
     def _new_records(
-        self, object_type: str, results: list[dict[str, Any]], boundary: _Boundary
+        self, object_type: str, results: list[dict[str, Any]], boundary: _TieBoundary
     ) -> _Batch | None:
         modified = MODIFIED_PROPERTY[object_type]
         fresh = []
@@ -577,26 +569,14 @@ class HubSpotAdapter:
         Pass confirm_fields={"lifecyclestage"} where the mapping asks: HubSpot only moves the
         stage forward and may answer 2xx to a backward write without changing anything.
         """
-        results = write_in_steps(updates, lambda step: self._write_step(object_type, step))
-        if not confirm_fields:
-            return results
-        return confirm_written(
-            updates,
-            results,
-            confirm_fields,
-            lambda ids, fields: self._read_back(object_type, ids, fields),
-            _same_value,
-        )
-
-    def _write_step(self, object_type: str, updates: list[RecordUpdate]) -> list[WriteResult]:
-        return send_in_rounds(
+        return write_records(
             updates,
             lambda batch: self._send_batch(object_type, batch),
             batch_size=BATCH_SIZE,
-            rounds=self._retry.max_attempts,
-            pause=lambda n: self._retry.sleep(
-                min(self._retry.max_wait, self._retry.initial_wait * 2 ** (n - 1))
-            ),
+            retry=self._retry,
+            confirm_fields=confirm_fields,
+            read_back=lambda ids, fields: self._read_back(object_type, ids, fields),
+            same=_same_value,
         )
 
     def _send_batch(self, object_type: str, batch: list[RecordUpdate]) -> list[WriteResult]:
@@ -787,7 +767,7 @@ class HubSpotAdapter:
     def _call(
         self, operation: str, send: Callable[[], Any], *, where: str, search: bool = False
     ) -> dict[str, Any]:
-        """Send one request under the rate budget and the retry policy; return its JSON.
+        """Send one request under the budgets and the retry policy; return its JSON.
 
         Every endpoint we call answers an object with a `results` list. A 200 without one
         (empty, `{}`, an HTML page, cut-off JSON: proxies and overloaded front ends send
@@ -795,36 +775,38 @@ class HubSpotAdapter:
         the object would count as completely read. `where` names the endpoint in errors.
         """
         url = f"{where.split(' ', 1)[0]} {self.base_url}{where.split(' ', 1)[-1]}"
+        # Search is exempt from the 10-second window and has its own per-second limit.
+        window = self._search_window if search else self._window
+        return guarded_call(
+            operation,
+            lambda: _results_answer(self._receive(send()), operation, url),
+            system=SYSTEM,
+            retry=self._retry,
+            usage=self._meter,
+            classify=lambda error: self._classify(error, operation),
+            transport=(urllib3.exceptions.HTTPError, OSError),
+            before=(self._daily.check, window.acquire, self._daily.count_call),
+        )
 
-        def attempt() -> dict[str, Any]:
-            self._daily.check()
-            # Search is exempt from the 10-second window and has its own per-second limit.
-            (self._search_window if search else self._window).acquire()
-            self._daily.count_call()
-            self._usage.count(operation)
-            try:
-                response = send()
-                payload = response.data
-                self._observe(response.headers)
-                response.release_conn()
-            except urllib3.exceptions.HTTPError as error:
-                raise _transport_error(operation, error) from None
-            except OSError as error:
-                raise _transport_error(operation, error) from None
-            except Exception as error:
-                sdk_error = _sdk_error_of(error)
-                if sdk_error is None:
-                    raise
-                if _is_tls_failure(sdk_error):
-                    raise FatalApiError(
-                        f"TLS verification failed for {self.base_url}: "
-                        f"{_tls_reason(sdk_error)}. Check CRMSYNC_CA_BUNDLE and the base URL.",
-                        system=SYSTEM, operation=operation, code="TLS",
-                    ) from None
-                raise classify_hubspot_error(sdk_error, operation, self._observe) from None
-            return _results_answer(payload, operation, url)
+    def _receive(self, response: Any) -> Any:
+        """The raw body of an answer, once its rate-limit headers are noted."""
+        payload = response.data
+        self._observe(response.headers)
+        response.release_conn()
+        return payload
 
-        return self._retry.run(attempt, operation=f"{SYSTEM} {operation}")
+    def _classify(self, error: Exception, operation: str) -> BaseException | None:
+        """An SDK failure as our exception tree; None for anything that is not one."""
+        sdk_error = _sdk_error_of(error)
+        if sdk_error is None:
+            return None
+        if _is_tls_failure(sdk_error):
+            return FatalApiError(
+                f"TLS verification failed for {self.base_url}: "
+                f"{_tls_reason(sdk_error)}. Check CRMSYNC_CA_BUNDLE and the base URL.",
+                system=SYSTEM, operation=operation, code="TLS",
+            )
+        return classify_hubspot_error(sdk_error, operation, self._observe)
 
     def _observe(self, headers: Any) -> None:
         """Follow the server's rate-limit headers, when it sends them (not on search): the
@@ -1071,11 +1053,6 @@ def _error_status(error: dict[str, Any]) -> int:
 def _update_input(update: RecordUpdate) -> dict[str, Any]:
     properties = {name: _hubspot_value(value) for name, value in update.fields.items()}
     return {"id": update.record_id, "properties": properties}
-
-
-def _transport_error(operation: str, error: BaseException) -> RetriableApiError:
-    kind = type(error).__name__
-    return RetriableApiError(f"{kind}: {error}", system=SYSTEM, operation=operation, code=kind)
 
 
 def _is_sdk_error(error: BaseException) -> bool:

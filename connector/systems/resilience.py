@@ -23,7 +23,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -36,15 +36,19 @@ from tenacity import (
     stop_after_attempt,
 )
 
-from connector.exceptions import BudgetExhausted, RetriableApiError
+from connector.exceptions import BudgetExhausted, RetriableApiError, scrub
+from connector.systems.base import ApiUsage
 
 __all__ = [
     "DailyAllocation",
     "RateWindow",
     "RetryPolicy",
+    "UsageMeter",
+    "guarded_call",
     "parse_hubspot_daily",
     "parse_retry_after",
     "parse_sforce_limit_info",
+    "transport_error",
 ]
 
 # Under `crmsync`, the hierarchy the CLI configures: a retry is what an operator needs to see
@@ -136,8 +140,17 @@ class RetryPolicy:
         retry_after = getattr(error, "retry_after", None)
         if retry_after is not None:
             return retry_after + self.rng.uniform(0, min(self.jitter, 0.1 + retry_after * 0.1))
-        backoff = self.initial_wait * 2 ** (state.attempt_number - 1)
-        return min(self.max_wait, backoff + self.rng.uniform(0, self.jitter))
+        jitter = self.rng.uniform(0, self.jitter)
+        return min(self.max_wait, self.backoff(state.attempt_number) + jitter)
+
+    def backoff(self, round_number: int) -> float:
+        """The pause before retry `round_number` (1 for the first), without jitter:
+        `initial_wait` doubled each round, at most `max_wait`. Calls and write rounds share it."""
+        return min(self.max_wait, self.initial_wait * 2 ** (round_number - 1))
+
+    def pause(self, round_number: int) -> None:
+        """Sleep `backoff(round_number)`: between the rounds that resend retry-later records."""
+        self.sleep(self.backoff(round_number))
 
     def _server_wait_too_long(self, state: RetryCallState) -> bool:
         error = state.outcome.exception() if state.outcome else None
@@ -287,3 +300,87 @@ class DailyAllocation:
                 f"used; this run may use up to {self.max_share:.0%} "
                 f"({self.setting}). Stopped cleanly; rerun later to resume."
             )
+
+
+class UsageMeter:
+    """The API calls one adapter made, and what its budgets report, as `ApiUsage`.
+
+    Both adapters compose one: `count` each call sent, `snapshot` for `usage()`. Retries, time
+    waited in rate windows and the daily allocation are read from their owners at snapshot
+    time, so no adapter copies them by hand.
+    """
+
+    def __init__(
+        self,
+        system: str,
+        retry: RetryPolicy,
+        daily: DailyAllocation,
+        windows: Sequence[RateWindow] = (),
+    ) -> None:
+        self._usage = ApiUsage(system)
+        self._retry = retry
+        self._daily = daily
+        self._windows = tuple(windows)
+
+    def __repr__(self) -> str:
+        return f"UsageMeter({self._usage.system!r}, calls={self._usage.calls})"
+
+    @property
+    def calls(self) -> int:
+        return self._usage.calls
+
+    def count(self, operation: str) -> None:
+        self._usage.count(operation)
+
+    def snapshot(self) -> ApiUsage:
+        self._usage.retries = self._retry.retries
+        self._usage.rate_wait_seconds = sum(w.waited_seconds for w in self._windows)
+        self._usage.daily_used = self._daily.used
+        self._usage.daily_allocation = self._daily.allocation
+        return self._usage.snapshot()
+
+
+def transport_error(system: str, operation: str, error: BaseException) -> RetriableApiError:
+    """A failure below HTTP (refused, reset, timed out) as retriable, named by its type; the
+    text is scrubbed, for a library may quote the request (and its token) back."""
+    kind = type(error).__name__
+    return RetriableApiError(
+        f"{kind}: {scrub(str(error))}", system=system, operation=operation, code=kind
+    )
+
+
+def guarded_call(
+    operation: str,
+    send: Callable[[], T],
+    *,
+    system: str,
+    retry: RetryPolicy,
+    usage: UsageMeter,
+    classify: Callable[[Exception], BaseException | None],
+    transport: tuple[type[BaseException], ...],
+    before: Sequence[Callable[[], object]] = (),
+) -> T:
+    """One API call the way both adapters make every call: the guards in `before` (budgets,
+    rate windows, a login), the call counted, `send`, then failures translated and retried.
+
+    `transport` are the SDK's own transport failures (retriable); `classify` turns any other
+    exception into our tree, or None to let it pass unchanged (our own errors, and anything
+    unexpected). Only RetriableApiError is retried, by `retry`, which logs each retry under
+    `crmsync.retry`. The guards run again on every attempt: a retry is a call like any other.
+    """
+
+    def attempt() -> T:
+        for guard in before:
+            guard()
+        usage.count(operation)
+        try:
+            return send()
+        except transport as error:
+            raise transport_error(system, operation, error) from None
+        except Exception as error:
+            translated = classify(error)
+            if translated is None:
+                raise
+            raise translated from None
+
+    return retry.run(attempt, operation=f"{system} {operation}")

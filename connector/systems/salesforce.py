@@ -66,12 +66,7 @@ from connector.exceptions import (
     scrub,
 )
 from connector.settings import SalesforceCredentials
-from connector.systems._writes import (
-    confirm_written,
-    result_from_error,
-    send_in_rounds,
-    write_in_steps,
-)
+from connector.systems._writes import send_or_split, write_records
 from connector.systems.base import (
     ApiUsage,
     FieldInfo,
@@ -82,7 +77,14 @@ from connector.systems.base import (
     as_utc,
     parse_timestamp,
 )
-from connector.systems.resilience import DailyAllocation, RetryPolicy, parse_retry_after
+from connector.systems.resilience import (
+    DailyAllocation,
+    RetryPolicy,
+    UsageMeter,
+    guarded_call,
+    parse_retry_after,
+    transport_error,
+)
 
 __all__ = [
     "SalesforceAdapter",
@@ -199,7 +201,7 @@ class _TokenSource:
         try:
             response = self._http.post(url, data=form)
         except requests.RequestException as error:
-            raise _transport_error("token", error) from None
+            raise transport_error(SYSTEM, "token", error) from None
         secrets = [v for k, v in form.items() if k in {"client_secret", "assertion"}]
         if response.status_code >= 500 or response.status_code == 429:
             raise RetriableApiError(
@@ -272,7 +274,7 @@ class _TokenSource:
                 system=SYSTEM, operation="token", code=code or None,
             ) from None
         except requests.RequestException as error:
-            raise _transport_error("token", error) from None
+            raise transport_error(SYSTEM, "token", error) from None
         return session_id, f"https://{instance}"
 
 
@@ -303,7 +305,7 @@ class SalesforceAdapter:
         self._tokens = _TokenSource(credentials, self._http, api_version)
         self._retry = retry or RetryPolicy()
         self._daily = DailyAllocation(max_daily_share)
-        self._usage = ApiUsage(SYSTEM)
+        self._meter = UsageMeter(SYSTEM, self._retry, self._daily)
         self._sf: Salesforce | None = None
         self._last_retry_after: float | None = None
         self._collection_size = write_batch_size
@@ -319,7 +321,7 @@ class SalesforceAdapter:
 
     @property
     def api_calls(self) -> int:
-        return self._usage.calls
+        return self._meter.calls
 
     @property
     def write_batch_size(self) -> int:
@@ -329,10 +331,7 @@ class SalesforceAdapter:
         return self._collection_size
 
     def usage(self) -> ApiUsage:
-        self._usage.retries = self._retry.retries
-        self._usage.daily_used = self._daily.used
-        self._usage.daily_allocation = self._daily.allocation
-        return self._usage.snapshot()
+        return self._meter.snapshot()
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -495,26 +494,14 @@ class SalesforceAdapter:
         """sObject Collections, `write_batch_size` records a call, allOrNone=false: per-record
         results. Raises only what stops the run: authentication, budget, and a
         ConfigurationError for a field the org does not have or hides (INVALID_FIELD)."""
-        results = write_in_steps(updates, lambda step: self._write_step(object_type, step))
-        if not confirm_fields:
-            return results
-        return confirm_written(
-            updates,
-            results,
-            confirm_fields,
-            lambda ids, names: self._read_back(object_type, ids, names),
-            _same_value,
-        )
-
-    def _write_step(self, object_type: str, updates: list[RecordUpdate]) -> list[WriteResult]:
-        return send_in_rounds(
+        return write_records(
             updates,
             lambda batch: self._send_in_collections(object_type, batch),
-            batch_size=self._collection_size,
-            rounds=self._retry.max_attempts,
-            pause=lambda n: self._retry.sleep(
-                min(self._retry.max_wait, self._retry.initial_wait * 2 ** (n - 1))
-            ),
+            batch_size=lambda: self._collection_size,
+            retry=self._retry,
+            confirm_fields=confirm_fields,
+            read_back=lambda ids, names: self._read_back(object_type, ids, names),
+            same=_same_value,
         )
 
     def _send_in_collections(
@@ -528,7 +515,13 @@ class SalesforceAdapter:
         start = 0
         while start < len(batch):
             part = batch[start : start + self._collection_size]
-            answered = self._send_or_split(object_type, part)
+            # A 400 that one bad record may cause (a value the server cannot parse) is split in
+            # halves; INVALID_FIELD never gets here (`_send_collection`): no split can succeed.
+            answered = send_or_split(
+                part,
+                lambda half: self._send_collection(object_type, half),
+                lambda error: error.status == 400,
+            )
             if len(part) > 1 and _whole_collection_hit_a_governor_limit(answered):
                 self._halve_collection_size(object_type, len(part), answered[0].message)
                 continue
@@ -546,24 +539,6 @@ class SalesforceAdapter:
             extra={"fields": {"object": object_type, "failed": failed,
                               "write_batch_size": self._collection_size}},
         )
-
-    def _send_or_split(self, object_type: str, batch: list[RecordUpdate]) -> list[WriteResult]:
-        """One collection; a whole-request failure becomes per-record results. A transient
-        one makes every record retry-later; a 400 that one bad record may cause (a value the
-        server cannot parse) is split in halves until the bad records stand alone. INVALID_FIELD
-        never reaches here (see `_send_collection`): no split of it can succeed."""
-        try:
-            return self._send_collection(object_type, batch)
-        except (AuthenticationError, BudgetExhausted):
-            raise
-        except RetriableApiError as error:
-            return [result_from_error(u, "retry_later", error) for u in batch]
-        except FatalApiError as error:
-            if len(batch) > 1 and error.status == 400:
-                middle = len(batch) // 2
-                return (self._send_or_split(object_type, batch[:middle])
-                        + self._send_or_split(object_type, batch[middle:]))
-            return [result_from_error(u, "rejected", error) for u in batch]
 
     def _send_collection(self, object_type: str, batch: list[RecordUpdate]) -> list[WriteResult]:
         body = {
@@ -629,7 +604,7 @@ class SalesforceAdapter:
 
     def _connection(self) -> Salesforce:
         if self._sf is None:
-            self._usage.count("token")
+            self._meter.count("token")
             token, instance_url = self._tokens.fetch()
             self._sf = Salesforce(
                 instance_url=instance_url,
@@ -642,22 +617,26 @@ class SalesforceAdapter:
 
     def _call(self, operation: str, send: Callable[[Salesforce], T]) -> T:
         """One request under the daily budget and the retry policy; refreshes expired sessions."""
+        return guarded_call(
+            operation,
+            lambda: send(self._connection()),
+            system=SYSTEM,
+            retry=self._retry,
+            usage=self._meter,
+            classify=lambda error: self._classify(error, operation),
+            transport=(requests.RequestException,),
+            # Logged in before the call is counted (the login counts as "token"), and a
+            # Retry-After the login answer carried is not this call's.
+            before=(self._daily.check, self._connection, self._forget_retry_after),
+        )
 
-        def attempt() -> T:
-            self._daily.check()
-            connection = self._connection()
-            self._usage.count(operation)
-            self._last_retry_after = None
-            try:
-                return send(connection)
-            except SalesforceError as error:
-                raise self._classify(error, operation) from None
-            except requests.RequestException as error:
-                raise _transport_error(operation, error) from None
+    def _forget_retry_after(self) -> None:
+        self._last_retry_after = None
 
-        return self._retry.run(attempt, operation=f"{SYSTEM} {operation}")
-
-    def _classify(self, error: SalesforceError, operation: str) -> ApiError | BudgetExhausted:
+    def _classify(self, error: Exception, operation: str) -> ApiError | BudgetExhausted | None:
+        """A simple-salesforce failure as our exception tree; None for anything else."""
+        if not isinstance(error, SalesforceError):
+            return None
         code = _error_code(error.content)
         if error.status == 401 and code in ("INVALID_SESSION_ID", None):
             if self._tokens.can_refresh:
@@ -1017,9 +996,3 @@ def _fix_for(kind: str) -> str:
     }
     return f". Check {fixes[kind]}." if kind in fixes else ""
 
-
-def _transport_error(operation: str, error: BaseException) -> RetriableApiError:
-    kind = type(error).__name__
-    return RetriableApiError(
-        f"{kind}: {scrub(str(error))}", system=SYSTEM, operation=operation, code=kind
-    )

@@ -3,47 +3,10 @@
 from __future__ import annotations
 
 from connector.exceptions import AuthenticationError, RetriableApiError, SettingsError
-from connector.systems.base import FieldInfo
 from connector.systems.check import check_systems, run_check
 
-
-class StubMapping:
-    def __init__(self, read: dict, written: dict) -> None:
-        self._read, self._written = read, written
-
-    def fields_read(self, system: str) -> dict[str, set[str]]:
-        return self._read.get(system, {})
-
-    def fields_written(self, system: str) -> dict[str, set[str]]:
-        return self._written.get(system, {})
-
-
-class StubAdapter:
-    def __init__(self, system: str, schema: dict[str, dict[str, FieldInfo]], error=None) -> None:
-        self.system = system
-        self.schema = schema
-        self.error = error
-
-    def describe_fields(self, object_type: str) -> dict[str, FieldInfo]:
-        if self.error:
-            raise self.error
-        return self.schema[object_type]
-
-
-def info(name: str, writable: bool = True) -> FieldInfo:
-    return FieldInfo(name, name, "string", writable)
-
-
-MAPPING = StubMapping(
-    read={
-        "hubspot": {"contacts": {"email", "lifecyclestage"}},
-        "salesforce": {"Lead": {"Email", "Status"}},
-    },
-    written={
-        "hubspot": {"contacts": {"lifecyclestage", "icp_fit"}},
-        "salesforce": {"Lead": {"Status", "CreatedDate"}},
-    },
-)
+from .helpers import STUB_MAPPING as MAPPING
+from .helpers import StubAdapter, info
 
 
 def test_missing_and_read_only_fields_are_errors_with_fixes() -> None:

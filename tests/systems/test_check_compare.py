@@ -20,10 +20,7 @@ from connector.sandbox import Sandbox
 from connector.systems.check import CheckReport, check_systems
 from connector.systems.factory import build_adapters
 
-from .conftest import FAST_LIMITS, settings_for
-from .test_check import MAPPING as STUB_MAPPING
-from .test_check import StubAdapter, info
-from .test_check_sandbox import sandbox_env  # noqa: F401 (a fixture)
+from .helpers import FAST_LIMITS, STUB_MAPPING, StubAdapter, info, settings_for
 
 
 @pytest.fixture
@@ -125,7 +122,7 @@ def test_check_without_a_compiled_mapping_compares_names_only():
     assert report.ok and not _found(report, "lifecycle stage order")
 
 
-def test_cli_check_shows_the_order_warning_and_exits_0(sandbox_env):  # noqa: F811
+def test_cli_check_shows_the_order_warning_and_exits_0(sandbox_env):
     result = CliRunner().invoke(app, ["check", "--json"])
     report = json.loads(result.stdout)
     warnings = [f for f in report["findings"] if f["level"] == "warning"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 from typer.testing import CliRunner
@@ -12,22 +11,8 @@ from connector.cli import app
 from connector.sandbox import Sandbox
 from connector.systems.check import run_check
 
-from .conftest import settings_for
-from .test_check import StubMapping
-
-MAPPING = StubMapping(
-    read={
-        "hubspot": {"contacts": {"email", "lifecyclestage"}, "companies": {"domain"}},
-        "salesforce": {"Lead": {"Email", "Status"}, "Account": {"Website"}},
-    },
-    written={
-        "hubspot": {
-            "contacts": {"lifecyclestage", "no_such_property"},
-            "companies": {"hs_object_id"},
-        },
-        "salesforce": {"Lead": {"Status", "No_Such_Field__c"}},
-    },
-)
+from .helpers import SANDBOX_MAPPING as MAPPING
+from .helpers import settings_for
 
 
 def test_check_lists_missing_and_read_only_fields(small_sandbox: Sandbox) -> None:
@@ -43,18 +28,6 @@ def test_check_lists_missing_and_read_only_fields(small_sandbox: Sandbox) -> Non
     assert ("salesforce", "connectivity and authentication") in ok
     fixes = " ".join(f.fix for f in report.errors)
     assert "Object Manager > Lead" in fixes and "/crm/v3/properties/contacts" in fixes
-
-
-@pytest.fixture
-def sandbox_env(small_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path) -> Sandbox:
-    for name in list(os.environ):
-        if name.startswith("CRMSYNC_"):
-            monkeypatch.delenv(name)
-    for name, value in small_sandbox.settings_env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("CRMSYNC_SECRETS_DIR", str(tmp_path / "no-secrets"))
-    monkeypatch.chdir(tmp_path)
-    return small_sandbox
 
 
 def test_cli_check_passes_with_the_default_mapping(sandbox_env: Sandbox) -> None:

@@ -20,7 +20,7 @@ from connector.sandbox._tls import SandboxTls
 from connector.systems.base import Tombstone, parse_timestamp
 from connector.systems.hubspot import HubSpotAdapter
 
-from .conftest import (
+from .helpers import (
     BASE,
     FAST_LIMITS,
     hubspot_contacts,

@@ -15,7 +15,7 @@ from connector.sandbox import Sandbox
 from connector.systems.base import Page, RecordUpdate
 from connector.systems.hubspot import HubSpotAdapter, HubSpotLimits
 
-from .conftest import (
+from .helpers import (
     BASE,
     FAST_LIMITS,
     deal_links,

@@ -24,7 +24,7 @@ from connector.systems.check import check_systems
 from connector.systems.factory import build_adapters
 from connector.systems.hubspot import HubSpotAdapter, HubSpotLimits
 
-from .conftest import FAST_LIMITS, hubspot_for, settings_for
+from .helpers import FAST_LIMITS, hubspot_for, settings_for
 
 EVERY_SCOPE = {
     f"crm.{kind}.{object_type}.{access}"

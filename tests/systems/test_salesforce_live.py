@@ -22,7 +22,7 @@ from connector.systems.base import Page
 from connector.systems.salesforce import SalesforceAdapter
 from tests.sandbox.clients import salesforce_client
 
-from .conftest import BASE, FAST_LIMITS, ids_of, salesforce_for, salesforce_rows
+from .helpers import BASE, FAST_LIMITS, ids_of, salesforce_for, salesforce_rows
 
 LEADS = 5_000  # three 2,000-record batches
 LEAD_FIELDS = {"Company": "Acme", "Status": "Open - Not Contacted"}

@@ -16,7 +16,7 @@ from connector.settings import SalesforceCredentials
 from connector.systems.base import RecordUpdate
 from connector.systems.salesforce import SalesforceAdapter
 
-from .conftest import (
+from .helpers import (
     BASE,
     FAST_LIMITS,
     boundary_tie_stamps,

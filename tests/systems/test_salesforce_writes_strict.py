@@ -18,7 +18,7 @@ from connector.sandbox import Sandbox
 from connector.settings import load_settings
 from connector.systems.base import RecordUpdate
 
-from .conftest import FAST_LIMITS, salesforce_for
+from .helpers import FAST_LIMITS, salesforce_for
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,8 +13,8 @@ from connector.sandbox import Sandbox
 from connector.systems.base import RecordUpdate
 from connector.systems.check import run_check
 
-from .conftest import BASE, hubspot_for, salesforce_for, settings_for
-from .test_check_sandbox import MAPPING
+from .helpers import BASE, hubspot_for, salesforce_for, settings_for
+from .helpers import SANDBOX_MAPPING as MAPPING
 
 
 def test_no_secret_escapes(small_sandbox: Sandbox, caplog: pytest.LogCaptureFixture) -> None:
