@@ -15,7 +15,7 @@ import pytest
 
 from connector.catalog import CATALOG
 from connector.sandbox import Sandbox
-from tests.systems.conftest import hubspot_for, salesforce_for
+from tests.systems.helpers import hubspot_for, salesforce_for
 
 LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 
