@@ -644,7 +644,7 @@ def _utc(value: datetime | None) -> datetime | None:
 
 # ---- the last line of defence ------------------------------------------------------------
 
-# The codes of RunReport.exit_code (connector/sync.py), kept here so that printing a failure
+# The codes of RunReport.exit_code (connector/sync/report.py), kept here so that printing a failure
 # cannot itself fail on importing the engine.
 EXIT_CONFIG, EXIT_STOPPED, EXIT_FAILED = 2, 3, 4
 

@@ -13,6 +13,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -239,8 +240,21 @@ def test_the_lock_heartbeat_moves_while_a_slow_write_runs(sandbox, tmp_path, mon
     assert moved == [True]
 
 
-def test_a_run_whose_lock_was_taken_stops_before_its_next_write(sandbox, tmp_path, monkeypatch):
-    monkeypatch.setattr("connector.sync.WRITE_BATCH", {"hubspot": 5, "salesforce": 5})
+def test_salesforce_write_batches_hold_the_records_the_setting_says(sandbox, tmp_path):
+    """The engine's batch is the adapter's request (`salesforce_write_batch_size`): the lock
+    check and the re-read before each batch then cover one request, not forty."""
+    with engine_for(sandbox, tmp_path / "state.db", salesforce_write_batch_size=3) as engine:
+        report = engine.backfill()
+        entries = engine.store.audit_entries(report.run_id)
+    records_per_batch: dict[int | None, set[str]] = {}
+    for entry in entries:
+        if entry.ref.system is System.SALESFORCE:
+            records_per_batch.setdefault(entry.batch, set()).add(entry.ref.record_id)
+    assert len(records_per_batch) > 1
+    assert max(len(records) for records in records_per_batch.values()) == 3
+
+
+def test_a_run_whose_lock_was_taken_stops_before_its_next_write(sandbox, tmp_path):
     state = tmp_path / "state.db"
     batches: list[str] = []
 
@@ -251,6 +265,7 @@ def test_a_run_whose_lock_was_taken_stops_before_its_next_write(sandbox, tmp_pat
                 other.acquire_lock("crmsync sync (other)", stale_after=0)
 
     with engine_for(sandbox, state) as engine:
+        engine.options = replace(engine.options, write_batch={"hubspot": 5, "salesforce": 5})
         wrap(engine, hubspot={"on_write": lose_the_lock_on_the_first_write},
              salesforce={"on_write": lose_the_lock_on_the_first_write})
         report = engine.backfill()

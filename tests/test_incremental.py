@@ -178,7 +178,7 @@ def test_writes_that_failed_are_planned_again_though_nothing_changed(sandbox, tm
 
 
 def test_the_report_lists_the_first_changes_and_counts_the_rest(sandbox, tmp_path, monkeypatch):
-    monkeypatch.setattr("connector.sync.REPORT_CHANGE_ROWS", 7)
+    monkeypatch.setattr("connector.sync.report.REPORT_CHANGE_ROWS", 7)
     with engine_for(sandbox, tmp_path / "state.db") as engine:
         report = engine.backfill(dry_run=True)
     assert len(report.changes) == 7

@@ -1,0 +1,260 @@
+"""Writing: a spool of planned changes sent in batches, each batch's outcome recorded.
+
+Each batch's changes are audited as intended, committed, before the batch is sent, and given
+their outcome when the CRM answers; a run killed in between leaves intents that the next run
+resolves by reading those records (`Writer.resolve_intents`), so every change that reached a
+CRM is audited under the run that made it and can be rolled back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from collections.abc import Mapping as TypingMapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from connector.exceptions import RunLockLost
+from connector.mapping import Mapping
+from connector.model import Change, SourceRef, System
+from connector.normalize import record_fields, record_id
+from connector.plan import same_value
+from connector.preflight import refuse_unwritable
+from connector.state import ChangeSpool, StateStore
+from connector.sync.decide import Planner
+from connector.sync.read import fields_read
+from connector.sync.saved import SavedChanges
+from connector.systems.base import CrmAdapter, RecordUpdate, WriteResult
+
+if TYPE_CHECKING:
+    from connector.sync.engine import EngineOptions, Run
+
+__all__ = ["WRITE_BATCH", "Writer", "spooled"]
+
+log = logging.getLogger("crmsync.sync")
+
+# Changes per write batch when EngineOptions do not say (HubSpot's batch update takes 100;
+# Salesforce's sObject Collections 200, `salesforce_write_batch_size` in the settings)
+WRITE_BATCH = {"hubspot": 100, "salesforce": 200}
+
+
+def spooled(store: StateStore, changes: list[Change]) -> ChangeSpool:
+    """`changes` in a spool, as a run's plan would be."""
+    spool = ChangeSpool(store.db)
+    spool.add(changes)
+    return spool
+
+
+class Writer:
+    """Sends a spool's changes and records each outcome in the audit log, the reject ledger
+    and the mirror (dlt's load, at crmsync's scale).
+
+    `planner` is given when the changes are this run's own plan (sync, backfill): a record
+    found changed since the run read it is then planned again, and its write leaves it as
+    planned. Without one (apply, rollback) such a record is left out, and written records
+    are marked to be planned again.
+    """
+
+    def __init__(self, store: StateStore, mapping: Mapping,
+                 adapters: TypingMapping[str, CrmAdapter], options: EngineOptions, run: Run,
+                 clock: Callable[[], datetime], planner: Planner | None = None) -> None:
+        self.store, self.mapping, self.adapters = store, mapping, adapters
+        self.options, self.run, self.clock, self.planner = options, run, clock, planner
+
+    def apply(self, spool: ChangeSpool) -> None:
+        """Send the changes in batches per object; record each result before the next batch.
+
+        Before each batch: stop if another run took the lock, and read the batch's records
+        again if the run read them too long ago (`_reread`). Before the first, dry runs too:
+        refuse (exit 2) if a field written is missing, read-only or lacks a value written."""
+        refuse_unwritable(self.mapping, self.adapters, spool.objects())
+        try:
+            for system, obj in spool.objects():
+                confirm = {r.field for r in self.mapping.write_back.get((system, obj), ())
+                           if r.confirm}
+                for planned in spool.record_batches(system, obj,
+                                                    self.options.write_batch[system], confirm):
+                    self._check_lock()
+                    batch = self._reread(system, obj, spool, planned)
+                    if batch:
+                        self._send(system, obj, spool, batch, confirm)
+        finally:
+            self.run.report.list_changes(spool, sent_only=True)
+
+    def resolve_intents(self) -> None:
+        """Give the intended writes of runs that died before hearing the CRM's answer their
+        outcome, by reading just those records: a field that holds the intended value was
+        written ("applied", audited under the run that wrote it, so rolling that run back
+        undoes it); any other was not ("not_applied"). A lifecycle clear-then-set that holds
+        its clear made only its first step. Records of a system not configured this run stay
+        unresolved. What is read refreshes the mirror: the dead run never mirrored its writes.
+        """
+        report = self.run.report
+        pending = [e for e in self.store.audit_intents(not_run=report.run_id)
+                   if e.ref.system.value in self.adapters]
+        if not pending:
+            return
+        current = SavedChanges(self.store, self.mapping, self.adapters, self.run
+                               ).current_values({e.ref for e in pending})
+        by_field: dict[tuple[int, str, str], list[Any]] = {}
+        for entry in pending:
+            by_field.setdefault((entry.run_id, str(entry.ref), entry.field), []).append(entry)
+        outcomes: list[tuple[int, str]] = []
+        for (_, ref, _), entries in by_field.items():
+            values = current.get(ref)
+            entries.sort(key=lambda e: e.step)
+            reached = -1  # the last step the field shows was made
+            if values is not None:
+                now_value = values.get(entries[0].field)
+                reached = max((e.step for e in entries if same_value(now_value, e.after)),
+                              default=-1)
+            outcomes += [(e.id, "applied" if e.step <= reached else "not_applied")
+                         for e in entries]
+        with self.store.transaction():
+            self.store.resolve_audit(outcomes)
+        for _, status in outcomes:
+            report.intents_resolved[status] += 1
+        log.warning("resolved %s intended write(s) of interrupted run(s) by reading them back: "
+                    "%s applied (audited under their run), %s not applied", len(outcomes),
+                    report.intents_resolved["applied"], report.intents_resolved["not_applied"],
+                    extra={"fields": {"intents_resolved": report.intents_resolved}})
+
+    def _send(self, system: str, obj: str, spool: ChangeSpool,
+              batch: list[tuple[int, Change]], confirm: set[str]) -> None:
+        """Send one batch (not in a dry run: every change then counts as applied) and record
+        what became of each change."""
+        updates = _updates([change for _, change in batch])
+        if self.run.report.dry_run:
+            intents: list[int] = []
+            results = [WriteResult(u.record_id, "applied", step=u.step) for u in updates]
+        else:
+            intents = self._record_intents(batch)
+            results = self.adapters[system].write(obj, updates, confirm_fields=confirm)
+        self._record_results(system, obj, spool, batch, updates, results, intents)
+
+    def _record_intents(self, batch: list[tuple[int, Change]]) -> list[int]:
+        """Audit the batch as intended, committed before it is sent: a kill after the CRM
+        accepts it and before its answer is recorded must not leave changes no audit row
+        holds (they could not be rolled back). Returns the rows' ids, in batch order."""
+        self.run.batches += 1
+        with self.store.transaction():
+            return self.store.record_intents(self.run.report.run_id, self.run.batches,
+                                             [change for _, change in batch])
+
+    def _check_lock(self) -> None:
+        if not self.store.holds_lock():
+            raise RunLockLost(
+                f"another run took over this run's lock in {self.store.path} (it found the "
+                "heartbeat stale); this run stopped before its next write, so the two never "
+                "write at once.")
+
+    def _reread(self, system: str, obj: str, spool: ChangeSpool,
+                batch: list[tuple[int, Change]]) -> list[tuple[int, Change]]:
+        """The batch to send, its records read again first if the run read them more than
+        `reread_older_than` ago (see EngineOptions).
+
+        What was read is mirrored. A record someone changed is planned again: a sync replaces
+        its changes with the new plan of its group (and plans the group again next run, for
+        the records already written); apply and rollback leave it out, as their check no
+        longer holds. A record gone since is left out. Changes left out are "superseded".
+        """
+        run, report = self.run, self.run.report
+        if self.clock() - run.read_at <= self.options.reread_older_than:
+            return batch
+        adapter = self.adapters[system]
+        ids = sorted({change.record_id for _, change in batch})
+        calls = adapter.usage().calls
+        records = adapter.read_by_ids(obj, ids, fields_read(self.mapping, system, obj))
+        report.reread_calls += adapter.usage().calls - calls
+        report.reread_records += len(ids)
+        with self.store.transaction():
+            changed = set(self.store.mirror_changed(
+                system, obj, [(record_id(system, r) or "?", r) for r in records],
+                report.run_id))
+        found = {f"{system}:{obj}:{record_id(system, r)}" for r in records}
+        gone = {f"{system}:{obj}:{rid}" for rid in ids} - found
+        if not changed and not gone:
+            return batch
+        report.reread_changed += len(changed)
+        run.changed_since_read |= changed
+        log.info("%s record(s) of %s.%s changed since the run read them: planned again",
+                 len(changed), system, obj)
+        dropped = [(spool_id, c) for spool_id, c in batch if str(c.ref) in changed | gone]
+        spool.record_results([(spool_id, "superseded", None, "changed since read")
+                              for spool_id, _ in dropped])
+        replanned: list[Change] = []
+        if changed and self.planner is not None:
+            replanned = [c for c in self.planner.plan_records(changed) if str(c.ref) in changed]
+        kept = [(spool_id, c) for spool_id, c in batch if str(c.ref) not in changed | gone]
+        report.planned += len(replanned) - len(dropped)
+        return kept + spool.add_late(replanned)
+
+    def _record_results(self, system: str, obj: str, spool: ChangeSpool,
+                        batch: list[tuple[int, Change]], updates: list[RecordUpdate],
+                        results: list[WriteResult], intents: list[int]) -> None:
+        """Each change's outcome: in the spool, the audit (the batch's intents, `intents`,
+        none in a dry run), the reject ledger and the mirror, in one transaction."""
+        report = self.run.report
+        by_update = {(u.record_id, u.step): r for u, r in zip(updates, results, strict=True)}
+        touched: dict[str, dict[str, Any]] = {}
+        outcomes: list[tuple[int, str, str | None, str | None]] = []
+        audited = [] if report.dry_run else [
+            (audit_id, by_update[(change.record_id, change.step)].status)
+            for audit_id, (_, change) in zip(intents, batch, strict=True)]
+        with self.store.transaction():
+            for spool_id, change in batch:
+                result = by_update[(change.record_id, change.step)]
+                status = result.status
+                outcomes.append((spool_id, status, result.code, result.message))
+                if status == "applied":
+                    report.applied += 1
+                    if not report.dry_run:
+                        touched.setdefault(change.record_id, {})[change.field] = change.after
+                    continue
+                if status == "rejected":
+                    report.write_rejected += 1
+                else:
+                    report.retry_later += 1
+                if not report.dry_run:
+                    self.store.reject(str(change.ref), "write",
+                                      f"{result.code or status}: {result.message or ''}".strip(),
+                                      report.run_id, change.field, result.code or status)
+            spool.record_results(outcomes)
+            self.store.resolve_audit(audited)
+            if touched and not report.dry_run:
+                self._mirror_writes(system, obj, touched)
+                self.store.resolve_rejects([f"{system}:{obj}:{rid}" for rid in touched], "write")
+
+    def _mirror_writes(self, system: str, obj: str, touched: dict[str, dict]) -> None:
+        """Mirror what was written, so reading it back is no change. Writes from this run's own
+        plan leave the record as planned; others (apply of a saved plan, rollback) mark it to
+        be planned again, as the plan it was last planned with may no longer hold."""
+        refs = [SourceRef(system=System(system), object_type=obj, record_id=rid)
+                for rid in touched]
+        current = self.store.mirrored(refs)
+        updated = []
+        for ref in refs:
+            raw = current.get(str(ref))
+            if raw is None:
+                continue
+            fields = record_fields(system, raw)
+            if fields is not None:
+                fields.update(_as_read_back(system, touched[ref.record_id]))
+            updated.append((ref, raw, None))
+        self.store.mirror_records(updated, self.run.report.run_id,
+                                  mark_dirty=self.planner is None)
+
+
+def _as_read_back(system: str, written: dict[str, Any]) -> dict[str, Any]:
+    """Values as the CRM gives them back: HubSpot clears a property written as "", and reads
+    it back as null."""
+    if system != "hubspot":
+        return written
+    return {name: None if value == "" else value for name, value in written.items()}
+
+
+def _updates(batch: list[Change]) -> list[RecordUpdate]:
+    grouped: dict[tuple[str, int], dict[str, Any]] = {}
+    for change in batch:
+        grouped.setdefault((change.record_id, change.step), {})[change.field] = change.after
+    return [RecordUpdate(rid, fields, step) for (rid, step), fields in grouped.items()]
