@@ -33,7 +33,8 @@ from typing import Any
 
 import orjson
 
-from connector.mapping import MODIFIED_TIME_FIELDS, Mapping
+from connector.catalog import MODIFIED_TIME_FIELDS
+from connector.mapping import Mapping
 
 __all__ = ["Divergence", "compare_mirror", "fields_written_twice", "main", "render_convergence",
            "run_large"]

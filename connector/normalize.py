@@ -18,11 +18,8 @@ from connector.catalog import (
     Named,
     SystemCatalog,
     Unreadable,
-    identity_keys,
     raw_text,
     read_value,
-    record_fields,
-    record_id,
 )
 from connector.identity import normalise_email
 from connector.mapping import Mapping, Meaning
@@ -39,14 +36,7 @@ from connector.model import (
 
 View = Person | Organization | Deal
 
-__all__ = [
-    "View",
-    "identity_keys",  # identity_keys, record_fields, record_id: re-exported for sync/state
-    "normalise",  # until they import the catalog
-    "parse_date",
-    "record_fields",
-    "record_id",
-]
+__all__ = ["View", "normalise", "parse_date"]
 
 
 def normalise(mapping: Mapping, system: str, object_type: str, raw: Any) -> View | Rejection:

@@ -30,8 +30,7 @@ from connector.model import (
 )
 from connector.reconcile import Reconciled, active_positive_trigger
 
-# FORWARD_ONLY_FIELDS: re-exported for sync until it imports the catalog
-__all__ = ["FORWARD_ONLY_FIELDS", "Plan", "make_plan", "same_value"]
+__all__ = ["Plan", "make_plan", "same_value"]
 
 
 @dataclass(frozen=True)

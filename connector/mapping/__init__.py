@@ -12,7 +12,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from connector.catalog import MODIFIED_TIME_FIELDS
 from connector.exceptions import MappingError, MappingProblem
 from connector.identity import email_key, normalise_domain, normalise_email
 from connector.mapping._check import Checker, Pack
@@ -32,7 +31,6 @@ from connector.mapping._spec import LabelPackSpec, MappingSpec
 
 __all__ = [
     "DEFAULT_MAPPING",
-    "MODIFIED_TIME_FIELDS",  # re-exported for state until it imports the catalog
     "Fact",
     "FieldMap",
     "IcpNode",

@@ -14,11 +14,10 @@ from contextlib import contextmanager
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from connector.core import plan_records
 from connector.mapping import Mapping
 from connector.model import Change, Rejection, SourceRef, System
-from connector.normalize import normalise
-from connector.plan import make_plan
-from connector.reconcile import DisjointSets, Duplicate, Reconciled, duplicates, reconcile
+from connector.reconcile import DisjointSets, Duplicate, Reconciled, duplicates
 from connector.state import ChangeSpool, StateStore
 from connector.sync.report import RejectRow
 
@@ -94,15 +93,9 @@ class Planner:
         all in memory, with none of the bookkeeping of a run's plan (the next run redoes
         that, as they stay dirty)."""
         wanted = self.store.group_closure(refs)
-        views = []
-        for key, raw in self.store.mirrored([_ref(text) for text in wanted]).items():
-            system, obj, _ = key.split(":", 2)
-            view = normalise(self.mapping, system, obj, raw)
-            if not isinstance(view, Rejection):
-                views.append(view)
-        today = self.run.today
-        reconciled = reconcile(self.mapping, views, today, self.store.link_texts(wanted))
-        return make_plan(self.mapping, reconciled, today).changes
+        mirrored = self.store.mirrored([_ref(text) for text in wanted])
+        return plan_records(self.mapping, _raws(mirrored.items()), self.run.today,
+                            self.store.link_texts(wanted)).changes
 
     def _records_in_scope(self, scope: str, open_refs: Collection[str]
                           ) -> tuple[Iterable[tuple[str, str]], list[tuple[str, str]]]:
@@ -119,23 +112,17 @@ class Planner:
         today = self.run.today
         with self.store.transaction():
             for rows in in_chunks(self.store.mirror_by_group(groups), PLAN_CHUNK):
-                views = []
-                for position, key, raw in rows:
-                    system, obj, _ = key.split(":", 2)
-                    view = normalise(self.mapping, system, obj, raw)
-                    if isinstance(view, Rejection):
-                        results.rejected.append((position, view))
-                    else:
-                        views.append(view)
-                    if open_refs.get(key) == "read":
-                        results.was_rejected.add(key)
-                group_links = [(key, other) for _, key, _ in rows
-                               for other in partners.get(key, ())]
-                reconciled = reconcile(self.mapping, views, today, group_links)
-                results.add(len(rows), reconciled,
-                            make_plan(self.mapping, reconciled, today).changes, today)
-                results.add_duplicates([key for _, key, _ in rows],
-                                       duplicates(reconciled, views, group_links))
+                keys = [key for _, key, _ in rows]
+                results.was_rejected.update(k for k in keys if open_refs.get(k) == "read")
+                group_links = [(key, other) for key in keys for other in partners.get(key, ())]
+                core = plan_records(self.mapping, _raws((key, raw) for _, key, raw in rows),
+                                    today, group_links)
+                position = {key: place for place, key, _ in rows}
+                results.rejected.extend((position.get(str(r.source), rows[-1][0]), r)
+                                        for r in core.rejections)
+                results.add(len(rows), core.reconciled, core.changes, today)
+                results.add_duplicates(keys, duplicates(core.reconciled, core.views,
+                                                        group_links))
             results.save()
 
     def _report(self, scope: str, results: _PlanResults) -> None:
@@ -177,6 +164,13 @@ def _partners(links: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
         partners.setdefault(a, []).append(b)
         partners.setdefault(b, []).append(a)
     return partners
+
+
+def _raws(records: Iterable[tuple[str, Any]]) -> Iterator[tuple[str, str, Any]]:
+    """(system, object, raw) of mirrored (ref text, raw) pairs, for `plan_records`."""
+    for key, raw in records:
+        system, obj, _ = key.split(":", 2)
+        yield system, obj, raw
 
 
 def _ref(text: str) -> SourceRef:

@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 from queue import Full, Queue
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from connector.catalog import CATALOG, record_id
 from connector.exceptions import ConfigurationError
 from connector.mapping import Mapping
-from connector.normalize import record_id
 from connector.state import StateStore
 from connector.systems.base import CrmAdapter, Page
 
@@ -30,10 +30,8 @@ __all__ = ["OBJECTS", "OVERLAP", "BackfillCheckpoint", "Checkpoint", "ObjectRead
 
 log = logging.getLogger("crmsync.sync")
 
-OBJECTS: dict[str, tuple[str, ...]] = {
-    "hubspot": ("companies", "contacts", "deals"),
-    "salesforce": ("Account", "Lead", "Contact", "Opportunity"),
-}
+# What each system holds, in the order a run reads it (organisations first), from the catalog.
+OBJECTS: dict[str, tuple[str, ...]] = {name: c.read_order for name, c in CATALOG.items()}
 OVERLAP = timedelta(minutes=2)  # read again before each watermark: clocks and commits skew
 PREFETCH_PAGES = 2
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass, fields, is_dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from connector.catalog import CATALOG_VERSION, FORWARD_ONLY_FIELDS, record_fields, record_id
 from connector.exceptions import ConfigurationError
 from connector.mapping import Mapping, WriteRule
 from connector.model import Change, SourceRef, System
-from connector.normalize import record_fields, record_id
-from connector.plan import FORWARD_ONLY_FIELDS, same_value
+from connector.plan import same_value
 from connector.preflight import canonical_values
 from connector.state import StateStore
 from connector.sync.read import OBJECTS, fields_read
@@ -78,6 +78,8 @@ def mapping_fingerprint(mapping: Mapping) -> str:
     mapping is refused, and a changed mapping makes the next run plan every record again."""
     decisive = {f.name: _ordered(getattr(mapping, f.name)) for f in fields(mapping)
                 if f.name not in ("files", "label_packs")}
+    # how the code reads records (link and modified fields): a change there replans too
+    decisive["catalog_version"] = CATALOG_VERSION
     return hashlib.sha256(repr(sorted(decisive.items())).encode()).hexdigest()
 
 

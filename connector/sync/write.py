@@ -14,10 +14,10 @@ from collections.abc import Mapping as TypingMapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from connector.catalog import CATALOG, record_fields, record_id
 from connector.exceptions import RunLockLost
 from connector.mapping import Mapping
 from connector.model import Change, SourceRef, System
-from connector.normalize import record_fields, record_id
 from connector.plan import same_value
 from connector.preflight import refuse_unwritable
 from connector.state import ChangeSpool, StateStore
@@ -35,7 +35,9 @@ log = logging.getLogger("crmsync.sync")
 
 # Changes per write batch when EngineOptions do not say (HubSpot's batch update takes 100;
 # Salesforce's sObject Collections 200, `salesforce_write_batch_size` in the settings)
-WRITE_BATCH = {"hubspot": 100, "salesforce": 200}
+# Records per write request, per system (the catalog's: HubSpot 100, Salesforce 200).
+WRITE_BATCH = {name: max(spec.write_batch for spec in c.objects.values())
+               for name, c in CATALOG.items()}
 
 
 def spooled(store: StateStore, changes: list[Change]) -> ChangeSpool:
@@ -239,18 +241,10 @@ class Writer:
                 continue
             fields = record_fields(system, raw)
             if fields is not None:
-                fields.update(_as_read_back(system, touched[ref.record_id]))
+                fields.update(CATALOG[system].as_read_back(touched[ref.record_id]))
             updated.append((ref, raw, None))
         self.store.mirror_records(updated, self.run.report.run_id,
                                   mark_dirty=self.planner is None)
-
-
-def _as_read_back(system: str, written: dict[str, Any]) -> dict[str, Any]:
-    """Values as the CRM gives them back: HubSpot clears a property written as "", and reads
-    it back as null."""
-    if system != "hubspot":
-        return written
-    return {name: None if value == "" else value for name, value in written.items()}
 
 
 def _updates(batch: list[Change]) -> list[RecordUpdate]:
