@@ -76,9 +76,9 @@ def load_records(state_path: Path) -> list[Chunk]:
     them: each chunk is decoded (untimed) just before the core runs over it, as the engine
     decodes each group."""
     with StateStore(state_path) as store:
-        mirror = store.mirrored()
-        links = store.link_texts()
-        grouped = list(planning_groups(store.identity_pairs(), links))
+        mirror = store.mirror.raw()
+        links = store.mirror.link_texts()
+        grouped = list(planning_groups(store.mirror.identity_pairs(), links))
     partners: dict[str, list[str]] = {}  # stored links, from either end
     for a, b in links:
         partners.setdefault(a, []).append(b)

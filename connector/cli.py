@@ -588,7 +588,7 @@ def rejects_command(
     if run is not None and not 1 <= run <= _LARGEST_RUN_ID:
         raise _fail(f"no run {run}", 2)
     with _open_state(state, env_file) as store:
-        entries = store.open_rejects(run)
+        entries = store.ledger.open(run)
     rows = [{"record": e.ref, "stage": e.stage, "field": e.field, "reason": e.reason,
              "code": e.code, "attempts": e.attempts, "first_seen": e.first_seen,
              "last_seen": e.last_seen, "last_run": e.last_run} for e in entries]

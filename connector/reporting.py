@@ -170,29 +170,29 @@ def _show(value: Any) -> str:
 
 
 def status_data(store: StateStore, runs: int = 10) -> dict[str, Any]:
-    rejects = store.open_rejects()
-    duplicate_groups, first_duplicates = store.duplicate_groups(limit=10)
+    rejects = store.ledger.open()
+    duplicate_groups, first_duplicates = store.mirror.duplicate_groups(limit=10)
     by_stage: dict[str, int] = {}
     for reject in rejects:
         by_stage[reject.stage] = by_stage.get(reject.stage, 0) + 1
     return {
         "state": str(store.path),
-        "lock": store.lock_holder(),
+        "lock": store.lock.holder(),
         "runs": [
             {"id": r.id, "kind": r.kind, "status": r.status, "dry_run": r.dry_run,
              "started_at": r.started_at.isoformat(),
              "ended_at": r.ended_at.isoformat() if r.ended_at else None,
              "counts": r.counts, "api_calls": r.api_calls, "message": r.message}
-            for r in store.runs(runs)
+            for r in store.journal.runs(runs)
         ],
         "watermarks": [
             {"system": s, "object": o, "kind": k, "value": v.isoformat() if v else None,
              "cursor": c}
-            for s, o, k, v, c in store.watermarks()
+            for s, o, k, v, c in store.cursors.watermarks()
         ],
         "open_rejects": by_stage,
-        "mirrored_records": store.mirror_count(),
-        "audited_changes": store.audit_count(),
+        "mirrored_records": store.mirror.count(),
+        "audited_changes": store.journal.applied_count(),
         "duplicates": {"groups": duplicate_groups, "first": first_duplicates},
     }
 

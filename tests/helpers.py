@@ -56,10 +56,10 @@ def changes_to(plan, ref: str):
 def hold_lock(path, ready, release, seconds: float = 30) -> None:
     """Process target: take the run lock, signal `ready`, keep it until `release` is set."""
     store = StateStore(path)
-    store.acquire_lock("crmsync sync")
+    store.lock.acquire("crmsync sync")
     ready.set()
     release.wait(seconds)
-    store.release_lock()
+    store.lock.release()
 
 
 # --- engines over a sandbox (appended: the wiring, as `crmsync` builds it) ------------------

@@ -39,7 +39,7 @@ def _killed_backfill(sandbox: Sandbox, folder: Path, state: Path, *, after: bool
     process.wait(180)
     assert process.returncode == -signal.SIGKILL, process.stderr.read()
     with StateStore(state) as store:
-        [run] = store.runs()
+        [run] = store.journal.runs()
     return run.id
 
 
@@ -62,7 +62,7 @@ def test_changes_a_crm_accepted_before_a_kill_are_audited_with_the_killed_run(tm
         assert rerun.returncode in (0, 1), rerun.stderr
         with StateStore(state) as store:
             audited = {(str(e.ref), e.field): (e.before, e.after)
-                       for e in store.audit_entries(killed)}
+                       for e in store.journal.entries(killed)}
         missing = sorted(set(accepted) - set(audited))
         assert not missing, f"{len(missing)} of {len(accepted)} accepted changes not audited " \
                             f"for run {killed}, e.g. {missing[:3]}"
@@ -88,7 +88,7 @@ def test_a_batch_killed_before_it_was_sent_is_audited_as_not_applied(tmp_path):
         sandbox.set_faults(None)
         assert snapshot(sandbox) == untouched
         with StateStore(state) as store:
-            pending = store.audit_intents(killed)
+            pending = store.journal.intents(killed)
         assert pending, "no intent was recorded before the write was sent"
 
         rerun = cli("backfill", "--json", cwd=tmp_path, env_file=tmp_path / "sandbox.env",
@@ -97,9 +97,9 @@ def test_a_batch_killed_before_it_was_sent_is_audited_as_not_applied(tmp_path):
         report = json.loads(rerun.stdout)
         assert report["intents_resolved"] == {"applied": 0, "not_applied": len(pending)}
         with StateStore(state) as store:
-            assert store.audit_entries(killed) == []
-            assert store.audit_intents(killed) == []
-            assert store.audit_entries(killed, status="not_applied") != []
+            assert store.journal.entries(killed) == []
+            assert store.journal.intents(killed) == []
+            assert store.journal.entries(killed, status="not_applied") != []
 
 
 def test_intents_get_the_outcome_of_their_own_change(tmp_path):
@@ -109,13 +109,13 @@ def test_intents_get_the_outcome_of_their_own_change(tmp_path):
 
     with StateStore(tmp_path / "s.db") as store:
         with store.transaction():
-            store.audit(1, change("00Q0", "x").ref, "Status", None, "x", "old row")
-            first = store.record_intents(2, 1, [change("00Q1", "a"), change("00Q2", "b")])
-            second = store.record_intents(2, 2, [change("00Q3", "c")])
+            store.journal.audit(1, change("00Q0", "x").ref, "Status", None, "x", "old row")
+            first = store.journal.record_intents(2, 1, [change("00Q1", "a"), change("00Q2", "b")])
+            second = store.journal.record_intents(2, 2, [change("00Q3", "c")])
         with store.transaction():
-            store.resolve_audit([(first[0], "applied"), (first[1], "rejected"),
-                                 (second[0], "applied")])
-        assert [(e.ref.record_id, e.after, e.batch) for e in store.audit_entries(2)] == [
+            store.journal.resolve_intents([(first[0], "applied"), (first[1], "rejected"),
+                                           (second[0], "applied")])
+        assert [(e.ref.record_id, e.after, e.batch) for e in store.journal.entries(2)] == [
             ("00Q1", "a", 1), ("00Q3", "c", 2)]
-        assert [e.ref.record_id for e in store.audit_entries(2, status="rejected")] == ["00Q2"]
-        assert store.audit_intents(not_run=3) == [] and store.audit_count() == 3
+        assert [e.ref.record_id for e in store.journal.entries(2, status="rejected")] == ["00Q2"]
+        assert store.journal.intents(not_run=3) == [] and store.journal.applied_count() == 3

@@ -125,7 +125,7 @@ def test_kill_9_then_rerun_ends_where_an_uninterrupted_run_ends(point, tmp_path)
         _prepare(kind, sandbox, state, today)
         env_file = write_env(sandbox, tmp_path)
         with StateStore(state) as store:
-            prepared = max((r.id for r in store.runs()), default=0)
+            prepared = max((r.id for r in store.journal.runs()), default=0)
         sandbox.set_faults(SLOW)
         base_returned, base_written = returned(sandbox), written(sandbox)
         process = cli(kind, cwd=tmp_path, env_file=env_file, state=state, popen=True)
@@ -144,13 +144,13 @@ def test_kill_9_then_rerun_ends_where_an_uninterrupted_run_ends(point, tmp_path)
         assert snapshot(sandbox) == expected
 
         with StateStore(state) as store:
-            statuses = [r.status for r in store.runs()]
+            statuses = [r.status for r in store.journal.runs()]
             assert "interrupted" in statuses
             afters: dict[tuple, set] = {}
-            for run in store.runs(100):
+            for run in store.journal.runs(100):
                 if run.id <= prepared:
                     continue  # only the killed run and its rerun are one intended change
-                for entry in store.audit_entries(run.id):
+                for entry in store.journal.entries(run.id):
                     key = (str(entry.ref), entry.field)
                     if key[1] == "lifecyclestage" and entry.after == "":
                         continue  # the clear half of a clear-then-set
@@ -196,7 +196,7 @@ def test_backfill_resumes_with_the_objects_not_yet_done(tmp_path):
         assert skipped.isdisjoint(report["read"]), report["read"]
         assert "salesforce.Opportunity" in report["read"]
         with StateStore(state) as store:
-            assert all(store.watermark(s, o) is not None
+            assert all(store.cursors.watermark(s, o) is not None
                        for s, objs in OBJECTS.items() for o in objs)
 
 
@@ -312,8 +312,8 @@ def test_sigterm_stops_cleanly_with_exit_3_and_the_rerun_continues(tmp_path):
         report = json.loads(out)
         assert report["status"] == "stopped" and "Rerun to continue" in report["message"]
         with StateStore(state) as store:
-            assert store.runs()[0].status == "stopped"
-            assert store.lock_holder() is None  # released, not left for the stale check
+            assert store.journal.runs()[0].status == "stopped"
+            assert store.lock.holder() is None  # released, not left for the stale check
         sandbox.set_faults(None)
         rerun = cli("backfill", "--json", cwd=tmp_path, env_file=env_file, state=state)
         assert rerun.returncode == 0, rerun.stderr

@@ -85,8 +85,8 @@ def test_a_deleted_record_is_never_a_write_target_and_is_revived_when_read_again
         report = engine.sync()
         assert report.deleted == 1
         assert not any(c["record_id"] == sf_contact["Id"] for c in report.changes)
-        assert engine.store.open_rejects() == [] or all(
-            r.ref != f"salesforce:Contact:{sf_contact['Id']}" for r in engine.store.open_rejects())
+        assert engine.store.ledger.open() == [] or all(
+            r.ref != f"salesforce:Contact:{sf_contact['Id']}" for r in engine.store.ledger.open())
         # restored from the recycle bin: read again, it takes part again
         sandbox.update_salesforce("Contact", sf_contact["Id"], {"IsDeleted": False})
         revived = engine.sync()
@@ -104,7 +104,7 @@ def test_a_merge_moves_stored_links_to_the_survivor(sandbox, tmp_path):
         contact, loser = early_linked_person(sandbox)
         hs_ref, loser_ref = f"hubspot:contacts:{contact['id']}", f"salesforce:Contact:{loser['Id']}"
         with engine.store.transaction():  # a link a person asserted (derived ones aren't kept)
-            engine.store.save_links([(hs_ref, loser_ref)], 0)
+            engine.store.mirror.save_links([(hs_ref, loser_ref)], 0)
         survivor = sandbox.create_salesforce("Contact", {
             "LastName": loser["LastName"], "Email": "kept.address@survivor-example.org",
             "AccountId": loser.get("AccountId"), "Lifecycle_Stage__c": "Lead"})
@@ -112,7 +112,7 @@ def test_a_merge_moves_stored_links_to_the_survivor(sandbox, tmp_path):
         sandbox.merge_salesforce("Contact", survivor["Id"], loser["Id"])  # the real reader
         sandbox.update_hubspot("contacts", contact["id"], {"lifecyclestage": "opportunity"})
         report = engine.sync()
-        links = engine.store.link_texts()
+        links = engine.store.mirror.link_texts()
         row = mirror_row(engine, loser_ref)
     assert (report.deleted, report.merged) == (0, 1)
     assert row["deleted"] == 1 and row["merged_into"] == survivor["Id"]

@@ -64,11 +64,11 @@ def test_the_state_store_marks_dirty_whoever_shared_a_key_the_record_lost(tmp_pa
                  "Email": "someone.else@quillworks-industrial.de"}
     with StateStore(tmp_path / "s.db") as store:
         with store.transaction():
-            store.mirror_changed("salesforce", "Lead", [(r["Id"], r) for r in
-                                                        (lead, other, bystander)], 1)
-            store.clear_dirty()
-            store.mirror_changed("salesforce", "Lead",
-                                 [(lead["Id"], {**lead, "Email": "r.quill@quillworks.de"})], 2)
-        assert set(store.dirty_refs()) == {"salesforce:Lead:00Q000000000001",
-                                           "salesforce:Lead:00Q000000000002"}
-        assert store.left_behind == {"salesforce:Lead:00Q000000000002"}
+            store.mirror.save_reread("salesforce", "Lead", [(r["Id"], r) for r in
+                                                               (lead, other, bystander)], 1)
+            store.mirror.clear_dirty()
+            store.mirror.save_reread(
+                "salesforce", "Lead", [(lead["Id"], {**lead, "Email": "r.quill@quillworks.de"})], 2)
+        assert set(store.mirror.dirty_refs()) == {"salesforce:Lead:00Q000000000001",
+                                                  "salesforce:Lead:00Q000000000002"}
+        assert store.mirror.left_behind == {"salesforce:Lead:00Q000000000002"}

@@ -147,7 +147,7 @@ def test_apply_mirrors_what_it_read_not_a_stale_copy(sandbox, tmp_path):
                       if c.system.value == "salesforce" and c.object_type == "Contact")
         sandbox.update_salesforce("Contact", target.record_id, {"LastName": "Renamed-After-Plan"})
         assert engine.apply(document).status == "ok"
-        [mirrored] = engine.store.mirrored(
+        [mirrored] = engine.store.mirror.raw(
             [target.ref]).values()
     assert mirrored["LastName"] == "Renamed-After-Plan"
     assert mirrored[target.field] == target.after
@@ -262,14 +262,14 @@ def test_a_run_whose_lock_was_taken_stops_before_its_next_write(sandbox, tmp_pat
         batches.append(obj)
         if len(batches) == 1:  # another run finds our lock stale and takes it
             with StateStore(state) as other:
-                other.acquire_lock("crmsync sync (other)", stale_after=0)
+                other.lock.acquire("crmsync sync (other)", stale_after=0)
 
     with engine_for(sandbox, state) as engine:
         engine.options = replace(engine.options, write_batch={"hubspot": 5, "salesforce": 5})
         wrap(engine, hubspot={"on_write": lose_the_lock_on_the_first_write},
              salesforce={"on_write": lose_the_lock_on_the_first_write})
         report = engine.backfill()
-        holder = engine.store.lock_holder()
+        holder = engine.store.lock.holder()
     assert (report.status, report.exit_code) == ("stopped", 3)
     assert "lock" in report.message and "another run" in report.message
     assert len(batches) == 1
@@ -302,8 +302,8 @@ def test_an_unexpected_error_fails_the_run_releases_the_lock_and_exits_4(sandbox
     with engine_for(sandbox, tmp_path / "state.db") as engine:
         wrap(engine, hubspot={"on_write": explode})
         report = engine.backfill()
-        [run] = engine.store.runs(1)
-        holder = engine.store.lock_holder()
+        [run] = engine.store.journal.runs(1)
+        holder = engine.store.lock.holder()
     assert (report.status, report.exit_code) == ("failed", 4)
     assert report.message == "RuntimeError: boom with a second line"
     assert (run.status, run.message) == ("failed", report.message)
@@ -325,7 +325,7 @@ def test_a_read_only_state_db_is_named_as_such(tmp_path):
         StateStore(path).close()
         path.chmod(0o644)
         code = ("import sys; from connector.state import StateStore\n"
-                "try:\n    StateStore(sys.argv[1]).acquire_lock('crmsync sync')\n"
+                "try:\n    StateStore(sys.argv[1]).lock.acquire('crmsync sync')\n"
                 "except Exception as e:\n    print(type(e).__name__, e)")
         command = [sys.executable, "-c", code, str(path)]
         if os.geteuid() == 0:  # root may write any file: run as nobody, who may only read it
@@ -352,7 +352,7 @@ def test_a_full_disk_mid_run_fails_the_run_with_a_clear_message(sandbox, tmp_pat
         pages = engine.store.db.execute("PRAGMA page_count").fetchone()[0]
         engine.store.db.execute(f"PRAGMA max_page_count = {pages}")  # SQLITE_FULL from here
         report = engine.sync()
-        holder = engine.store.lock_holder()
+        holder = engine.store.lock.holder()
     assert (report.status, report.exit_code) == ("failed", 4)
     assert "disk is full" in report.message and "state.db" in report.message
     assert holder is None
@@ -370,7 +370,7 @@ def test_the_state_db_its_wal_and_its_folder_are_private(tmp_path):
     try:
         path = tmp_path / "new-folder" / "state.db"
         with StateStore(path) as store:
-            store.set_watermark("hubspot", "contacts", datetime.now(UTC))
+            store.cursors.set_watermark("hubspot", "contacts", datetime.now(UTC))
             modes = {p.name: _mode(p) for p in path.parent.iterdir()}
             folder = _mode(path.parent)
     finally:
@@ -408,7 +408,8 @@ def test_the_sync_watermark_stays_a_safety_lag_behind_the_run_start(sandbox, tmp
         backfill = engine.backfill()
         edit_across_systems(sandbox)
         sync = engine.sync()
-        marks = {(s, o): v for s, o, kind, v, _ in engine.store.watermarks() if kind == "sync"}
+        marks = {(s, o): v for s, o, kind, v, _ in engine.store.cursors.watermarks()
+                 if kind == "sync"}
         again = engine.sync()
     lags = {"hubspot": timedelta(seconds=900), "salesforce": timedelta(seconds=600)}
     started = datetime.fromisoformat(sync.started_at)
@@ -426,15 +427,16 @@ def test_every_text_the_store_saves_is_scrubbed_of_registered_secrets(tmp_path):
     secret = "sk-test-3f9a8b7c6d5e"
     register_secret(secret)
     with StateStore(tmp_path / "state.db") as store:
-        run = store.start_run("sync")
+        run = store.journal.start_run("sync")
         ref = Change(System("salesforce"), "Lead", "00Q1", "Status", "a", "b", "r", "x").ref
-        store.reject(str(ref), "write", f"server said: token {secret} is invalid", run, "Status")
-        store.audit(run, ref, "Status", "a", "b", f"rule quoting {secret}")
-        store.audit_many(run, [(ref, "Status", "a", "b", f"again {secret}")])
-        store.finish_run(run, "failed", {}, {}, f"HTTP 401 for {secret}")
-        texts = [r.reason for r in store.open_rejects()]
-        texts += [e.rule or "" for e in store.audit_entries(run)]
-        texts += [r.message or "" for r in store.runs()]
+        store.ledger.reject(str(ref), "write", f"server said: token {secret} is invalid", run,
+                            "Status")
+        store.journal.audit(run, ref, "Status", "a", "b", f"rule quoting {secret}")
+        store.journal.audit_many(run, [(ref, "Status", "a", "b", f"again {secret}")])
+        store.journal.finish_run(run, "failed", {}, {}, f"HTTP 401 for {secret}")
+        texts = [r.reason for r in store.ledger.open()]
+        texts += [e.rule or "" for e in store.journal.entries(run)]
+        texts += [r.message or "" for r in store.journal.runs()]
         dump = "\n".join(store.db.iterdump())
     assert all("***" in text for text in texts)
     assert secret not in dump

@@ -201,7 +201,7 @@ def test_state_migration_drops_saved_links_and_reindexes(tmp_path: Path):
                    "('email:info@example.com', 'hubspot:contacts:1')")
         db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('identity_complete', '1')")
     with StateStore(path) as store:
-        assert store.link_texts() == []
+        assert store.mirror.link_texts() == []
         assert store.meta("identity_complete") is None  # the next plan re-indexes everything
 
 
@@ -229,4 +229,4 @@ def test_fixing_the_data_undoes_the_merge_on_the_next_sync(tmp_path: Path):
         assert report.status == "ok", report.message
         assert sandbox.salesforce_record("Contact", contact["Id"])[
             "Lifecycle_Stage__c"] == "Lead"
-        assert engine.store.link_texts() == []
+        assert engine.store.mirror.link_texts() == []

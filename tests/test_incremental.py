@@ -74,7 +74,7 @@ def test_runs_plan_nothing_when_nothing_changed_not_even_on_reading_their_writes
         assert (echo.plan_scope, echo.records_planned, echo.planned) == ("changed", 0, 0)
         edit_across_systems(sandbox)
         carried = engine.sync()
-        assert 0 < carried.records_planned < engine.store.mirror_count()
+        assert 0 < carried.records_planned < engine.store.mirror.count()
         assert carried.applied > 0
         echo = engine.sync()
         assert (echo.records_planned, echo.planned) == (0, 0)
@@ -95,7 +95,7 @@ def other_icp(tmp_path):
 def test_a_new_mapping_plans_everything(sandbox, tmp_path, other_icp):
     with engine_for(sandbox, tmp_path / "state.db") as engine:
         engine.backfill()
-        everything = engine.store.mirror_count()
+        everything = engine.store.mirror.count()
         engine.mapping = other_icp
         first = engine.sync()
         assert (first.plan_scope, first.records_planned) == ("all", everything)
@@ -206,7 +206,7 @@ def test_a_state_db_from_before_the_identity_index_is_indexed_and_planned_whole(
         assert store.meta("identity_complete") is None
     with engine_for(sandbox, legacy) as engine:
         first = engine.sync(dry_run=True)
-        assert (first.plan_scope, first.records_planned) == ("all", engine.store.mirror_count())
+        assert (first.plan_scope, first.records_planned) == ("all", engine.store.mirror.count())
         assert engine.store.meta("identity_complete") == "1"
     with engine_for(sandbox, current) as engine:
         whole = engine.sync(dry_run=True, replan_all=True)

@@ -33,8 +33,8 @@ def _engine_plan(records, links=()):
     """(changes, rejected refs) as the engine plans them from its mirror."""
     with tempfile.TemporaryDirectory() as tmp, StateStore(Path(tmp) / "state.db") as store:
         with store.transaction():
-            store.mirror_records([(_ref(s, o, raw), raw, None) for s, o, raw in records], 1)
-            store.save_links(links, 1)
+            store.mirror.save_records([(_ref(s, o, raw), raw, None) for s, o, raw in records], 1)
+            store.mirror.save_links(links, 1)
         report, document = Engine(store, MAPPING, {}, today=TODAY).plan()
         return document.changes, sorted(r["record"] for r in report.rejects)
 

@@ -42,47 +42,47 @@ def test_newer_schema_is_refused(tmp_path):
 def test_reopening_keeps_data_and_does_not_migrate_again(tmp_path):
     path = tmp_path / "state.db"
     with StateStore(path) as first:
-        first.set_watermark("hubspot", "contacts", datetime(2026, 1, 1, tzinfo=UTC))
+        first.cursors.set_watermark("hubspot", "contacts", datetime(2026, 1, 1, tzinfo=UTC))
     with StateStore(path) as second:
-        assert second.watermark("hubspot", "contacts") == datetime(2026, 1, 1, tzinfo=UTC)
+        assert second.cursors.watermark("hubspot", "contacts") == datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def test_runs_watermarks_links_and_mirror(store):
-    run = store.start_run("sync")
-    store.finish_run(run, "ok", {"applied": 3}, {"hubspot": {"calls": 4}})
-    [record] = store.runs()
+    run = store.journal.start_run("sync")
+    store.journal.finish_run(run, "ok", {"applied": 3}, {"hubspot": {"calls": 4}})
+    [record] = store.journal.runs()
     assert (record.id, record.status, record.counts["applied"]) == (run, "ok", 3)
     a, b = ref("hubspot", "contacts", "1"), ref("salesforce", "Contact", "003")
-    store.save_links([(a, b), (a, b)], run)
-    assert store.links() == [(a, b)]
-    store.mirror_records([(a, {"id": "1", "properties": {"email": "x@y.z"}}, None)], run)
-    store.mirror_records([(a, {"id": "1", "properties": {"email": "new@y.z"}}, None)], run)
-    assert store.mirrored([a]) == {str(a): {"id": "1", "properties": {"email": "new@y.z"}}}
-    assert store.mirror_count() == 1
+    store.mirror.save_links([(a, b), (a, b)], run)
+    assert store.mirror.links() == [(a, b)]
+    store.mirror.save_records([(a, {"id": "1", "properties": {"email": "x@y.z"}}, None)], run)
+    store.mirror.save_records([(a, {"id": "1", "properties": {"email": "new@y.z"}}, None)], run)
+    assert store.mirror.raw([a]) == {str(a): {"id": "1", "properties": {"email": "new@y.z"}}}
+    assert store.mirror.count() == 1
     assert parse_ref(str(b)) == b
 
 
 def test_audit_and_reject_ledger(store):
-    run = store.start_run("sync")
+    run = store.journal.start_run("sync")
     a = ref("salesforce", "Lead", "00Q1")
-    store.audit(run, a, "Status", "Open - Not Contacted", "Working - Contacted", "rule x")
-    [entry] = store.audit_entries(run)
+    store.journal.audit(run, a, "Status", "Open - Not Contacted", "Working - Contacted", "rule x")
+    [entry] = store.journal.entries(run)
     assert (entry.ref, entry.before, entry.after) == (a, "Open - Not Contacted",
                                                       "Working - Contacted")
-    store.reject(str(a), "read", "unknown Status", run, "Status")
-    store.reject(str(a), "read", "unknown Status again", run + 1, "Status")
-    [reject] = store.open_rejects()
+    store.ledger.reject(str(a), "read", "unknown Status", run, "Status")
+    store.ledger.reject(str(a), "read", "unknown Status again", run + 1, "Status")
+    [reject] = store.ledger.open()
     assert (reject.attempts, reject.reason, reject.last_run) == (2, "unknown Status again", run + 1)
-    assert store.open_rejects(run_id=run) == []
-    store.resolve_rejects([str(a)], "read")
-    assert store.open_rejects() == []
+    assert store.ledger.open(run_id=run) == []
+    store.ledger.resolve([str(a)], "read")
+    assert store.ledger.open() == []
 
 
 def test_transaction_rolls_back_on_error(store):
     with pytest.raises(RuntimeError), store.transaction():
-        store.set_watermark("hubspot", "contacts", datetime(2026, 1, 1, tzinfo=UTC))
+        store.cursors.set_watermark("hubspot", "contacts", datetime(2026, 1, 1, tzinfo=UTC))
         raise RuntimeError("crash")
-    assert store.watermark("hubspot", "contacts") is None
+    assert store.cursors.watermark("hubspot", "contacts") is None
 
 
 def test_second_run_is_refused_while_the_lock_is_held(tmp_path):
@@ -94,13 +94,13 @@ def test_second_run_is_refused_while_the_lock_is_held(tmp_path):
     try:
         assert ready.wait(20)
         with StateStore(path) as store, pytest.raises(RunLockHeld, match="holds the lock"):
-            store.acquire_lock("crmsync sync")
+            store.lock.acquire("crmsync sync")
     finally:
         release.set()
         holder.join(10)
     with StateStore(path) as store:
-        store.acquire_lock("crmsync sync")  # released: free again
-        assert store.lock_holder()["pid"] == os.getpid()
+        store.lock.acquire("crmsync sync")  # released: free again
+        assert store.lock.holder()["pid"] == os.getpid()
 
 
 def test_lock_of_a_dead_process_is_stale(tmp_path):
@@ -113,60 +113,61 @@ def test_lock_of_a_dead_process_is_stale(tmp_path):
     holder.kill()  # like kill -9: the lock row stays behind
     holder.join(10)
     with StateStore(path) as store:
-        assert store.lock_holder() is not None
-        store.acquire_lock("crmsync sync")
-        assert store.lock_holder()["pid"] == os.getpid()
+        assert store.lock.holder() is not None
+        store.lock.acquire("crmsync sync")
+        assert store.lock.holder()["pid"] == os.getpid()
 
 
 def test_lock_with_an_old_heartbeat_is_stale(store):
-    store.acquire_lock("other")
+    store.lock.acquire("other")
     store.db.execute("UPDATE lock SET pid = 1, heartbeat = ?", (time.time() - 3600,))
-    store.acquire_lock("crmsync sync", stale_after=60)
-    assert store.lock_holder()["owner"] == "crmsync sync"
+    store.lock.acquire("crmsync sync", stale_after=60)
+    assert store.lock.holder()["owner"] == "crmsync sync"
 
 
 def test_a_run_whose_lock_went_stale_is_marked_interrupted(store):
-    store.acquire_lock("crmsync backfill")
-    run = store.start_run("backfill")
+    store.lock.acquire("crmsync backfill")
+    run = store.journal.start_run("backfill")
     store.db.execute("UPDATE lock SET pid = 1, heartbeat = 0")  # as if killed long ago
-    store.acquire_lock("crmsync backfill", stale_after=60)
-    assert store.run(run).status == "interrupted"
+    store.lock.acquire("crmsync backfill", stale_after=60)
+    assert store.journal.run(run).status == "interrupted"
 
 
 def test_mirroring_reports_only_records_changed_in_more_than_their_modified_time(store):
-    run = store.start_run("sync")
+    run = store.journal.start_run("sync")
     contact = {"id": "1", "updatedAt": "2026-01-01T00:00:00Z",
                "properties": {"email": "a@x.io", "lastmodifieddate": "2026-01-01T00:00:00Z"}}
-    assert store.mirror_page("hubspot", "contacts", [("1", contact)], None, run) == 1
-    store.clear_dirty()
+    assert store.mirror.save_page("hubspot", "contacts", [("1", contact)], None, run) == 1
+    store.mirror.clear_dirty()
     touched = {**contact, "updatedAt": "2026-02-02T00:00:00Z",
                "properties": {**contact["properties"], "lastmodifieddate": "2026-02-02"}}
-    assert store.mirror_page("hubspot", "contacts", [("1", touched)], None, run) == 0
-    assert store.dirty_refs() == []
+    assert store.mirror.save_page("hubspot", "contacts", [("1", touched)], None, run) == 0
+    assert store.mirror.dirty_refs() == []
     edited = {**touched, "properties": {**touched["properties"], "email": "b@x.io"}}
-    assert store.mirror_page("hubspot", "contacts", [("1", edited)], None, run) == 1
-    assert store.dirty_refs() == ["hubspot:contacts:1"]
+    assert store.mirror.save_page("hubspot", "contacts", [("1", edited)], None, run) == 1
+    assert store.mirror.dirty_refs() == ["hubspot:contacts:1"]
     lead = {"Id": "00Q1", "Email": "c@x.io", "SystemModstamp": "2026-01-01T00:00:00.000+0000"}
-    store.mirror_page("salesforce", "Lead", [("00Q1", lead)], None, run)
-    store.clear_dirty()
+    store.mirror.save_page("salesforce", "Lead", [("00Q1", lead)], None, run)
+    store.mirror.clear_dirty()
     moved = {**lead, "SystemModstamp": "2026-03-03T00:00:00.000+0000"}
-    assert store.mirror_page("salesforce", "Lead", [("00Q1", moved)], None, run) == 0
+    assert store.mirror.save_page("salesforce", "Lead", [("00Q1", moved)], None, run) == 0
 
 
 def test_writes_mirrored_from_a_runs_own_plan_do_not_mark_the_record_dirty(store):
-    run = store.start_run("sync")
+    run = store.journal.start_run("sync")
     a = ref("hubspot", "contacts", "1")
-    store.mirror_records([(a, {"id": "1", "properties": {"lifecyclestage": "lead"}}, None)], run)
-    store.clear_dirty()
+    store.mirror.save_records([(a, {"id": "1", "properties": {"lifecyclestage": "lead"}}, None)],
+                              run)
+    store.mirror.clear_dirty()
     written = {"id": "1", "properties": {"lifecyclestage": "customer"}}
-    store.mirror_records([(a, written, None)], run, mark_dirty=False)
-    assert (store.dirty_refs(), store.mirrored([a])[str(a)]) == ([], written)
-    store.mirror_records([(a, {"id": "1", "properties": {}}, None)], run)
-    assert store.dirty_refs() == [str(a)]
+    store.mirror.save_records([(a, written, None)], run, mark_dirty=False)
+    assert (store.mirror.dirty_refs(), store.mirror.raw([a])[str(a)]) == ([], written)
+    store.mirror.save_records([(a, {"id": "1", "properties": {}}, None)], run)
+    assert store.mirror.dirty_refs() == [str(a)]
 
 
 def test_group_closure_follows_keys_and_links_over_several_hops(store):
-    run = store.start_run("sync")
+    run = store.journal.start_run("sync")
     records = [
         ("hubspot", "contacts", "1", {"id": "1", "properties": {"email": "a@acme.io",
                                                                 "associatedcompanyid": "5"}}),
@@ -178,26 +179,25 @@ def test_group_closure_follows_keys_and_links_over_several_hops(store):
         ("salesforce", "Contact", "003C", {"Id": "003C", "Email": "x@third.io"}),
     ]
     for system, obj, rid, raw in records:
-        store.mirror_page(system, obj, [(rid, raw)], None, run)
-    store.save_links([("salesforce:Contact:003B", "salesforce:Contact:003A")], run)
+        store.mirror.save_page(system, obj, [(rid, raw)], None, run)
+    store.mirror.save_links([("salesforce:Contact:003B", "salesforce:Contact:003A")], run)
     # contact -> company (its id) -> account (domain) -> contact 003A (account id) -> 003B (link)
-    assert store.group_closure(["hubspot:contacts:1"]) == {
+    assert store.mirror.group_closure(["hubspot:contacts:1"]) == {
         "hubspot:contacts:1", "hubspot:companies:5", "salesforce:Account:001A",
         "salesforce:Contact:003A", "salesforce:Contact:003B"}
-    assert store.group_closure(["salesforce:Contact:003C"]) == {"salesforce:Contact:003C"}
-    assert store.group_closure(["salesforce:Contact:gone"]) == set()
+    assert store.mirror.group_closure(["salesforce:Contact:003C"]) == {"salesforce:Contact:003C"}
+    assert store.mirror.group_closure(["salesforce:Contact:gone"]) == set()
 
 
 def test_the_change_spool_batches_whole_records_two_step_then_confirmed_first(store):
     from connector.model import Change  # noqa: PLC0415
-    from connector.state import ChangeSpool  # noqa: PLC0415
 
     def change(rid: str, field: str, step: int = 0) -> Change:
         return Change(system=System.HUBSPOT, object_type="contacts", record_id=rid, field=field,
                       before=None, after=f"{rid}-{field}-{step}", rule="r", reason="why",
                       step=step)
 
-    spool = ChangeSpool(store.db)
+    spool = store.new_spool()
     spool.add([change("1", "crmsync_priority"), change("2", "lifecyclestage"),
                change("3", "lifecyclestage", 0), change("3", "lifecyclestage", 1),
                change("4", "crmsync_priority"), change("4", "crmsync_icp_fit")])
@@ -220,10 +220,8 @@ def test_write_batches_scan_the_spool_once_whatever_its_size(tmp_path):
     """The batching query must scan the spool once and look each record's kind up by index.
     With `c.id <= ?` usable as a rowid range, SQLite drove the join from the other side and
     looked the spool up once per record: quadratic (a 100k backfill stalled in it)."""
-    from connector.state import ChangeSpool  # noqa: PLC0415
-
     with StateStore(tmp_path / "state.db") as store:
-        spool = ChangeSpool(store.db)
+        spool = store.new_spool()
         for confirmed in (0, 1):
             plan = store.db.execute(
                 "EXPLAIN QUERY PLAN " + spool.batches_query(confirmed),

@@ -60,7 +60,7 @@ def test_dry_run_plans_exactly_what_the_real_run_does_and_writes_nothing(engine,
     dry = engine.sync(dry_run=True)
     assert written(sandbox) == before
     assert dry.dry_run and dry.applied == dry.planned > 0
-    assert engine.store.audit_count() == 0
+    assert engine.store.journal.applied_count() == 0
     real = engine.sync()
 
     def key(rows):
@@ -99,7 +99,7 @@ def test_a_bad_record_is_rejected_and_retried_the_rest_goes_on(engine, sandbox):
                               {"Funding_Announced_Date__c": date.today().isoformat()})
     report = engine.sync()
     assert (report.status, report.exit_code) == ("rejects", 1)
-    [reject] = engine.store.open_rejects()
+    [reject] = engine.store.ledger.open()
     assert reject.ref == f"salesforce:Lead:{lead['Id']}"
     assert "unknown Status value 'Nurturing'" in reject.reason
     assert any(c["record_id"] == account["Id"] and c["status"] == "applied"
@@ -107,7 +107,7 @@ def test_a_bad_record_is_rejected_and_retried_the_rest_goes_on(engine, sandbox):
     sandbox.update_salesforce("Lead", lead["Id"], {"Status": "Working - Contacted"})
     fixed = engine.sync()
     assert fixed.status == "ok"
-    assert engine.store.open_rejects() == []
+    assert engine.store.ledger.open() == []
 
 
 def _mapping_writing_values_salesforce_refuses():
@@ -156,7 +156,7 @@ def test_write_rejections_are_ledgered_with_the_system_code(sandbox, tmp_path):
         engine.adapters["salesforce"] = _ValuesOnTheFieldOnly(engine.adapters["salesforce"],
                                                               extra)
         report = engine.backfill()
-        ledger = [r for r in engine.store.open_rejects() if r.stage == "write"]
+        ledger = [r for r in engine.store.ledger.open() if r.stage == "write"]
     rejected = [c for c in report.changes if c["status"] == "rejected"]
     assert rejected and (report.status, report.exit_code) == ("rejects", 1)
     assert {c["code"] for c in rejected} == {"INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"}
@@ -170,7 +170,7 @@ def test_write_rejections_are_ledgered_with_the_system_code(sandbox, tmp_path):
 def test_plan_then_apply_and_apply_refuses_a_stale_plan(engine, sandbox):
     report, document = engine.plan()
     assert report.status == "ok" and document.changes
-    assert engine.store.audit_count() == 0
+    assert engine.store.journal.applied_count() == 0
     restored = PlanDocument.from_json(document.to_json())
     applied = engine.apply(restored)
     assert applied.applied == len(document.changes)

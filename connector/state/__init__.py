@@ -1,0 +1,36 @@
+"""The state store: SQLite in WAL mode, one file, safe to kill at any point.
+
+`StateStore` (store.py) owns the connection, schema and transactions, and exposes the data as
+repositories: `lock` (lock.py), `journal` (runs and audit, journal.py), `cursors`
+(watermarks, cursors.py), `mirror` (records, identity index, links, dirty flags, mirror.py)
+and `ledger` (rejects, ledger.py); `new_spool()` gives a run's `ChangeSpool` (spool.py).
+`StateStoreProtocol` (protocol.py) is what another backend would implement.
+"""
+
+from __future__ import annotations
+
+from connector.state.journal import AuditEntry, RunRecord
+from connector.state.ledger import RejectEntry
+from connector.state.lock import STALE_LOCK_SECONDS
+from connector.state.mirror import mirror_text, parse_ref
+from connector.state.protocol import StateStoreProtocol
+from connector.state.schema import MIGRATIONS, SCHEMA_VERSION
+from connector.state.spool import ChangeSpool
+from connector.state.store import PageCheckpoint, StateStore, WriteOutcome, state_db_problem
+
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "STALE_LOCK_SECONDS",
+    "AuditEntry",
+    "ChangeSpool",
+    "PageCheckpoint",
+    "RejectEntry",
+    "RunRecord",
+    "StateStore",
+    "StateStoreProtocol",
+    "WriteOutcome",
+    "mirror_text",
+    "parse_ref",
+    "state_db_problem",
+]

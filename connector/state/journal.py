@@ -1,0 +1,173 @@
+"""The journal: runs and the audit log of every change they intended and made."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from connector.model import Change, SourceRef, System
+from connector.state._sql import iso, now, parse, scrubbed
+from connector.state.lock import RunLock
+
+_RUN_COLUMNS = "id, kind, started_at, ended_at, status, dry_run, counts, api_calls, message"
+_AUDIT_COLUMNS = ("id, run_id, system, object_type, record_id, field, before, after, rule, at, "
+                  "status, step, batch")
+_INSERT_AUDIT = ("INSERT INTO audit (run_id, system, object_type, record_id, field, before, "
+                 "after, rule, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    kind: str
+    started_at: datetime
+    ended_at: datetime | None
+    status: str
+    dry_run: bool
+    counts: dict[str, Any]
+    api_calls: dict[str, Any]
+    message: str | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> RunRecord:
+        return cls(row["id"], row["kind"], parse(row["started_at"]), parse(row["ended_at"]),
+                   row["status"], bool(row["dry_run"]), json.loads(row["counts"]),
+                   json.loads(row["api_calls"]), row["message"])
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    run_id: int
+    ref: SourceRef
+    field: str
+    before: Any
+    after: Any
+    rule: str | None
+    at: datetime
+    status: str = "applied"  # or intent, rejected, retry_later, not_applied (see migration 5)
+    step: int = 0
+    batch: int | None = None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> AuditEntry:
+        ref = SourceRef(system=System(row["system"]), object_type=row["object_type"],
+                        record_id=row["record_id"])
+        return cls(row["id"], row["run_id"], ref, row["field"], json.loads(row["before"]),
+                   json.loads(row["after"]), row["rule"], parse(row["at"]), row["status"],
+                   row["step"], row["batch"])
+
+
+def _audit_row(run_id: int, ref: SourceRef, field: str, before: Any, after: Any,
+               rule: str | None, at: str | None) -> tuple:
+    return (run_id, ref.system.value, ref.object_type, ref.record_id, field,
+            json.dumps(before, default=str), json.dumps(after, default=str), scrubbed(rule), at)
+
+
+class Journal:
+    """Runs (started, finished, their counts) and the audit log of their changes."""
+
+    def __init__(self, db: sqlite3.Connection, lock: RunLock) -> None:
+        self.db, self._lock = db, lock
+
+    def _rows(self, query: str, args: tuple) -> list[sqlite3.Row]:
+        cursor = self.db.cursor()
+        cursor.row_factory = sqlite3.Row
+        return cursor.execute(query, args).fetchall()
+
+    # ---- runs ------------------------------------------------------------------------------
+
+    def start_run(self, kind: str, *, dry_run: bool = False) -> int:
+        """Record a run; the lock remembers it, so a killed run is marked interrupted later."""
+        cursor = self.db.execute(
+            "INSERT INTO runs (kind, started_at, status, dry_run) VALUES (?, ?, 'running', ?)",
+            (kind, iso(now()), int(dry_run)),
+        )
+        run_id = int(cursor.lastrowid)
+        self._lock.attach_run(run_id)
+        return run_id
+
+    def finish_run(
+        self,
+        run_id: int,
+        status: str,
+        counts: dict[str, Any],
+        api_calls: dict[str, Any],
+        message: str | None = None,
+    ) -> None:
+        self.db.execute(
+            "UPDATE runs SET ended_at = ?, status = ?, counts = ?, api_calls = ?, message = ? "
+            "WHERE id = ?",
+            (iso(now()), status, json.dumps(counts), json.dumps(api_calls), scrubbed(message),
+             run_id),
+        )
+
+    def runs(self, limit: int = 10) -> list[RunRecord]:
+        """The latest `limit` runs, newest first."""
+        return [RunRecord.from_row(row) for row in self._rows(
+            f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?", (limit,))]
+
+    def run(self, run_id: int) -> RunRecord | None:
+        rows = self._rows(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+        return RunRecord.from_row(rows[0]) if rows else None
+
+    # ---- audit -----------------------------------------------------------------------------
+
+    def audit(
+        self, run_id: int, ref: SourceRef, field: str, before: Any, after: Any, rule: str | None
+    ) -> None:
+        """One change made, audited as applied."""
+        self.audit_many(run_id, [(ref, field, before, after, rule)])
+
+    def audit_many(
+        self, run_id: int, entries: Iterable[tuple[SourceRef, str, Any, Any, str | None]]
+    ) -> None:
+        """`audit` for many (ref, field, before, after, rule) at once: one statement per batch
+        of writes instead of one per field."""
+        at = iso(now())
+        self.db.executemany(_INSERT_AUDIT, [_audit_row(run_id, *entry, at) for entry in entries])
+
+    def record_intents(self, run_id: int, batch: int, changes: list[Change]) -> list[int]:
+        """Record `changes` as intended writes of `run_id`'s `batch`, before it is sent (inside
+        the caller's transaction, which must commit before the send); returns their audit ids,
+        in order, for `resolve_intents`."""
+        at = iso(now())
+        self.db.executemany(
+            "INSERT INTO audit (run_id, system, object_type, record_id, field, before, after, "
+            "rule, at, status, step, batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'intent', ?, ?)",
+            [(*_audit_row(run_id, c.ref, c.field, c.before, c.after, c.rule, at), c.step, batch)
+             for c in changes],
+        )
+        # one writer (the transaction), so AUTOINCREMENT gave them consecutive ids
+        last = int(self.db.execute("SELECT last_insert_rowid()").fetchone()[0])
+        return list(range(last - len(changes) + 1, last + 1))
+
+    def resolve_intents(self, outcomes: Iterable[tuple[int, str]]) -> None:
+        """(audit id, status) for intended writes whose outcome is now known."""
+        at = iso(now())
+        self.db.executemany("UPDATE audit SET status = ?, resolved_at = ? WHERE id = ?",
+                            [(status, at, audit_id) for audit_id, status in outcomes])
+
+    def entries(self, run_id: int, status: str = "applied") -> list[AuditEntry]:
+        """The run's audit rows with `status`: by default the changes it made."""
+        return self._audit_rows("run_id = ? AND status = ?", (run_id, status))
+
+    def intents(self, run_id: int | None = None, *,
+                not_run: int | None = None) -> list[AuditEntry]:
+        """Intended writes without an outcome: of `run_id`, or of every run but `not_run`."""
+        if run_id is not None:
+            return self._audit_rows("status = 'intent' AND run_id = ?", (run_id,))
+        return self._audit_rows("status = 'intent' AND run_id != ?", (not_run or 0,))
+
+    def _audit_rows(self, where: str, args: tuple) -> list[AuditEntry]:
+        return [AuditEntry.from_row(row) for row in self._rows(
+            f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE {where} ORDER BY id", args)]
+
+    def applied_count(self) -> int:
+        """How many changes the audit log holds as made."""
+        return int(self.db.execute("SELECT COUNT(*) FROM audit WHERE status = 'applied'")
+                   .fetchone()[0])
