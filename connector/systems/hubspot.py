@@ -51,6 +51,7 @@ from connector.exceptions import (
     AuthenticationError,
     BudgetExhausted,
     ConfigurationError,
+    CredentialsRejected,
     FatalApiError,
     MissingScopes,
     RateLimitedError,
@@ -899,9 +900,10 @@ def classify_hubspot_error(
             system=SYSTEM,
             scopes=scopes,
         )
-    if status == 401:
-        return AuthenticationError(
-            message or "the access token was refused; check CRMSYNC_HUBSPOT_ACCESS_TOKEN",
+    if status == 401:  # a wrong or revoked private-app token: an admin must fix the setting
+        return CredentialsRejected(
+            f"{message or 'the access token was refused'}; check "
+            "CRMSYNC_HUBSPOT_ACCESS_TOKEN (the private app's access token)",
             **details,
         )
     if status == 423:

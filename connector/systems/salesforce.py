@@ -222,8 +222,15 @@ class _TokenSource:
                 status=response.status_code,
                 code=detail.split(":")[0] or None,
             )
-        payload = response.json()
-        return payload["access_token"], payload.get("instance_url") or self.credentials.instance_url
+        try:
+            payload = response.json()
+            token = payload["access_token"]
+        except (ValueError, KeyError, TypeError):  # a 200 cut short, or a proxy's page
+            raise RetriableApiError(
+                "the token endpoint answered 200 without an access token (a garbled or cut-off "
+                "answer)", system=SYSTEM, operation="token", status=response.status_code,
+            ) from None
+        return token, payload.get("instance_url") or self.credentials.instance_url
 
     def _jwt_assertion(self) -> str:
         import jwt  # noqa: PLC0415 - PyJWT only for the JWT bearer flow
