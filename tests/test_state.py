@@ -232,3 +232,32 @@ def test_write_batches_scan_the_spool_once_whatever_its_size(tmp_path):
             assert "SCAN c" in steps, steps
             assert not any(step.startswith("SEARCH c USING INTEGER PRIMARY KEY")
                            for step in steps), steps
+
+
+def test_writing_between_batches_survives_another_connections_commit(tmp_path):
+    """While the engine walks a spool batch by batch it writes to the state DB, and the lock's
+    heartbeat thread commits from a connection of its own every few minutes. A cursor left
+    open across the batches held a read snapshot from before that commit, so the next write
+    transaction could not start ("database is locked"): a 100k backfill failed that way
+    three minutes in, at its first heartbeat."""
+    import sqlite3  # noqa: PLC0415
+
+    from connector.model import Change, System  # noqa: PLC0415
+
+    path = tmp_path / "state.db"
+    with StateStore(path) as store:
+        spool = store.new_spool()
+        spool.add([Change(system=System("hubspot"), object_type="contacts",
+                          record_id=str(100_000 + n), field="crmsync_priority", before=None,
+                          after="fit", rule="r", reason="why") for n in range(5_000)])
+        heartbeat = sqlite3.connect(path, timeout=1, isolation_level=None)
+        batches = 0
+        for _batch in spool.record_batches("hubspot", "contacts", 100):
+            heartbeat.execute("UPDATE meta SET value = value WHERE name = 'schema'")
+            heartbeat.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('beat', ?)",
+                              (str(batches),))
+            with store.transaction():
+                store.set_meta("written", str(batches))
+            batches += 1
+        heartbeat.close()
+    assert batches == 50

@@ -73,11 +73,18 @@ class ChangeSpool:
         """
         confirm = sorted(confirm)
         last = self.db.execute("SELECT coalesce(max(id), 0) FROM temp.spool_change").fetchone()[0]
-        cursor = self.db.execute(self.batches_query(len(confirm)),
-                                 (*confirm, system, object_type, system, object_type, last))
+        # The order goes to a temporary table first, then is read a page at a time by short
+        # statements: a cursor left open across the batches would hold a read snapshot from
+        # before the lock heartbeat's next commit, and the engine's next write transaction
+        # could not start ("database is locked").
+        self.db.execute("DROP TABLE IF EXISTS temp.spool_order")
+        self.db.execute("CREATE TEMP TABLE spool_order (pos INTEGER PRIMARY KEY, id INTEGER)")
+        self.db.execute("INSERT INTO temp.spool_order (id) "
+                        + self.batches_query(len(confirm), ids_only=True),
+                        (*confirm, system, object_type, system, object_type, last))
         batch: list[tuple[int, Change]] = []
         records = 0
-        while rows := cursor.fetchmany(2_000):
+        for rows in self._ordered_pages():
             for row in rows:
                 spooled = _spooled_change(row)
                 if not batch or batch[-1][1].record_id != spooled[1].record_id:
@@ -89,8 +96,18 @@ class ChangeSpool:
         if batch:
             yield batch
 
+    def _ordered_pages(self, size: int = 2_000) -> Iterator[list[tuple]]:
+        """The rows `spool_order` lists, in its order, a page per complete statement."""
+        after = 0
+        while rows := self.db.execute(
+            f"SELECT o.pos, c.id, {self._C_COLUMNS} FROM temp.spool_order AS o "
+            "JOIN temp.spool_change AS c ON c.id = o.id WHERE o.pos > ? ORDER BY o.pos "
+            "LIMIT ?", (after, size)).fetchall():
+            after = rows[-1][0]
+            yield [row[1:] for row in rows]
+
     @classmethod
-    def batches_query(cls, confirmed_fields: int) -> str:
+    def batches_query(cls, confirmed_fields: int, *, ids_only: bool = False) -> str:
         """The query behind `record_batches`, for `confirmed_fields` confirm parameters.
 
         `+c.id`: the unary plus keeps SQLite from driving the join by the rowid range (it
@@ -102,7 +119,7 @@ class ChangeSpool:
             f"WITH kind AS (SELECT record_id, CASE WHEN max(step) > 0 THEN 0 "
             f"WHEN max({confirmed}) THEN 1 ELSE 2 END AS k FROM temp.spool_change "
             f"WHERE system = ? AND object_type = ? GROUP BY record_id) "
-            f"SELECT c.id, {cls._C_COLUMNS} "
+            f"SELECT c.id{'' if ids_only else ', ' + cls._C_COLUMNS} "
             f"FROM temp.spool_change AS c JOIN kind USING (record_id) "
             f"WHERE c.system = ? AND c.object_type = ? AND +c.id <= ? "
             f"ORDER BY kind.k, c.record_id, c.field, c.step"
