@@ -25,11 +25,18 @@ CLIENT_NO_LIMITS: dict[str, Any] = {
     "hubspot_search_per_second": 10**9,
 }
 _FAST_RETRIES: dict[str, Any] = {"retry_initial_wait_seconds": 0.01, "retry_max_wait_seconds": 0.05}
+# Time-scaled like the overlap wait: a scenario's quiet sync runs two minutes after its last
+# write, so the default ten-minute safety lag would have it read everything the backfill wrote
+# again (which the "reads the backfill's writes back" rows already measure). Runs that need
+# the lag set it themselves (bench/convergence.py).
+_NO_SAFETY_LAG: dict[str, Any] = {"hubspot_safety_lag_seconds": 0,
+                                  "salesforce_safety_lag_seconds": 0}
 
 
 def bench_settings(env: dict[str, str], state_path: Path, **overrides: Any) -> Settings:
     """Settings from a sandbox's `settings_env()`, with the benchmarks' short retries."""
-    return Settings.from_env_map(env, state_path=state_path, **{**_FAST_RETRIES, **overrides})
+    return Settings.from_env_map(env, state_path=state_path,
+                                 **{**_FAST_RETRIES, **_NO_SAFETY_LAG, **overrides})
 
 
 @contextmanager
