@@ -245,7 +245,7 @@ def test_salesforce_write_batches_hold_the_records_the_setting_says(sandbox, tmp
     check and the re-read before each batch then cover one request, not forty."""
     with engine_for(sandbox, tmp_path / "state.db", salesforce_write_batch_size=3) as engine:
         report = engine.backfill()
-        entries = engine.store.audit_entries(report.run_id)
+        entries = engine.store.journal.entries(report.run_id)
     records_per_batch: dict[int | None, set[str]] = {}
     for entry in entries:
         if entry.ref.system is System.SALESFORCE:

@@ -69,8 +69,8 @@ class Planner:
             with self.store.transaction():
                 if self.store.meta("identity_complete") != "1":  # a DB from before the index
                     self.store.rebuild_identity()
-                self.store.mark_due(self.run.today.isoformat())
-            open_refs = {r.ref: r.stage for r in self.store.open_rejects()}
+                self.store.mirror.mark_due(self.run.today.isoformat())
+            open_refs = {r.ref: r.stage for r in self.store.ledger.open()}
             pairs, links = self._records_in_scope(scope, open_refs)
             results = _PlanResults(self.store, self.run.report.run_id)
             self._plan_groups(planning_groups(pairs, links), _partners(links), open_refs,
@@ -82,28 +82,24 @@ class Planner:
         """After a run applied its plan: every dirty record was planned, and its plan
         applied; the groups of records found changed since the run read them, and those a
         re-read record left, are planned by the next run."""
-        with self.store.transaction():
-            self.store.clear_dirty()
-            self.store.mark_dirty(self.run.changed_since_read | self.store.left_behind)
-            if scope == "all":
-                self.store.set_meta("planned_mapping", self.mapping_sha256)
+        self.store.planned(scope, self.mapping_sha256, replan=self.run.changed_since_read)
 
     def plan_records(self, refs: set[str]) -> list[Change]:
         """The plan of the groups of `refs` as the mirror holds them now: a few records, so
         all in memory, with none of the bookkeeping of a run's plan (the next run redoes
         that, as they stay dirty)."""
-        wanted = self.store.group_closure(refs)
-        mirrored = self.store.mirrored([_ref(text) for text in wanted])
+        wanted = self.store.mirror.group_closure(refs)
+        mirrored = self.store.mirror.raw([_ref(text) for text in wanted])
         return plan_records(self.mapping, _raws(mirrored.items()), self.run.today,
-                            self.store.link_texts(wanted)).changes
+                            self.store.mirror.link_texts(wanted)).changes
 
     def _records_in_scope(self, scope: str, open_refs: Collection[str]
                           ) -> tuple[Iterable[tuple[str, str]], list[tuple[str, str]]]:
         """(ref, identity key) pairs and stored links of the records to plan."""
         if scope == "all":
-            return self.store.identity_pairs(), self.store.link_texts()
-        wanted = self.store.group_closure([*self.store.dirty_refs(), *open_refs])
-        return self.store.identity_pairs(wanted), self.store.link_texts(wanted)
+            return self.store.mirror.identity_pairs(), self.store.mirror.link_texts()
+        wanted = self.store.mirror.group_closure([*self.store.mirror.dirty_refs(), *open_refs])
+        return self.store.mirror.identity_pairs(wanted), self.store.mirror.link_texts(wanted)
 
     def _plan_groups(self, groups: Iterator[tuple[str, str]],
                      partners: dict[str, list[str]], open_refs: dict[str, str],
@@ -111,7 +107,7 @@ class Planner:
         """Plan the mirrored records of `groups`, a chunk of whole groups at a time."""
         today = self.run.today
         with self.store.transaction():
-            for rows in in_chunks(self.store.mirror_by_group(groups), PLAN_CHUNK):
+            for rows in in_chunks(self.store.mirror.by_group(groups), PLAN_CHUNK):
                 keys = [key for _, key, _ in rows]
                 results.was_rejected.update(k for k in keys if open_refs.get(k) == "read")
                 group_links = [(key, other) for key in keys for other in partners.get(key, ())]
@@ -148,12 +144,12 @@ class Planner:
         report = self.run.report
         with self.store.transaction():
             for rejection in rejected:
-                self.store.reject(str(rejection.source), "read", rejection.reason,
-                                  report.run_id, rejection.field)
+                self.store.ledger.reject(str(rejection.source), "read", rejection.reason,
+                                         report.run_id, rejection.field)
                 report.rejects.append(RejectRow(record=str(rejection.source), stage="read",
                                                 field=rejection.field,
                                                 reason=rejection.reason))
-            self.store.resolve_rejects(now_readable, "read")
+            self.store.ledger.resolve(now_readable, "read")
         report.rejected_records = len(rejected)
 
 
@@ -236,7 +232,7 @@ class _PlanResults:
 
     def __init__(self, store: StateStore, run_id: int | None) -> None:
         self.store, self.run_id = store, run_id
-        self.spool = ChangeSpool(store.db)
+        self.spool = store.new_spool()
         self.records = 0
         self.rejected: list[tuple[int, Rejection]] = []  # with their position in the mirror
         self.was_rejected: set[str] = set()  # planned records with an open read reject
@@ -255,10 +251,10 @@ class _PlanResults:
     def add_duplicates(self, planned: list[str], found: list[Duplicate]) -> None:
         """The duplicates among `planned` records: the state DB's record of them replaced."""
         self.duplicates.extend(found)
-        self.store.replace_duplicates(planned, found, self.run_id)
+        self.store.mirror.replace_duplicates(planned, found, self.run_id)
 
     def save(self) -> None:
-        self.store.add_plan_dates(self._days)
+        self.store.mirror.add_plan_dates(self._days)
         self.spool.add(self._changes)
         self._days, self._changes = [], []
 

@@ -231,7 +231,7 @@ class Engine:
         scope = planner.scope(replan_all)
         spool = planner.plan_from_mirror(scope)
         run.report.planned = spool.count
-        self.store.left_behind.clear()
+        self.store.mirror.left_behind.clear()
         self._writer(run, planner).apply(spool)
         if not run.report.dry_run:
             planner.settle(scope)
@@ -279,7 +279,7 @@ class RunFrame:
     def __enter__(self) -> Run:
         report = self.run.report
         try:
-            self.store.acquire_lock(f"crmsync {report.kind}",
+            self.store.lock.acquire(f"crmsync {report.kind}",
                                     stale_after=self.engine.options.lock_stale_seconds)
         except (RunStoppedEarly, StateStoreError) as exc:
             report.stop(exc, str(exc))
@@ -305,8 +305,8 @@ class RunFrame:
 
     def _begin(self) -> None:
         report = self.run.report
-        self.store.start_heartbeat(self.engine.options.heartbeat_seconds)
-        report.run_id = self.store.start_run(report.kind, dry_run=report.dry_run)
+        self.store.lock.start_heartbeat(self.engine.options.heartbeat_seconds)
+        report.run_id = self.store.journal.start_run(report.kind, dry_run=report.dry_run)
         log.info("run %s (%s%s) started", report.run_id, report.kind,
                  ", dry run" if report.dry_run else "",
                  extra={"fields": {"run_id": report.run_id, "kind": report.kind,
@@ -341,13 +341,13 @@ class RunFrame:
         report.api_calls = self.engine._usage()
         try:
             if report.run_id is not None:
-                self.store.finish_run(report.run_id, report.status, report.counts(),
-                                      report.api_calls, report.message)
+                self.store.journal.finish_run(report.run_id, report.status, report.counts(),
+                                              report.api_calls, report.message)
         except (sqlite3.Error, StateStoreError) as exc:
             problem = exc if isinstance(exc, StateStoreError) else self.store.problem(exc)
             report.add_problem(f"the run could not be recorded as finished: {problem}")
         try:
-            self.store.release_lock()
+            self.store.lock.release()
         except sqlite3.Error as exc:
             report.add_problem(f"the run lock could not be released: {self.store.problem(exc)}")
         log.log(logging.INFO if report.succeeded else logging.ERROR,

@@ -69,10 +69,13 @@ class ObjectRead(NamedTuple):
 
 
 class Checkpoint:
-    """How reading moves an object's watermarks: after each page, and once it is read to
-    its end. Both run inside the transaction that mirrors what they cover."""
+    """How reading moves an object's watermarks: after each page (`cap`, applied by
+    `StateStore.checkpoint_page` in the transaction that mirrors the page), and once the
+    object is read to its end (`object_read`)."""
 
-    def page_read(self, store: StateStore, system: str, obj: str, page: Page) -> None: ...
+    def cap(self, system: str) -> datetime | None:
+        """The latest a page may move `system`'s sync watermark to; None: not at all."""
+        return None
 
     def object_read(self, store: StateStore, system: str, obj: str) -> None: ...
 
@@ -84,13 +87,8 @@ class SyncCheckpoint(Checkpoint):
     def __init__(self, caps: TypingMapping[str, datetime]) -> None:
         self.caps = caps
 
-    def page_read(self, store: StateStore, system: str, obj: str, page: Page) -> None:
-        if page.max_modified is None:
-            return
-        mark = min(page.max_modified, self.caps[system])
-        current = store.watermark(system, obj)
-        if current is None or mark > current:
-            store.set_watermark(system, obj, mark)
+    def cap(self, system: str) -> datetime | None:
+        return self.caps[system]
 
 
 class BackfillCheckpoint(Checkpoint):
@@ -104,9 +102,9 @@ class BackfillCheckpoint(Checkpoint):
 
     def object_read(self, store: StateStore, system: str, obj: str) -> None:
         with store.transaction():
-            store.set_watermark(system, obj, None, "backfill", cursor="done")
-            if self.until is None and store.watermark(system, obj) is None:
-                store.set_watermark(system, obj, self.caps[system])
+            store.cursors.set_watermark(system, obj, None, "backfill", cursor="done")
+            if self.until is None and store.cursors.watermark(system, obj) is None:
+                store.cursors.set_watermark(system, obj, self.caps[system])
 
 
 class Reader:
@@ -126,7 +124,7 @@ class Reader:
         records deleted or merged away since then."""
         reads = []
         for system, obj in self._objects():
-            mark = self.store.watermark(system, obj)
+            mark = self.store.cursors.watermark(system, obj)
             since = mark - OVERLAP if mark else None
             pages = self.adapters[system].read_changed(obj, since, self._fields(system, obj))
             reads.append(ObjectRead(system, obj, pages))
@@ -143,7 +141,7 @@ class Reader:
         """
         reads = []
         for system, obj in self._objects(chosen):
-            if self.store.cursor(system, obj, "backfill") == "done":
+            if self.store.cursors.cursor(system, obj, "backfill") == "done":
                 self.progress.note(f"{system}.{obj}: already backfilled, skipped")
                 continue
             adapter = self.adapters[system]
@@ -152,7 +150,7 @@ class Reader:
             reads.append(ObjectRead(system, obj, pages, total))
         self._mirror(reads, BackfillCheckpoint(self.caps, until))
         for system, obj in self._objects(chosen):  # the backfill is complete: reset for next time
-            self.store.clear_watermark(system, obj, "backfill")
+            self.store.cursors.clear_watermark(system, obj, "backfill")
 
     def _objects(self, chosen: set[tuple[str, str]] | None = None
                  ) -> Iterator[tuple[str, str]]:
@@ -171,7 +169,7 @@ class Reader:
         and never past the run's start), each object's pages with their watermark in one
         transaction: they leave planning, and the records tied to them are planned again."""
         for system, obj in self._objects():
-            mark = self.store.watermark(system, obj, "deleted")
+            mark = self.store.cursors.watermark(system, obj, "deleted")
             since = mark - OVERLAP if mark else None
             for page in self.adapters[system].read_deleted(obj, since):
                 with self.store.transaction():
@@ -179,14 +177,14 @@ class Reader:
                     if page.max_modified is not None:
                         newest = min(page.max_modified, self.run.started)
                         if mark is None or newest > mark:
-                            self.store.set_watermark(system, obj, newest, "deleted")
+                            self.store.cursors.set_watermark(system, obj, newest, "deleted")
                             mark = newest
-                self.store.heartbeat()
+                self.store.lock.heartbeat()
 
     def _bury(self, system: str, obj: str, page: Page) -> None:
         """Apply a page's tombstones to the mirror (inside the caller's transaction)."""
         if page.tombstones:
-            deleted, merged = self.store.apply_tombstones(system, obj, page.tombstones)
+            deleted, merged = self.store.mirror.apply_tombstones(system, obj, page.tombstones)
             self.run.report.deleted += deleted
             self.run.report.merged += merged
 
@@ -216,13 +214,13 @@ class Reader:
                          extra={"fields": {"object": key, "records": report.read[key]}})
                 checkpoint.object_read(self.store, system, obj)
                 continue
-            with self.store.transaction():
-                self.store.mirror_page(
-                    system, obj, ((record_id(system, r) or "?", r) for r in page.records),
-                    page.max_modified, report.run_id)
-                self._bury(system, obj, page)
-                checkpoint.page_read(self.store, system, obj, page)
-            self.store.heartbeat()
+            saved = self.store.checkpoint_page(
+                system, obj, ((record_id(system, r) or "?", r) for r in page.records),
+                page.max_modified, report.run_id, cap=checkpoint.cap(system),
+                tombstones=page.tombstones)
+            report.deleted += saved.deleted
+            report.merged += saved.merged
+            self.store.lock.heartbeat()
             report.read[key] += len(page.records)
             self.progress.advance(key, len(page.records))
 

@@ -115,8 +115,8 @@ class SavedChanges:
     def rollback_changes(self, run_id: int) -> tuple[list[Change], list[RejectRow]]:
         """The changes that write back run `run_id`'s before-values, and the fields left
         because they no longer hold its after-values."""
-        entries = self.store.audit_entries(run_id)
-        if self.store.run(run_id) is None:
+        entries = self.store.journal.entries(run_id)
+        if self.store.journal.run(run_id) is None:
             raise ConfigurationError(f"no run {run_id} in {self.store.path}")
         latest = {}
         for entry in entries:  # the first before and the last after, per field
@@ -148,9 +148,10 @@ class SavedChanges:
             records = self.adapters[system].read_by_ids(obj, sorted(ids),
                                                          fields_read(self.mapping, system, obj))
             with self.store.transaction():
-                self.store.mirror_changed(system, obj, [(record_id(system, raw) or "?", raw)
-                                                        for raw in records],
-                                          self.run.report.run_id)
+                self.store.mirror.save_reread(system, obj,
+                                              [(record_id(system, raw) or "?", raw)
+                                               for raw in records],
+                                              self.run.report.run_id)
             for raw in records:
                 ref = SourceRef(system=System(system), object_type=obj,
                                 record_id=record_id(system, raw) or "?")
@@ -174,7 +175,7 @@ class SavedChanges:
     def _not_plannable(self, changes: list[Change]) -> list[str]:
         """Why each change of a saved plan is not one this mapping's write-back rules could
         have planned: a plan file is only text, and `apply` must not write whatever it says."""
-        live = self.store.live_refs({str(change.ref) for change in changes})
+        live = self.store.mirror.live_refs({str(change.ref) for change in changes})
         problems = []
         for change in changes:
             where = f"{change.ref} {change.field}"

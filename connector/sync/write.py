@@ -14,13 +14,13 @@ from collections.abc import Mapping as TypingMapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from connector.catalog import CATALOG, record_fields, record_id
+from connector.catalog import CATALOG, record_id
 from connector.exceptions import RunLockLost
 from connector.mapping import Mapping
-from connector.model import Change, SourceRef, System
+from connector.model import Change
 from connector.plan import same_value
 from connector.preflight import refuse_unwritable
-from connector.state import ChangeSpool, StateStore
+from connector.state import ChangeSpool, StateStore, WriteOutcome
 from connector.sync.decide import Planner
 from connector.sync.read import fields_read
 from connector.sync.saved import SavedChanges
@@ -42,7 +42,7 @@ WRITE_BATCH = {name: max(spec.write_batch for spec in c.objects.values())
 
 def spooled(store: StateStore, changes: list[Change]) -> ChangeSpool:
     """`changes` in a spool, as a run's plan would be."""
-    spool = ChangeSpool(store.db)
+    spool = store.new_spool()
     spool.add(changes)
     return spool
 
@@ -92,7 +92,7 @@ class Writer:
         unresolved. What is read refreshes the mirror: the dead run never mirrored its writes.
         """
         report = self.run.report
-        pending = [e for e in self.store.audit_intents(not_run=report.run_id)
+        pending = [e for e in self.store.journal.intents(not_run=report.run_id)
                    if e.ref.system.value in self.adapters]
         if not pending:
             return
@@ -113,7 +113,7 @@ class Writer:
             outcomes += [(e.id, "applied" if e.step <= reached else "not_applied")
                          for e in entries]
         with self.store.transaction():
-            self.store.resolve_audit(outcomes)
+            self.store.journal.resolve_intents(outcomes)
         for _, status in outcomes:
             report.intents_resolved[status] += 1
         log.warning("resolved %s intended write(s) of interrupted run(s) by reading them back: "
@@ -140,11 +140,11 @@ class Writer:
         holds (they could not be rolled back). Returns the rows' ids, in batch order."""
         self.run.batches += 1
         with self.store.transaction():
-            return self.store.record_intents(self.run.report.run_id, self.run.batches,
-                                             [change for _, change in batch])
+            return self.store.journal.record_intents(self.run.report.run_id, self.run.batches,
+                                                     [change for _, change in batch])
 
     def _check_lock(self) -> None:
-        if not self.store.holds_lock():
+        if not self.store.lock.still_ours():
             raise RunLockLost(
                 f"another run took over this run's lock in {self.store.path} (it found the "
                 "heartbeat stale); this run stopped before its next write, so the two never "
@@ -170,7 +170,7 @@ class Writer:
         report.reread_calls += adapter.usage().calls - calls
         report.reread_records += len(ids)
         with self.store.transaction():
-            changed = set(self.store.mirror_changed(
+            changed = set(self.store.mirror.save_reread(
                 system, obj, [(record_id(system, r) or "?", r) for r in records],
                 report.run_id))
         found = {f"{system}:{obj}:{record_id(system, r)}" for r in records}
@@ -194,57 +194,30 @@ class Writer:
     def _record_results(self, system: str, obj: str, spool: ChangeSpool,
                         batch: list[tuple[int, Change]], updates: list[RecordUpdate],
                         results: list[WriteResult], intents: list[int]) -> None:
-        """Each change's outcome: in the spool, the audit (the batch's intents, `intents`,
-        none in a dry run), the reject ledger and the mirror, in one transaction."""
+        """Count each change's outcome in the report, and record it (`StateStore.record_writes`:
+        the spool, the audit's intents, `intents`, none in a dry run, the reject ledger and
+        the mirror, in one transaction). Writes from this run's own plan leave their records
+        as planned; others (apply of a saved plan, rollback) mark them to be planned again."""
         report = self.run.report
         by_update = {(u.record_id, u.step): r for u, r in zip(updates, results, strict=True)}
-        touched: dict[str, dict[str, Any]] = {}
-        outcomes: list[tuple[int, str, str | None, str | None]] = []
-        audited = [] if report.dry_run else [
-            (audit_id, by_update[(change.record_id, change.step)].status)
-            for audit_id, (_, change) in zip(intents, batch, strict=True)]
-        with self.store.transaction():
-            for spool_id, change in batch:
-                result = by_update[(change.record_id, change.step)]
-                status = result.status
-                outcomes.append((spool_id, status, result.code, result.message))
-                if status == "applied":
-                    report.applied += 1
-                    if not report.dry_run:
-                        touched.setdefault(change.record_id, {})[change.field] = change.after
-                    continue
-                if status == "rejected":
-                    report.write_rejected += 1
-                else:
-                    report.retry_later += 1
-                if not report.dry_run:
-                    self.store.reject(str(change.ref), "write",
-                                      f"{result.code or status}: {result.message or ''}".strip(),
-                                      report.run_id, change.field, result.code or status)
-            spool.record_results(outcomes)
-            self.store.resolve_audit(audited)
-            if touched and not report.dry_run:
-                self._mirror_writes(system, obj, touched)
-                self.store.resolve_rejects([f"{system}:{obj}:{rid}" for rid in touched], "write")
+        audit_ids: list[int | None] = [*intents] or [None] * len(batch)  # none in a dry run
+        outcomes = []
+        for (spool_id, change), audit_id in zip(batch, audit_ids, strict=True):
+            result = by_update[(change.record_id, change.step)]
+            outcomes.append(WriteOutcome(spool_id, change, result.status, result.code,
+                                         result.message, audit_id))
+            self._count(result.status)
+        self.store.record_writes(report.run_id, system, obj, spool, outcomes,
+                                 dry_run=report.dry_run, mark_dirty=self.planner is None)
 
-    def _mirror_writes(self, system: str, obj: str, touched: dict[str, dict]) -> None:
-        """Mirror what was written, so reading it back is no change. Writes from this run's own
-        plan leave the record as planned; others (apply of a saved plan, rollback) mark it to
-        be planned again, as the plan it was last planned with may no longer hold."""
-        refs = [SourceRef(system=System(system), object_type=obj, record_id=rid)
-                for rid in touched]
-        current = self.store.mirrored(refs)
-        updated = []
-        for ref in refs:
-            raw = current.get(str(ref))
-            if raw is None:
-                continue
-            fields = record_fields(system, raw)
-            if fields is not None:
-                fields.update(CATALOG[system].as_read_back(touched[ref.record_id]))
-            updated.append((ref, raw, None))
-        self.store.mirror_records(updated, self.run.report.run_id,
-                                  mark_dirty=self.planner is None)
+    def _count(self, status: str) -> None:
+        report = self.run.report
+        if status == "applied":
+            report.applied += 1
+        elif status == "rejected":
+            report.write_rejected += 1
+        else:
+            report.retry_later += 1
 
 
 def _updates(batch: list[Change]) -> list[RecordUpdate]:
