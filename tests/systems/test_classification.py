@@ -15,6 +15,7 @@ from hubspot.crm.contacts.exceptions import ApiException as ContactsApiException
 from connector.exceptions import (
     AuthenticationError,
     BudgetExhausted,
+    CredentialsRejected,
     FatalApiError,
     RateLimitedError,
     RetriableApiError,
@@ -63,7 +64,7 @@ def test_hubspot_429_daily_stops_the_run() -> None:
         (400, FatalApiError),
         (404, FatalApiError),
         (409, FatalApiError),
-        (401, AuthenticationError),
+        (401, CredentialsRejected),  # a refused token: a setting to fix (exit 2)
     ],
 )
 def test_hubspot_status_classes(status: int, kind: type) -> None:
