@@ -10,6 +10,7 @@ syncs that planned nothing), so the sandbox answers the replay with the very sam
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,6 +74,10 @@ def capture() -> Iterator[Capture]:
         HTTPConnectionPool.urlopen = original  # type: ignore[method-assign]
 
 
+# A Salesforce queryMore request: /services/data/vXX.X/query/<cursor>-<offset>
+_QUERY_MORE = re.compile(r"/query(All)?/[^/?]+-\d+$")
+
+
 def replay(requests: list[Captured], ca_path: str) -> float:
     """Send `requests` again over one keep-alive pool; seconds taken, JSON decoded each time."""
     if any(not r.is_read for r in requests):
@@ -80,14 +85,22 @@ def replay(requests: list[Captured], ca_path: str) -> float:
     manager = urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_certs=ca_path, retries=False)
     try:
         started = time.perf_counter()
+        next_batch: str | None = None
         for request in requests:
             pool = manager.connection_from_host(request.host, request.port, request.scheme)
-            response = pool.urlopen(request.method, request.url, body=request.body,
+            url = request.url
+            if next_batch is not None and _QUERY_MORE.search(url):
+                # A Salesforce cursor read to its end is closed, as a real org closes it: the
+                # replay follows the cursor of its own replayed query instead.
+                url = next_batch
+            response = pool.urlopen(request.method, url, body=request.body,
                                     headers=request.headers, retries=False)
             if response.status >= 400:
                 raise RuntimeError(f"replay got {response.status} for {request.method} "
-                                   f"{request.url[:80]}")
-            json.loads(response.data)
+                                   f"{url[:80]}")
+            answer = json.loads(response.data)
+            if isinstance(answer, dict) and "done" in answer:
+                next_batch = answer.get("nextRecordsUrl")
         return time.perf_counter() - started
     finally:
         manager.clear()
