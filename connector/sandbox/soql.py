@@ -215,7 +215,10 @@ class _Parser:
                 self.take()
                 values.append(_literal(spec, self.take()))
             self.expect("punct", ")")
-            return Condition(spec, "NOT IN" if negate else "IN", tuple(values))
+            # The keys once per query, not once per record tested: an `Id IN (200 ids)` over
+            # a 100k-record object was 20 million key computations (an org indexes Id).
+            return Condition(spec, "NOT IN" if negate else "IN",
+                             frozenset(_key(spec, v) for v in values))
         if token.kind == "keyword" and token.text == "like":
             return Condition(spec, "LIKE", _like(self.expect("string").text))
         if token.kind != "op":
@@ -312,7 +315,7 @@ def _test(condition: Condition, record: dict[str, Any]) -> bool:
     current = _key(spec, record.get(spec.name))
     if condition.operator == "LIKE":
         return current is not None and bool(condition.value.match(str(record[spec.name])))
-    if condition.operator in {"IN", "NOT IN"}:
-        inside = current in {_key(spec, v) for v in condition.value}
+    if condition.operator in {"IN", "NOT IN"}:  # the value holds the keys already
+        inside = current in condition.value
         return inside if condition.operator == "IN" else not inside
     return _COMPARE[condition.operator](current, _key(spec, condition.value))
