@@ -59,6 +59,18 @@ def fields_read(mapping: Mapping, system: str, obj: str) -> list[str]:
     return sorted(mapping.fields_read(system).get(obj, set()))
 
 
+def read_again(store: StateStore, adapter: CrmAdapter, mapping: Mapping, system: str,
+                obj: str, ids: list[str], run_id: int) -> tuple[list[dict[str, Any]], list[str]]:
+    """Read records of one object again by id and mirror them, in one transaction: the
+    records, and the refs of those that changed since the mirror last saw them. Writes and
+    saved-plan checks both use it, so what a write patches is this read, not an older copy."""
+    records = adapter.read_by_ids(obj, ids, fields_read(mapping, system, obj))
+    with store.transaction():
+        changed = store.mirror.save_reread(
+            system, obj, [(record_id(system, raw) or "?", raw) for raw in records], run_id)
+    return records, list(changed)
+
+
 class ObjectRead(NamedTuple):
     """One object's pages to mirror, and how many records they hold when known (an ETA)."""
 

@@ -20,7 +20,7 @@ from connector.model import Change, SourceRef, System
 from connector.plan import same_value
 from connector.preflight import canonical_values
 from connector.state import StateStore
-from connector.sync.read import OBJECTS, fields_read
+from connector.sync.read import OBJECTS, read_again
 from connector.sync.report import RejectRow
 from connector.systems.base import CrmAdapter
 
@@ -145,13 +145,8 @@ class SavedChanges:
         for ref in refs:
             by_object.setdefault((ref.system.value, ref.object_type), []).append(ref.record_id)
         for (system, obj), ids in sorted(by_object.items()):
-            records = self.adapters[system].read_by_ids(obj, sorted(ids),
-                                                         fields_read(self.mapping, system, obj))
-            with self.store.transaction():
-                self.store.mirror.save_reread(system, obj,
-                                              [(record_id(system, raw) or "?", raw)
-                                               for raw in records],
-                                              self.run.report.run_id)
+            records, _ = read_again(self.store, self.adapters[system], self.mapping, system,
+                                    obj, sorted(ids), self.run.report.run_id)
             for raw in records:
                 ref = SourceRef(system=System(system), object_type=obj,
                                 record_id=record_id(system, raw) or "?")

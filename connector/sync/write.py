@@ -22,7 +22,7 @@ from connector.plan import same_value
 from connector.preflight import refuse_unwritable
 from connector.state import ChangeSpool, StateStore, WriteOutcome
 from connector.sync.decide import Planner
-from connector.sync.read import fields_read
+from connector.sync.read import read_again
 from connector.sync.saved import SavedChanges
 from connector.systems.base import CrmAdapter, RecordUpdate, WriteResult
 
@@ -166,13 +166,11 @@ class Writer:
         adapter = self.adapters[system]
         ids = sorted({change.record_id for _, change in batch})
         calls = adapter.usage().calls
-        records = adapter.read_by_ids(obj, ids, fields_read(self.mapping, system, obj))
+        records, reread = read_again(self.store, adapter, self.mapping, system, obj, ids,
+                                     report.run_id)
+        changed = set(reread)
         report.reread_calls += adapter.usage().calls - calls
         report.reread_records += len(ids)
-        with self.store.transaction():
-            changed = set(self.store.mirror.save_reread(
-                system, obj, [(record_id(system, r) or "?", r) for r in records],
-                report.run_id))
         found = {f"{system}:{obj}:{record_id(system, r)}" for r in records}
         gone = {f"{system}:{obj}:{rid}" for rid in ids} - found
         if not changed and not gone:
