@@ -7,8 +7,7 @@ from datetime import date
 import pytest
 
 from connector.mapping import Mapping, load_mapping
-
-TODAY = date(2026, 11, 23)
+from tests.helpers import TODAY
 
 
 @pytest.fixture(scope="session")

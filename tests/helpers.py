@@ -1,9 +1,12 @@
-"""Record builders for core tests: raw dicts shaped as the CRM APIs return them."""
+"""Helpers for tests: records shaped as the CRM APIs return them, engines over the sandbox,
+state DB copies, and the fixed 'today' the core tests plan on."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,8 @@ from connector.plan import Plan
 from connector.runtime import open_engine
 from connector.settings import Settings
 from connector.state import StateStore
+
+TODAY = date(2026, 11, 23)
 
 
 def hs(object_type: str, record_id: str, **properties: Any) -> tuple[str, str, dict]:
@@ -89,3 +94,26 @@ def linked_early_contact(sandbox) -> dict:
 def written(sandbox) -> int:
     """Records the sandbox has had written to it, both systems."""
     return sum(sandbox.counters()["records_written"].values())
+
+
+def rows(report) -> list[tuple]:
+    return [(r["system"], r["object_type"], r["record_id"], r["field"], r["step"], r["after"])
+            for r in report.changes]
+
+
+def copy_db(source: Path, target: Path) -> Path:
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    return target
+
+
+def edit_across_systems(sandbox) -> None:
+    """Edits whose effects reach records that did not change themselves."""
+    contact = linked_early_contact(sandbox)  # -> its Salesforce Contact's stage
+    sandbox.update_hubspot("contacts", contact["id"], {"lifecyclestage": "salesqualifiedlead"})
+    companies = {c["properties"].get("salesforceaccountid"): c
+                 for c in sandbox.hubspot_records("companies")}
+    account = next(a for a in sandbox.salesforce_records("Account")
+                   if a["Id"] in companies and not a.get("Funding_Announced_Date__c"))
+    funded = (date.today() - timedelta(days=3)).isoformat()  # -> the HubSpot company's flags
+    sandbox.update_salesforce("Account", account["Id"], {"Funding_Announced_Date__c": funded})

@@ -18,7 +18,7 @@ from connector.model import Change, System
 from connector.plan import same_value
 from connector.sandbox import Sandbox
 from connector.state import StateStore
-from tests.test_cli_runs import cli, snapshot, write_env
+from tests.runs import cli, snapshot, write_env
 
 SEED = 30
 FIRST_WRITE = "hubspot.batch_update"  # hubspot objects are written first

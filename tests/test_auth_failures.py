@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from connector.sandbox import Sandbox
+from tests.runs import cli, write_env
 from tests.systems.helpers import salesforce_for
-from tests.test_cli_runs import cli, write_env
 
 
 def test_a_wrong_hubspot_token_is_a_configuration_error_naming_the_setting(tmp_path: Path):

@@ -9,8 +9,7 @@ import pytest
 
 from connector.sandbox import Sandbox
 from connector.state import StateStore
-from tests.helpers import engine_for
-from tests.test_incremental import copy_db, rows
+from tests.helpers import copy_db, engine_for, rows
 
 SEED = 40
 SHARED = "robin.quill@quillworks-industrial.de"

@@ -12,7 +12,7 @@ from connector.plan import Plan
 from connector.reconcile import Duplicate, duplicates
 from connector.sandbox import Sandbox
 from tests.helpers import hs, person_with, sf
-from tests.test_cli_runs import cli, write_env
+from tests.runs import cli, write_env
 
 SEED = 30
 TWIN = "casey.moreno@lantern-robotics.io"

@@ -27,7 +27,7 @@ from connector.state import StateStore
 from connector.sync import PlanDocument, Progress
 from connector.systems.base import Page, Tombstone
 from tests.helpers import engine_for, linked_early_contact, written
-from tests.test_cli_runs import cli, write_env
+from tests.runs import cli, write_env
 
 SEED = 40
 ROOT = Path(__file__).resolve().parents[1]
@@ -280,7 +280,7 @@ def test_a_run_whose_lock_was_taken_stops_before_its_next_write(sandbox, tmp_pat
 
 
 def test_writes_left_for_a_retry_end_the_run_with_exit_1_and_say_how_many(sandbox, tmp_path):
-    from tests.test_incremental import edit_across_systems  # noqa: PLC0415
+    from tests.helpers import edit_across_systems  # noqa: PLC0415
 
     with engine_for(sandbox, tmp_path / "state.db") as engine:
         engine.backfill()
@@ -402,7 +402,7 @@ def test_a_saved_plan_file_is_private(sandbox, tmp_path):
 
 
 def test_the_sync_watermark_stays_a_safety_lag_behind_the_run_start(sandbox, tmp_path):
-    from tests.test_incremental import edit_across_systems  # noqa: PLC0415
+    from tests.helpers import edit_across_systems  # noqa: PLC0415
 
     with engine_for(sandbox, tmp_path / "state.db", hubspot_safety_lag_seconds=900) as engine:
         backfill = engine.backfill()

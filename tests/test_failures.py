@@ -16,7 +16,7 @@ import pytest
 
 from connector.sandbox import Sandbox
 from connector.state import StateStore
-from tests.test_cli_runs import ROOT, cli, write_env
+from tests.runs import ROOT, cli, write_env
 
 COMMANDS = [
     ["sync"], ["backfill"], ["plan"], ["apply"], ["rollback"], ["status"], ["rejects"],

@@ -18,7 +18,7 @@ import pytest
 from connector.explain import explain, read_records
 from connector.model import Rejection
 from connector.normalize import normalise
-from tests.conftest import TODAY
+from tests.helpers import TODAY
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -20,8 +20,7 @@ from connector.core import plan_records
 from connector.mapping import load_mapping
 from connector.model import Rejection
 from connector.normalize import normalise
-from tests.conftest import TODAY
-from tests.helpers import run_core, sf
+from tests.helpers import TODAY, run_core, sf
 
 MAPPING = load_mapping()
 OBJECTS = sorted(LINK_FIELDS)

@@ -14,7 +14,7 @@ import pytest
 from connector.mapping import load_mapping
 from connector.sandbox import Sandbox
 from connector.state import MIGRATIONS, StateStore
-from tests.helpers import engine_for, linked_early_contact
+from tests.helpers import copy_db, edit_across_systems, engine_for, rows
 
 SEED = 40
 
@@ -23,29 +23,6 @@ SEED = 40
 def sandbox() -> Iterator[Sandbox]:
     with Sandbox(seed=SEED) as sb:
         yield sb
-
-
-def rows(report) -> list[tuple]:
-    return [(r["system"], r["object_type"], r["record_id"], r["field"], r["step"], r["after"])
-            for r in report.changes]
-
-
-def copy_db(source: Path, target: Path) -> Path:
-    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
-        src.backup(dst)
-    return target
-
-
-def edit_across_systems(sandbox: Sandbox) -> None:
-    """Edits whose effects reach records that did not change themselves."""
-    contact = linked_early_contact(sandbox)  # -> its Salesforce Contact's stage
-    sandbox.update_hubspot("contacts", contact["id"], {"lifecyclestage": "salesqualifiedlead"})
-    companies = {c["properties"].get("salesforceaccountid"): c
-                 for c in sandbox.hubspot_records("companies")}
-    account = next(a for a in sandbox.salesforce_records("Account")
-                   if a["Id"] in companies and not a.get("Funding_Announced_Date__c"))
-    funded = (date.today() - timedelta(days=3)).isoformat()  # -> the HubSpot company's flags
-    sandbox.update_salesforce("Account", account["Id"], {"Funding_Announced_Date__c": funded})
 
 
 def test_incremental_plan_equals_a_full_plan(sandbox, tmp_path):

@@ -18,8 +18,7 @@ from hypothesis import strategies as st
 from connector.catalog import FORWARD_ONLY_FIELDS
 from connector.mapping import load_mapping
 from connector.model import Change
-from tests.conftest import TODAY
-from tests.helpers import run_core
+from tests.helpers import TODAY, run_core
 
 MAPPING = load_mapping()
 _RULE = MAPPING.precedence["person.stage"]

@@ -16,8 +16,7 @@ from connector.model import SourceRef, System
 from connector.normalize import normalise
 from connector.state import StateStore
 from connector.sync import Engine
-from tests.conftest import TODAY
-from tests.helpers import run_core
+from tests.helpers import TODAY, run_core
 from tests.test_invariants import world
 
 MAPPING = load_mapping()

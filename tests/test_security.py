@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from tests.test_cli_runs import cli
+from tests.runs import cli
 
 TOKEN = "pat-na1-0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9"
 CLIENT_ID = "3MVG9securitytestclient"

@@ -1,0 +1,179 @@
+"""The commands that run the engine: sync, backfill, plan, apply, rollback."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import typer
+
+from connector.cli._common import (
+    DRY_RUN_OPTION,
+    ENV_FILE_OPTION,
+    JSON_OPTION,
+    LARGEST_RUN_ID,
+    LOG_FORMAT_OPTION,
+    LOG_LEVEL_OPTION,
+    MAPPING_OPTION,
+    STATE_OPTION,
+    VERBOSE_OPTION,
+    LogFormat,
+    LogLevel,
+    app,
+    as_utc,
+    fail,
+    finish,
+    run_engine,
+    setup_logging,
+    write_private,
+)
+
+
+@app.command("sync")
+def sync_command(
+    dry_run: bool = DRY_RUN_OPTION,
+    replan_all: bool = typer.Option(
+        False, "--replan-all",
+        help="Plan every mirrored record, not only those changed since they were last planned "
+             "(the first run after a mapping change does this anyway).",
+    ),
+    as_json: bool = JSON_OPTION,
+    mapping: Path | None = MAPPING_OPTION,
+    state: Path | None = STATE_OPTION,
+    env_file: Path | None = ENV_FILE_OPTION,
+    log_format: LogFormat = LOG_FORMAT_OPTION,
+    log_level: LogLevel = LOG_LEVEL_OPTION,
+    verbose: bool = VERBOSE_OPTION,
+) -> None:
+    """One incremental run: read changes since the last run, reconcile, write the differences.
+
+    Made for cron, systemd timers and orchestrators: no prompts, logs on stderr. Exit codes:
+    0 ok, 1 finished with rejected records or writes pending retry, 2 configuration error,
+    3 stopped early and resumable (rate budget, lock held or lost, SIGTERM), 4 failed
+    (also an unusable state DB).
+    """
+    setup_logging(log_format, log_level, verbose)
+    report = run_engine(lambda e: e.sync(dry_run=dry_run, replan_all=replan_all),
+                         mapping=mapping, state=state, env_file=env_file, as_json=as_json)
+    finish(report, as_json)
+
+
+@app.command("backfill")
+def backfill_command(
+    since: datetime | None = typer.Option(None, help="Only records modified at or after this."),
+    until: datetime | None = typer.Option(None, help="Only records modified before this."),
+    objects: str | None = typer.Option(
+        None, help="Comma-separated objects, e.g. hubspot.contacts,salesforce.Lead (default all)."
+    ),
+    dry_run: bool = DRY_RUN_OPTION,
+    as_json: bool = JSON_OPTION,
+    mapping: Path | None = MAPPING_OPTION,
+    state: Path | None = STATE_OPTION,
+    env_file: Path | None = ENV_FILE_OPTION,
+    log_format: LogFormat = LOG_FORMAT_OPTION,
+    log_level: LogLevel = LOG_LEVEL_OPTION,
+    verbose: bool = VERBOSE_OPTION,
+) -> None:
+    """Read everything (a full backfill), then reconcile and write the differences.
+
+    Resumable: after Ctrl-C or a kill, run it again and objects already read are skipped.
+    Shows a progress bar per object on a terminal. Exit codes as for `sync`.
+    """
+    from connector.sync import parse_objects  # noqa: PLC0415
+
+    setup_logging(log_format, log_level, verbose)
+
+    def action(engine):
+        return engine.backfill(since=as_utc(since), until=as_utc(until),
+                               objects=parse_objects(objects), dry_run=dry_run)
+
+    report = run_engine(action, mapping=mapping, state=state, env_file=env_file,
+                         progress=True, as_json=as_json)
+    finish(report, as_json)
+
+
+@app.command("plan")
+def plan_command(
+    output: Path | None = typer.Option(None, "-o", "--output", help="Save the plan as JSON."),
+    as_json: bool = JSON_OPTION,
+    mapping: Path | None = MAPPING_OPTION,
+    state: Path | None = STATE_OPTION,
+    env_file: Path | None = ENV_FILE_OPTION,
+    log_format: LogFormat = LOG_FORMAT_OPTION,
+    log_level: LogLevel = LOG_LEVEL_OPTION,
+    verbose: bool = VERBOSE_OPTION,
+) -> None:
+    """Read and reconcile, then show field-level changes with the rule behind each; write nothing.
+
+    Save with -o plan.json and apply later with `crmsync apply plan.json`.
+    """
+    setup_logging(log_format, log_level, verbose)
+    report, document = run_engine(lambda e: e.plan(), mapping=mapping, state=state,
+                                   env_file=env_file, as_json=as_json)
+    if output is not None and report.exit_code in (0, 1):
+        write_private(output, document.to_json())
+        typer.echo(f"plan with {len(document.changes)} change(s) saved to {output}", err=True)
+    finish(report, as_json)
+
+
+@app.command("apply")
+def apply_command(
+    plan_file: Path = typer.Argument(..., help="A plan saved by `crmsync plan -o`."),
+    dry_run: bool = DRY_RUN_OPTION,
+    as_json: bool = JSON_OPTION,
+    mapping: Path | None = MAPPING_OPTION,
+    state: Path | None = STATE_OPTION,
+    env_file: Path | None = ENV_FILE_OPTION,
+    log_format: LogFormat = LOG_FORMAT_OPTION,
+    log_level: LogLevel = LOG_LEVEL_OPTION,
+    verbose: bool = VERBOSE_OPTION,
+) -> None:
+    """Apply a saved plan; refused when a record it touches changed since it was made."""
+    from connector.exceptions import ConfigurationError  # noqa: PLC0415
+    from connector.sync import PlanDocument  # noqa: PLC0415
+
+    setup_logging(log_format, log_level, verbose)
+    try:
+        document = PlanDocument.from_json(plan_file.read_text(encoding="utf-8"), str(plan_file))
+    except OSError as error:
+        raise fail(f"cannot read {plan_file}: {error.strerror}", 2) from None
+    except UnicodeDecodeError as error:
+        raise fail(f"cannot read {plan_file}: not UTF-8 (byte offset {error.start}); "
+                    "not a crmsync plan", 2) from None
+    except ConfigurationError as error:
+        raise fail(str(error), 2) from None
+    report = run_engine(lambda e: e.apply(document, dry_run=dry_run), mapping=mapping,
+                         state=state, env_file=env_file, as_json=as_json)
+    finish(report, as_json)
+
+
+@app.command("rollback")
+def rollback_command(
+    run_id: int = typer.Argument(..., help="The run whose changes to undo (see `crmsync status`)."),
+    dry_run: bool = DRY_RUN_OPTION,
+    as_json: bool = JSON_OPTION,
+    mapping: Path | None = MAPPING_OPTION,
+    state: Path | None = STATE_OPTION,
+    env_file: Path | None = ENV_FILE_OPTION,
+    log_format: LogFormat = LOG_FORMAT_OPTION,
+    log_level: LogLevel = LOG_LEVEL_OPTION,
+    verbose: bool = VERBOSE_OPTION,
+) -> None:
+    """Restore the before-values of a run, where fields still hold what that run wrote.
+
+    Fields someone changed since are skipped and listed.
+    """
+    from connector.exceptions import ConfigurationError  # noqa: PLC0415
+
+    setup_logging(log_format, log_level, verbose)
+
+    def action(engine):
+        if not 1 <= run_id <= LARGEST_RUN_ID:
+            raise ConfigurationError(f"no run {run_id} in {engine.store.path}")
+        return engine.rollback(run_id, dry_run=dry_run)
+
+    report = run_engine(action, mapping=mapping, state=state, env_file=env_file,
+                         as_json=as_json)
+    finish(report, as_json)
+
+
