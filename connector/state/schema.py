@@ -150,5 +150,9 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX duplicates_grp ON duplicates (grp);
     """,
+    # 7: `crmsync history RECORD` reads one record's changes across every run.
+    """
+    CREATE INDEX audit_record ON audit (system, object_type, record_id);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
