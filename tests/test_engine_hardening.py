@@ -25,7 +25,7 @@ from connector.model import Change, System
 from connector.sandbox import Sandbox
 from connector.state import StateStore
 from connector.sync import PlanDocument, Progress
-from tests.helpers import engine_for, linked_early_contact, wrap, written
+from tests.helpers import edit_across_systems, engine_for, linked_early_contact, wrap, written
 from tests.runs import cli, write_env
 
 SEED = 40
@@ -244,8 +244,6 @@ def test_a_run_whose_lock_was_taken_stops_before_its_next_write(sandbox, tmp_pat
 
 
 def test_writes_left_for_a_retry_end_the_run_with_exit_1_and_say_how_many(sandbox, tmp_path):
-    from tests.helpers import edit_across_systems  # noqa: PLC0415
-
     with engine_for(sandbox, tmp_path / "state.db") as engine:
         engine.backfill()
         edit_across_systems(sandbox)
@@ -366,8 +364,6 @@ def test_a_saved_plan_file_is_private(sandbox, tmp_path):
 
 
 def test_the_sync_watermark_stays_a_safety_lag_behind_the_run_start(sandbox, tmp_path):
-    from tests.helpers import edit_across_systems  # noqa: PLC0415
-
     with engine_for(sandbox, tmp_path / "state.db", hubspot_safety_lag_seconds=900) as engine:
         backfill = engine.backfill()
         edit_across_systems(sandbox)
