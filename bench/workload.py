@@ -25,7 +25,8 @@ from bench._sizes import organisations_for_persons
 from bench.api_calls import SystemCalls, calls_by_system, counters_delta
 from bench.core import CoreThroughput, measure_core_apart
 from connector.mapping import load_mapping
-from connector.sync import OBJECTS, OVERLAP, Engine, RunReport
+from connector.sync import OVERLAP, Engine, RunReport
+from connector.sync.read import read_everything
 from connector.systems.factory import build_adapters
 
 __all__ = ["EDITED_PERSONS", "RunMeasure", "SizeResult", "SizeScenario"]
@@ -134,11 +135,7 @@ class SizeScenario:
         adapters = build_adapters(settings)
         mapping = load_mapping()
         started = time.perf_counter()
-        for system, objects in OBJECTS.items():
-            wanted = mapping.fields_read(system)
-            for obj in objects:
-                for _page in adapters[system].read_all(obj, sorted(wanted.get(obj, set()))):
-                    pass
+        read_everything(adapters, mapping)
         return time.perf_counter() - started
 
     def _run(self, label: str, state: Path, action: Callable[[Engine], RunReport], *,

@@ -6,8 +6,10 @@ holds (`ObjectSpec`), the fields the core always reads to link and key records, 
 that hold a record's modification time, the fields a CRM only moves forward, and how a raw
 record (as the API returns it) gives its id, its fields, the records it names and its natural
 key. The mapping adds what the admin chose; the adapters request at least what is named here;
-`normalise` and the state DB's identity index read records only through it. A third CRM is
-one more entry here plus one adapter.
+`normalise` and the state DB's identity index read records only through it. Each entry also
+says how an admin fixes a field crmsync writes (`FieldAdmin`: the CRM's field types and
+menus), which pre-flight and `crmsync check` print. A third CRM is one more entry here plus
+one adapter.
 
 Free of the SDKs and of the mapping (which imports this module), so the pure core, the state
 DB and the adapters can all share it.
@@ -32,6 +34,7 @@ __all__ = [
     "FORWARD_ONLY_FIELDS",
     "LINK_FIELDS",
     "MODIFIED_TIME_FIELDS",
+    "FieldAdmin",
     "Kind",
     "Named",
     "ObjectSpec",
@@ -109,6 +112,119 @@ class Ties(NamedTuple):
     natural_key: str | None
 
 
+# ---- what an admin does about a field crmsync writes (pre-flight) ---------------------------
+
+
+class FieldAdmin:
+    """How one CRM names and types the fields crmsync writes, and where in its settings an
+    admin creates a field, makes it writable, retypes it or adds an option.
+
+    Pre-flight and `crmsync check` print these (connector/preflight.py) when a field cannot
+    take what the mapping writes; the words name the CRM's own menus, so they live with the
+    CRM. Types: HubSpot's "Property type and fieldType values",
+    https://developers.hubspot.com/docs/api/crm/properties ; Salesforce's "Field Types" in
+    the SOAP API Developer Guide (describeSObjects `type`).
+    """
+
+    noun: ClassVar[str]  # what the CRM calls a field
+    date_types: ClassVar[frozenset[str]]  # types a calendar date can be written to
+    flag_types: ClassVar[frozenset[str]]  # types true/false can be written to
+    not_text_types: ClassVar[frozenset[str]]  # types a word cannot be written to
+    # Types that take only true and false, whatever options they list (a checkbox)
+    true_false_types: ClassVar[frozenset[str]] = frozenset()
+    # The field to point a rule at, by what the rule writes: "date", "flag" or "text"
+    wanted: ClassVar[dict[str, str]]
+
+    def holds(self, writes: str, field_type: str) -> bool:
+        """Whether a field of `field_type` can hold what a rule that `writes` writes."""
+        if writes == "date":
+            return field_type in self.date_types
+        if writes == "flag":
+            return field_type in self.flag_types
+        return field_type not in self.not_text_types
+
+    def create_fix(self, object_type: str, name: str) -> str:
+        """How to create a field the mapping names."""
+        raise NotImplementedError
+
+    def writable_fix(self, object_type: str, name: str) -> str:
+        """How to let crmsync write a field it can only read."""
+        raise NotImplementedError
+
+    def add_options(self, object_type: str, field: str, named: str) -> str:
+        """Where to add missing options (`named`: "it" or "them") to a field."""
+        raise NotImplementedError
+
+    def fields_page(self, object_type: str) -> str:
+        """Where an object's fields are created."""
+        raise NotImplementedError
+
+
+class HubSpotFieldAdmin(FieldAdmin):
+    noun = "property"
+    date_types = frozenset({"date"})
+    flag_types = frozenset({"bool", "enumeration"})
+    not_text_types = frozenset({"number", "date", "datetime"})
+    wanted: ClassVar[dict[str, str]] = {
+        "date": "a Date picker property (type date, not datetime)",
+        "flag": "a Single checkbox property (type bool)",
+        "text": "a text or dropdown property",
+    }
+
+    def create_fix(self, object_type: str, name: str) -> str:
+        return (
+            f"create the property in HubSpot: Settings > Data Management > Properties > "
+            f"{object_type} > Create property, internal name '{name}' "
+            f"(or POST /crm/v3/properties/{object_type} with name, label, type, fieldType, "
+            "groupName)"
+        )
+
+    def writable_fix(self, object_type: str, name: str) -> str:
+        return f"'{name}' on {object_type} is read-only or calculated; map a writable property"
+
+    def add_options(self, object_type: str, field: str, named: str) -> str:
+        return (f"add {named} in HubSpot (Settings > Data Management > Properties > "
+                f"{object_type} > {field} > Field type options)")
+
+    def fields_page(self, object_type: str) -> str:
+        return f"HubSpot (Settings > Data Management > Properties > {object_type})"
+
+
+class SalesforceFieldAdmin(FieldAdmin):
+    noun = "field"
+    date_types = frozenset({"date"})
+    flag_types = frozenset({"boolean", "picklist", "multipicklist"})
+    not_text_types = frozenset({"boolean", "date", "datetime", "time", "double", "int", "long",
+                                "currency", "percent", "reference", "id"})
+    true_false_types = frozenset({"boolean"})  # a checkbox
+    wanted: ClassVar[dict[str, str]] = {
+        "date": "a Date field (not Date/Time)",
+        "flag": "a Checkbox field",
+        "text": "a Text or Picklist field",
+    }
+
+    def create_fix(self, object_type: str, name: str) -> str:
+        suffix = "" if name.endswith("__c") else " (custom fields' API names end in __c)"
+        return (
+            f"create the field in Salesforce: Setup > Object Manager > {object_type} > Fields & "
+            f"Relationships > New, API name '{name}'{suffix}, and give the integration user "
+            "field-level access to it"
+        )
+
+    def writable_fix(self, object_type: str, name: str) -> str:
+        return (
+            f"give the integration user Edit access to {object_type}.{name} (field-level "
+            "security), or map a writable field"
+        )
+
+    def add_options(self, object_type: str, field: str, named: str) -> str:
+        return (f"add {named} to the picklist in Salesforce (Setup > Object Manager > "
+                f"{object_type} > Fields & Relationships > {field} > Values > New)")
+
+    def fields_page(self, object_type: str) -> str:
+        return f"Salesforce (Setup > Object Manager > {object_type} > Fields & Relationships)"
+
+
 class SystemCatalog:
     """One CRM's objects and the reading of its raw records. Subclasses know the shape."""
 
@@ -121,6 +237,7 @@ class SystemCatalog:
     organization_name_field: str
     # (field, object) pairs that tell a record's object when the record does not say
     object_hints: tuple[tuple[str, str], ...] = ()
+    admin: ClassVar[FieldAdmin]  # how an admin fixes a field crmsync writes (pre-flight)
 
     def kind_of(self, obj: str) -> Kind:
         """The kind of record `obj` holds; an object not listed reads as a deal."""
@@ -239,6 +356,7 @@ class HubSpotCatalog(SystemCatalog):
     # HubSpot answers 2xx to a backward lifecyclestage write and ignores it (design.md).
     forward_only = frozenset({("contacts", "lifecyclestage"), ("companies", "lifecyclestage")})
     organization_name_field = "name"
+    admin = HubSpotFieldAdmin()
     object_hints = (("dealstage", "deals"), ("email", "contacts"), ("domain", "companies"),
                     ("name", "companies"))
     # HubSpot properties that hold the id of the same person in Salesforce
@@ -301,6 +419,7 @@ class SalesforceCatalog(SystemCatalog):
     }
     modified_time_fields = ("SystemModstamp", "LastModifiedDate")
     organization_name_field = "Name"
+    admin = SalesforceFieldAdmin()
 
     def record_id(self, raw: Any) -> str | None:
         if not isinstance(raw, dict):

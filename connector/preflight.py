@@ -7,7 +7,9 @@ per object the run writes (HubSpot properties API, Salesforce describe) finds al
 up front, so the run stops with exit 2 naming every problem, having written nothing.
 
 `write_problems` is pure (a mapping and one object's described fields in, problems out);
-`crmsync check` reports the same problems. `refuse_unwritable` is the run's hook.
+`crmsync check` reports the same problems. `refuse_unwritable` is the run's hook. What
+differs per CRM (its field types, what it calls a field, its menus) is the catalog's
+(`connector.catalog.FieldAdmin`); this module holds none of it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Literal
 
+from connector.catalog import CATALOG
 from connector.exceptions import ConfigurationError
 from connector.model import LifecycleStage, Priority, Relationship
 
@@ -40,15 +43,9 @@ ProblemKind = Literal["missing", "read-only", "type", "option"]
 DATE_SOURCES = frozenset({"organization.trigger_date"})
 FLAG_SOURCES = frozenset({"person.fit", "organization.fit", "organization.trigger_active"})
 
-# Types a rule of each kind can write to. HubSpot's property types: "Property type and
-# fieldType values", https://developers.hubspot.com/docs/api/crm/properties ; Salesforce's
-# field types: "Field Types" in the SOAP API Developer Guide (describeSObjects `type`).
-DATE_TYPES = {"hubspot": {"date"}, "salesforce": {"date"}}
-FLAG_TYPES = {"hubspot": {"bool", "enumeration"},
-              "salesforce": {"boolean", "picklist", "multipicklist"}}
-NOT_TEXT_TYPES = {"hubspot": {"number", "date", "datetime"},
-                  "salesforce": {"boolean", "date", "datetime", "time", "double", "int", "long",
-                                 "currency", "percent", "reference", "id"}}
+# What a rule of each kind writes, as a problem names it. Which field types can hold it, and
+# how an admin fixes a field that cannot, are the CRM's: `CATALOG[system].admin`.
+WRITES = {"date": "calendar dates (YYYY-MM-DD)", "flag": "true/false", "text": "words"}
 
 
 @dataclass(frozen=True)
@@ -155,24 +152,18 @@ def _rule_problems(
 
 def _type_problem(rule: WriteRule, info: FieldInfo) -> tuple[str, str] | None:
     """(detail, fix) when the field's type cannot hold what the rule writes."""
-    system, kind = rule.system, _kind(rule)
-    noun = "property" if system == "hubspot" else "field"
-    if kind == "date" and info.type not in DATE_TYPES[system]:
-        return (f"is a {info.type} {noun}, but {rule.rule} writes calendar dates (YYYY-MM-DD)",
-                _retype_fix(rule, "date"))
-    if kind == "flag" and info.type not in FLAG_TYPES[system]:
-        return (f"is a {info.type} {noun}, but {rule.rule} writes true/false",
-                _retype_fix(rule, "flag"))
-    if kind == "text" and info.type in NOT_TEXT_TYPES[system]:
-        return (f"is a {info.type} {noun}, but {rule.rule} writes words",
-                _retype_fix(rule, "text"))
-    return None
+    admin, kind = CATALOG[rule.system].admin, _kind(rule)
+    if admin.holds(kind, info.type):
+        return None
+    return (f"is a {info.type} {admin.noun}, but {rule.rule} writes {WRITES[kind]}",
+            f"point {rule.rule} at {admin.wanted[kind]}: create one in "
+            f"{admin.fields_page(rule.object)}")
 
 
 def _not_options(rule: WriteRule, info: FieldInfo, values: list[Any]) -> list[str]:
     """The written values the field would refuse: not among its options (a Salesforce
     checkbox takes only true and false). A field listing no options takes any text."""
-    if rule.system == "salesforce" and info.type == "boolean":
+    if info.type in CATALOG[rule.system].admin.true_false_types:
         return [_text(v) for v in values if _text(v) not in ("true", "false")]
     if not info.options:
         return []
@@ -219,50 +210,15 @@ def _missing_detail(rule: WriteRule, info: FieldInfo, missing: list[str]) -> str
 
 def _option_fix(rule: WriteRule, missing: list[str]) -> str:
     named = "it" if len(missing) == 1 else "them"
-    if rule.system == "hubspot":
-        where = (f"add {named} in HubSpot (Settings > Data Management > Properties > "
-                 f"{rule.object} > {rule.field} > Field type options)")
-    else:
-        where = (f"add {named} to the picklist in Salesforce (Setup > Object Manager > "
-                 f"{rule.object} > Fields & Relationships > {rule.field} > Values > New)")
+    where = CATALOG[rule.system].admin.add_options(rule.object, rule.field, named)
     return f"{where}, or change the values of {rule.rule}"
-
-
-def _retype_fix(rule: WriteRule, kind: str) -> str:
-    if rule.system == "hubspot":
-        wanted = {"date": "a Date picker property (type date, not datetime)",
-                  "flag": "a Single checkbox property (type bool)",
-                  "text": "a text or dropdown property"}[kind]
-        where = f"HubSpot (Settings > Data Management > Properties > {rule.object})"
-    else:
-        wanted = {"date": "a Date field (not Date/Time)", "flag": "a Checkbox field",
-                  "text": "a Text or Picklist field"}[kind]
-        where = f"Salesforce (Setup > Object Manager > {rule.object} > Fields & Relationships)"
-    return f"point {rule.rule} at {wanted}: create one in {where}"
 
 
 def create_fix(system: str, object_type: str, name: str) -> str:
     """How an admin creates a field the mapping names."""
-    if system == "hubspot":
-        return (
-            f"create the property in HubSpot: Settings > Data Management > Properties > "
-            f"{object_type} > Create property, internal name '{name}' "
-            f"(or POST /crm/v3/properties/{object_type} with name, label, type, fieldType, "
-            "groupName)"
-        )
-    suffix = "" if name.endswith("__c") else " (custom fields' API names end in __c)"
-    return (
-        f"create the field in Salesforce: Setup > Object Manager > {object_type} > Fields & "
-        f"Relationships > New, API name '{name}'{suffix}, and give the integration user "
-        "field-level access to it"
-    )
+    return CATALOG[system].admin.create_fix(object_type, name)
 
 
 def writable_fix(system: str, object_type: str, name: str) -> str:
     """How an admin lets crmsync write a field it can only read."""
-    if system == "hubspot":
-        return f"'{name}' on {object_type} is read-only or calculated; map a writable property"
-    return (
-        f"give the integration user Edit access to {object_type}.{name} (field-level security), "
-        "or map a writable field"
-    )
+    return CATALOG[system].admin.writable_fix(object_type, name)

@@ -4,9 +4,9 @@ state DB copies, and the fixed 'today' the core tests plan on."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from connector.plan import Plan
 from connector.runtime import open_engine
 from connector.settings import Settings
 from connector.state import StateStore
+from connector.systems.base import Page, Tombstone
 
 TODAY = date(2026, 11, 23)
 
@@ -117,3 +118,68 @@ def edit_across_systems(sandbox) -> None:
                    if a["Id"] in companies and not a.get("Funding_Announced_Date__c"))
     funded = (date.today() - timedelta(days=3)).isoformat()  # -> the HubSpot company's flags
     sandbox.update_salesforce("Account", account["Id"], {"Funding_Announced_Date__c": funded})
+
+
+# --- adapters with hooks (appended: shared by the hardening and deletion tests) -------------
+
+
+class Wrapped:
+    """A sandbox-backed adapter with hooks: `on_write` runs before each write batch, and
+    `read_deleted` yields exactly the given tombstones instead of asking the CRM, so a test
+    says what was deleted and when."""
+
+    def __init__(self, inner: Any, on_write: Callable[[str, list], None] | None = None,
+                 tombstones: dict[str, list[Tombstone]] | None = None) -> None:
+        self._inner = inner
+        self.system = inner.system
+        self.on_write = on_write
+        self.tombstones = tombstones or {}
+        self.deleted_reads: list[tuple[str, datetime | None]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def write(self, object_type, updates, *, confirm_fields=()):
+        if self.on_write is not None:
+            self.on_write(object_type, list(updates))
+        return self._inner.write(object_type, updates, confirm_fields=confirm_fields)
+
+    def read_deleted(self, object_type, since):
+        self.deleted_reads.append((object_type, since))
+        found = self.tombstones.pop(object_type, [])
+        if found:
+            newest = max((t.deleted_at for t in found if t.deleted_at), default=None)
+            yield Page(records=[], max_modified=newest, tombstones=found)
+
+
+def wrap(engine, **hooks) -> dict[str, Wrapped]:
+    """Put a `Wrapped` around each of the engine's adapters; `hooks` by system, e.g.
+    `hubspot={"on_write": f}`."""
+    wrapped = {system: Wrapped(adapter, **hooks.get(system, {}))
+               for system, adapter in engine.adapters.items()}
+    engine.adapters = wrapped
+    return wrapped
+
+
+# --- sandbox datasets (appended: a fixture's data, used beside it by the model tests) --------
+
+
+MANY = 150
+
+
+def inline_fixture() -> dict:
+    """150 contacts and 60 companies; deal 900001 has every contact (more than the 100 a
+    record inlines) and company 500001, 900002 only that company, 900003 nothing, 900004 all
+    60 companies (61 rows with the primary one's extra row)."""
+    contacts = [{"id": str(100001 + n), "properties": {"email": f"p{n}@many.example"}}
+                for n in range(MANY)]
+    companies = [{"id": str(500001 + n), "properties": {"name": f"Org {n}"}} for n in range(60)]
+    deals = [{"id": str(900001 + n), "properties": {"dealname": f"Deal {n}"}} for n in range(4)]
+    return {"hubspot": {
+        "contacts": contacts, "companies": companies, "deals": deals,
+        "associations": {
+            "deals/contacts": [["900001", c["id"]] for c in contacts],
+            "deals/companies": [["900001", "500001"], ["900002", "500001"],
+                                *(["900004", c["id"]] for c in companies)],
+        },
+    }}

@@ -15,8 +15,7 @@ import pytest
 
 from connector.sandbox import Sandbox
 from connector.systems.base import Tombstone
-from tests.helpers import engine_for
-from tests.test_engine_hardening import wrap
+from tests.helpers import engine_for, wrap
 
 SEED = 40
 

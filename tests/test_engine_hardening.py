@@ -25,8 +25,7 @@ from connector.model import Change, System
 from connector.sandbox import Sandbox
 from connector.state import StateStore
 from connector.sync import PlanDocument, Progress
-from connector.systems.base import Page, Tombstone
-from tests.helpers import engine_for, linked_early_contact, written
+from tests.helpers import edit_across_systems, engine_for, linked_early_contact, wrap, written
 from tests.runs import cli, write_env
 
 SEED = 40
@@ -37,41 +36,6 @@ ROOT = Path(__file__).resolve().parents[1]
 def sandbox() -> Iterator[Sandbox]:
     with Sandbox(seed=SEED) as sb:
         yield sb
-
-
-class Wrapped:
-    """A sandbox-backed adapter with hooks: `on_write` runs before each write batch, and
-    `read_deleted` yields the given tombstones (the real adapters' own are stubs for now)."""
-
-    def __init__(self, inner: Any, on_write: Callable[[str, list], None] | None = None,
-                 tombstones: dict[str, list[Tombstone]] | None = None) -> None:
-        self._inner = inner
-        self.system = inner.system
-        self.on_write = on_write
-        self.tombstones = tombstones or {}
-        self.deleted_reads: list[tuple[str, datetime | None]] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def write(self, object_type, updates, *, confirm_fields=()):
-        if self.on_write is not None:
-            self.on_write(object_type, list(updates))
-        return self._inner.write(object_type, updates, confirm_fields=confirm_fields)
-
-    def read_deleted(self, object_type, since):
-        self.deleted_reads.append((object_type, since))
-        found = self.tombstones.pop(object_type, [])
-        if found:
-            newest = max((t.deleted_at for t in found if t.deleted_at), default=None)
-            yield Page(records=[], max_modified=newest, tombstones=found)
-
-
-def wrap(engine, **hooks) -> dict[str, Wrapped]:
-    wrapped = {system: Wrapped(adapter, **hooks.get(system, {}))
-               for system, adapter in engine.adapters.items()}
-    engine.adapters = wrapped
-    return wrapped
 
 
 class AfterReading(Progress):
@@ -280,8 +244,6 @@ def test_a_run_whose_lock_was_taken_stops_before_its_next_write(sandbox, tmp_pat
 
 
 def test_writes_left_for_a_retry_end_the_run_with_exit_1_and_say_how_many(sandbox, tmp_path):
-    from tests.helpers import edit_across_systems  # noqa: PLC0415
-
     with engine_for(sandbox, tmp_path / "state.db") as engine:
         engine.backfill()
         edit_across_systems(sandbox)
@@ -402,8 +364,6 @@ def test_a_saved_plan_file_is_private(sandbox, tmp_path):
 
 
 def test_the_sync_watermark_stays_a_safety_lag_behind_the_run_start(sandbox, tmp_path):
-    from tests.helpers import edit_across_systems  # noqa: PLC0415
-
     with engine_for(sandbox, tmp_path / "state.db", hubspot_safety_lag_seconds=900) as engine:
         backfill = engine.backfill()
         edit_across_systems(sandbox)

@@ -17,7 +17,7 @@ from connector.normalize import normalise
 from connector.state import StateStore
 from connector.sync import Engine
 from tests.helpers import TODAY, run_core
-from tests.test_invariants import world
+from tests.strategies import world
 
 MAPPING = load_mapping()
 GOLDEN = Path(__file__).parent / "golden"

@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
+from typing import ClassVar
 
 import pytest
 
+from connector.catalog import CATALOG, FieldAdmin
 from connector.mapping import Mapping, load_mapping
 from connector.preflight import write_problems
 from connector.sandbox import Sandbox
@@ -205,3 +208,54 @@ def test_a_read_only_field_is_a_problem():
         "crmsync_trigger_type", "string", writable=False)}
     [problem] = write_problems(load_mapping(), "hubspot", "companies", described)
     assert (problem.field, problem.kind) == ("crmsync_trigger_type", "read-only")
+
+
+# ---- a third CRM: its catalog entry alone gives pre-flight its words ---------------------------
+
+
+class _ThirdFields(FieldAdmin):
+    """A made-up CRM that calls fields attributes and keeps them under one menu."""
+
+    noun = "attribute"
+    date_types = frozenset({"day"})
+    flag_types = frozenset({"yes_no"})
+    not_text_types = frozenset({"day", "yes_no"})
+    wanted: ClassVar[dict[str, str]] = {
+        "date": "a Day attribute", "flag": "a Yes/No attribute", "text": "a Text attribute"}
+
+    def create_fix(self, object_type: str, name: str) -> str:
+        return f"add the attribute '{name}' under Third > {object_type} > Attributes"
+
+    def writable_fix(self, object_type: str, name: str) -> str:
+        return f"unlock {object_type}.{name} under Third > Locks"
+
+    def add_options(self, object_type: str, field: str, named: str) -> str:
+        return f"add {named} under Third > {object_type} > {field} > Choices"
+
+    def fields_page(self, object_type: str) -> str:
+        return f"Third ({object_type} > Attributes)"
+
+
+def test_a_third_crm_needs_only_its_catalog_entry(monkeypatch):
+    """Pre-flight asks the catalog how a CRM names, types and fixes a field, so a new CRM
+    brings its own words instead of getting another CRM's menus."""
+    monkeypatch.setitem(CATALOG, "third", SimpleNamespace(admin=_ThirdFields()))
+    rule = next(r for r in load_mapping().write_rules("hubspot", "companies")
+                if r.source == "organization.trigger_date")
+    since = replace(rule, system="third", object="orgs", field="since", rule="rule A")
+    fit = replace(since, field="fit", source="organization.fit", rule="rule B")
+    tier = replace(since, field="tier", source="organization.priority", values=None,
+                   rule="rule C")
+    mapping = replace(load_mapping(), write_back={("third", "orgs"): (since, fit, tier)})
+    described = {"since": _field("since", "text", writable=False),
+                 "tier": _field("tier", "text", ("fit",))}
+    assert [str(p) for p in write_problems(mapping, "third", "orgs", described)] == [
+        "third orgs.fit does not exist (rule B writes it); add the attribute 'fit' under "
+        "Third > orgs > Attributes",
+        "third orgs.since is read-only (rule A writes it); unlock orgs.since under Third > Locks",
+        "third orgs.since is a text attribute, but rule A writes calendar dates (YYYY-MM-DD); "
+        "point rule A at a Day attribute: create one in Third (orgs > Attributes)",
+        "third orgs.tier has no options 'trigger_fit', 'nonfit_lead', 'other' (its options: "
+        "fit), which rule C writes; add them under Third > orgs > tier > Choices, or change "
+        "the values of rule C",
+    ]

@@ -14,9 +14,12 @@ import pytest
 
 from connector.mapping import load_mapping
 from connector.sandbox import Sandbox
+from connector.settings import Settings
 from connector.state import StateStore
 from connector.sync import Engine, PlanDocument, parse_objects
-from tests.helpers import engine_for, hold_lock, linked_early_contact, written
+from connector.sync.read import read_everything
+from connector.systems.factory import build_adapters
+from tests.helpers import FAST_RETRIES, engine_for, hold_lock, linked_early_contact, written
 
 SEED = 40
 
@@ -313,3 +316,28 @@ def test_a_caller_that_stops_early_closes_the_pages_it_left():
         if page == 3:
             break
     assert closed.wait(5)
+
+
+def test_read_everything_reads_what_a_backfill_reads_with_the_same_requests(sandbox, tmp_path):
+    """The adapters-only read (the benchmark's, over adapters as `build_adapters` gives them)
+    asks the CRMs for what a backfill asks for: the same objects, records and requests, so
+    timing it times the same reads."""
+    with engine_for(sandbox, tmp_path / "state.db") as engine:
+        before = sandbox.counters()["requests"]
+        backfill = engine.backfill(dry_run=True)
+        by_backfill = _requests_since(before, sandbox.counters()["requests"])
+    settings = Settings.from_env_map(sandbox.settings_env(), state_path=tmp_path / "unused.db",
+                                     **FAST_RETRIES)
+    before = sandbox.counters()["requests"]
+    read = read_everything(build_adapters(settings), load_mapping())
+    by_read_everything = _requests_since(before, sandbox.counters()["requests"])
+    assert backfill.status == "ok", backfill.message
+    assert read == backfill.read
+    # Beyond the reads, the backfill described the fields it would write (pre-flight).
+    assert by_read_everything == {name: count for name, count in by_backfill.items()
+                                  if name not in ("hubspot.properties", "salesforce.describe")}
+
+
+def _requests_since(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {name: after[name] - before.get(name, 0) for name in after
+            if after[name] != before.get(name, 0)}

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from connector.sync.report import Progress
 
 __all__ = ["OBJECTS", "OVERLAP", "BackfillCheckpoint", "Checkpoint", "ObjectRead", "Reader",
-           "SyncCheckpoint", "fields_read", "parse_objects"]
+           "SyncCheckpoint", "fields_read", "objects_to_read", "parse_objects", "read_everything"]
 
 log = logging.getLogger("crmsync.sync")
 
@@ -166,12 +166,7 @@ class Reader:
 
     def _objects(self, chosen: set[tuple[str, str]] | None = None
                  ) -> Iterator[tuple[str, str]]:
-        for system, objects in OBJECTS.items():
-            if system not in self.adapters:
-                continue
-            for obj in objects:
-                if chosen is None or (system, obj) in chosen:
-                    yield system, obj
+        return objects_to_read(self.adapters, chosen)
 
     def _fields(self, system: str, obj: str) -> list[str]:
         return fields_read(self.mapping, system, obj)
@@ -235,6 +230,38 @@ class Reader:
             self.store.lock.heartbeat()
             report.read[key] += len(page.records)
             self.progress.advance(key, len(page.records))
+
+
+def objects_to_read(adapters: TypingMapping[str, CrmAdapter],
+                    chosen: set[tuple[str, str]] | None = None) -> Iterator[tuple[str, str]]:
+    """(system, object) for every object of every system there is an adapter for (or those
+    `chosen`), in the order a run reads them: each system's organisations first."""
+    for system, objects in OBJECTS.items():
+        if system not in adapters:
+            continue
+        for obj in objects:
+            if chosen is None or (system, obj) in chosen:
+                yield system, obj
+
+
+def read_everything(adapters: TypingMapping[str, CrmAdapter] | Iterable[CrmAdapter],
+                    mapping: Mapping) -> dict[str, int]:
+    """Read every object of every system to its end, as a backfill's `Reader` asks for it
+    (the same objects, order and fields), and keep nothing: records read by `system.object`.
+    `adapters` by system name, or as `build_adapters` gives them (as `Engine` takes them).
+
+    For measuring the adapters on their own (the benchmark's adapters-only reads): no state
+    DB, no mirror, no read-ahead thread, so what it times is the SDKs and the adapters.
+    """
+    by_system = (dict(adapters) if isinstance(adapters, TypingMapping)
+                 else {adapter.system: adapter for adapter in adapters})
+    read: dict[str, int] = {}
+    for system, obj in objects_to_read(by_system):
+        key = f"{system}.{obj}"
+        read[key] = 0
+        for page in by_system[system].read_all(obj, fields_read(mapping, system, obj)):
+            read[key] += len(page.records)
+    return read
 
 
 def _prefetched(pages: Iterable[Page], depth: int) -> Iterator[Page]:

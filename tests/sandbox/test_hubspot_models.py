@@ -20,8 +20,8 @@ from hubspot.crm.contacts import (
 )
 
 from connector.sandbox import Sandbox
+from tests.helpers import inline_fixture
 from tests.sandbox.clients import NOW, hubspot_client
-from tests.sandbox.conftest import inline_fixture
 
 # Differ between the raw and the model fetch (two requests), so only their presence is checked.
 VOLATILE = {"startedAt", "completedAt"}

@@ -7,9 +7,11 @@ use these live in conftest.py; test modules import from here, never from each ot
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from connector.catalog import CATALOG
 from connector.sandbox import Sandbox
 from connector.settings import Settings
 from connector.systems.base import FieldInfo
@@ -61,44 +63,29 @@ def sf_time(moment: datetime) -> str:
 
 
 def hubspot_contacts(stamps: list[datetime], first_id: int = 100001) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": str(first_id + n),
-            "properties": {
-                "email": f"person{n}@example{n % 97}.com",
-                "firstname": f"P{n}",
-                "createdate": hs_time(BASE - timedelta(days=1)),
-                "lastmodifieddate": hs_time(stamp),
-            },
-        }
-        for n, stamp in enumerate(stamps)
-    ]
+    return _hubspot_rows("contacts", stamps, first_id, lambda n: {
+        "email": f"person{n}@example{n % 97}.com", "firstname": f"P{n}"})
 
 
 def hubspot_companies(stamps: list[datetime], first_id: int = 500001) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": str(first_id + n),
-            "properties": {
-                "name": f"Org {n}",
-                "domain": f"org{n}.example",
-                "createdate": hs_time(BASE - timedelta(days=1)),
-                "hs_lastmodifieddate": hs_time(stamp),
-            },
-        }
-        for n, stamp in enumerate(stamps)
-    ]
+    return _hubspot_rows("companies", stamps, first_id, lambda n: {
+        "name": f"Org {n}", "domain": f"org{n}.example"})
 
 
 def hubspot_deals(stamps: list[datetime], first_id: int = 900001) -> list[dict[str, Any]]:
+    return _hubspot_rows("deals", stamps, first_id, lambda n: {"dealname": f"Deal {n}"})
+
+
+def _hubspot_rows(obj: str, stamps: list[datetime], first_id: int,
+                  properties: Callable[[int], dict[str, Any]]) -> list[dict[str, Any]]:
+    """Record n: id `first_id + n`, `properties(n)`, created the day before BASE and modified
+    at `stamps[n]` (in the object's cursor field, as the catalog names it)."""
+    modified = CATALOG["hubspot"].objects[obj].cursor_field
+    created = hs_time(BASE - timedelta(days=1))
     return [
         {
             "id": str(first_id + n),
-            "properties": {
-                "dealname": f"Deal {n}",
-                "createdate": hs_time(BASE - timedelta(days=1)),
-                "hs_lastmodifieddate": hs_time(stamp),
-            },
+            "properties": {**properties(n), "createdate": created, modified: hs_time(stamp)},
         }
         for n, stamp in enumerate(stamps)
     ]
