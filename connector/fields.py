@@ -396,8 +396,8 @@ def hubspot_property_body(need: FieldNeed) -> dict[str, Any]:
         "type": type_,
         "fieldType": field_type,
         "groupName": HUBSPOT_DEFAULT_GROUPS[need.object],
-        "description": "Kept by crmsync; see " + "; ".join(
-            rule for rule in need.rules if not rule.startswith("catalog:")),
+        "description": ("Written and read" if need.written else "Read") + " by crmsync: "
+        + "; ".join(rule for rule in need.rules if not rule.startswith("catalog:")),
     }
     if need.options:
         body["options"] = [

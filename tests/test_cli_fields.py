@@ -4,7 +4,10 @@ what a person or a pipe sees."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,7 @@ import requests
 
 from connector.catalog import HUBSPOT_FIELD_CREATION_SCOPES, HUBSPOT_SCOPES
 from connector.sandbox import Sandbox
-from tests.runs import cli, write_env
+from tests.runs import ROOT, cli, write_env
 
 REMOVED = [("contacts", "crmsync_priority"), ("companies", "crmsync_trigger_type"),
            ("companies", "recent_funding_date")]
@@ -106,6 +109,39 @@ def test_create_hubspot_makes_the_missing_properties_that_check_then_finds(tmp_p
         again = cli("fields", "--create", "hubspot", "--yes", cwd=tmp_path, env_file=env)
         assert again.returncode == 0
         assert "0 properties to create, 11 already there" in again.stdout
+
+
+def _on_a_terminal(tmp_path: Path, env: Path, answer: str) -> subprocess.CompletedProcess:
+    """`crmsync fields --create hubspot` with a terminal (a pty) as stdin, answered `answer`."""
+    main, terminal = os.openpty()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CRMSYNC_")}
+    environment["PYTHONPATH"] = str(ROOT)
+    try:
+        os.write(main, answer.encode() + b"\n")
+        return subprocess.run(
+            [sys.executable, "-m", "connector", "fields", "--create", "hubspot",
+             "--env-file", str(env)],
+            cwd=tmp_path, env=environment, stdin=terminal, capture_output=True, text=True,
+            timeout=120, check=False)
+    finally:
+        os.close(terminal)
+        os.close(main)
+
+
+def test_on_a_terminal_it_asks_first_and_no_creates_nothing(tmp_path) -> None:
+    with Sandbox(seed=5) as sb:
+        env = write_env(sb, tmp_path)
+        sb.remove_hubspot_property("contacts", "crmsync_priority")
+        declined = _on_a_terminal(tmp_path, env, "n")
+        assert declined.returncode == 0, declined.stderr
+        assert "Create 1 property in the HubSpot portal at" in declined.stdout
+        assert "Nothing was created." in declined.stdout
+        assert "crmsync_priority" not in _hubspot_properties(sb, "contacts")
+
+        accepted = _on_a_terminal(tmp_path, env, "y")
+        assert accepted.returncode == 0, accepted.stderr
+        assert "created  contacts.crmsync_priority" in accepted.stdout
+        assert "crmsync_priority" in _hubspot_properties(sb, "contacts")
 
 
 def test_a_property_of_the_wrong_type_is_reported_and_left_as_it_is(tmp_path) -> None:

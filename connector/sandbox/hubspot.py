@@ -425,11 +425,12 @@ class HubSpotApi:
             found = self._lookup(object_type, keys, body.get("idProperty"))
             seen: set[str] = set()
             results = []
+            defined = self._defined(object_type)
             for key in keys:
                 record = found.get(key)
                 if record is not None and record["id"] not in seen:
                     seen.add(record["id"])
-                    results.append(_render(record, object_type, names, self._defined(object_type)))
+                    results.append(_render(record, object_type, names, defined))
         missing = [k for k in keys if k not in found]
         errors = []
         if missing:
