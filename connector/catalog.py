@@ -32,8 +32,14 @@ __all__ = [
     "CATALOG",
     "CATALOG_VERSION",
     "FORWARD_ONLY_FIELDS",
+    "HUBSPOT_DEFAULT_GROUPS",
+    "HUBSPOT_DEFAULT_PROPERTIES",
+    "HUBSPOT_FIELD_CREATION_SCOPES",
+    "HUBSPOT_SCOPES",
     "LINK_FIELDS",
     "MODIFIED_TIME_FIELDS",
+    "SALESFORCE_COMPOUND_FIELDS",
+    "SALESFORCE_NO_FIELD_PERMISSION",
     "FieldAdmin",
     "Kind",
     "Named",
@@ -579,3 +585,87 @@ def _associations(raw: dict, to: str) -> list[str]:
                              "associations")
         ids.append(text)
     return ids
+
+
+# ---- setting up a portal and an org: scopes and the fields every one already has ------------
+# (read by `crmsync fields` and `crmsync check`, README and config/example.env list the same)
+
+# The private-app scopes crmsync's own calls need with the shipped mapping, and no more:
+# reading contacts, companies and deals (list, search, batch read, the v4 associations of
+# deals), writing the two objects `mappings/default.yaml` writes back to, and reading the
+# property definitions of all three (`check` and the pre-flight describe them). HubSpot's
+# scopes reference: https://developers.hubspot.com/docs/apps/developer-platform/build-apps/
+# authentication/scopes ; the properties API: https://developers.hubspot.com/docs/api/crm/
+# properties (reading needs crm.schemas.{object}.read, creating crm.schemas.{object}.write).
+# `crmsync fields` derives the list from any mapping (connector.fields.hubspot_scopes); a test
+# checks that this list is what it derives from the shipped one.
+HUBSPOT_SCOPES: tuple[str, ...] = (
+    "crm.objects.contacts.read",
+    "crm.objects.contacts.write",
+    "crm.objects.companies.read",
+    "crm.objects.companies.write",
+    "crm.objects.deals.read",
+    "crm.schemas.contacts.read",
+    "crm.schemas.companies.read",
+    "crm.schemas.deals.read",
+)
+# Only `crmsync fields --create hubspot` needs these (creating the shipped mapping's custom
+# contact and company properties); grant them for that command and remove them afterwards.
+HUBSPOT_FIELD_CREATION_SCOPES: tuple[str, ...] = (
+    "crm.schemas.contacts.write",
+    "crm.schemas.companies.write",
+)
+
+# Properties every HubSpot portal has (HubSpot's default properties of each object), or that
+# HubSpot's own Salesforce integration creates (`salesforce*id`): crmsync never creates them.
+# Any other property a mapping names is custom. Default properties: HubSpot knowledge base,
+# "HubSpot's default contact / company / deal properties".
+HUBSPOT_DEFAULT_PROPERTIES: dict[str, frozenset[str]] = {
+    "contacts": frozenset({
+        "hs_object_id", "createdate", "lastmodifieddate", "email", "firstname", "lastname",
+        "lifecyclestage", "hs_lead_status", "associatedcompanyid", "company", "country",
+        "industry", "jobtitle", "phone", "website", "hs_merged_object_ids",
+        "salesforcecontactid", "salesforceleadid"}),
+    "companies": frozenset({
+        "hs_object_id", "createdate", "hs_lastmodifieddate", "name", "domain", "industry",
+        "numberofemployees", "country", "annualrevenue", "type", "lifecyclestage", "city",
+        "phone", "website", "hs_merged_object_ids", "salesforceaccountid"}),
+    "deals": frozenset({
+        "hs_object_id", "createdate", "hs_lastmodifieddate", "dealname", "dealstage",
+        "pipeline", "amount", "closedate", "hs_merged_object_ids"}),
+}
+# The group every portal has per object: where `crmsync fields --create hubspot` puts the
+# properties it creates (a property's groupName must name an existing group).
+HUBSPOT_DEFAULT_GROUPS: dict[str, str] = {
+    "contacts": "contactinformation",
+    "companies": "companyinformation",
+    "deals": "dealinformation",
+}
+
+# Salesforce standard fields that take no field permission in a permission set: the record
+# id and system stamps, required fields ("You cannot deploy to a required field"), name parts
+# and fields Salesforce sets itself (conversion, merge, closed/won). Access to them comes with
+# the object's Read. Custom fields always end in `__c` and are never in this table.
+SALESFORCE_NO_FIELD_PERMISSION: dict[str, frozenset[str]] = {
+    obj: frozenset({"Id", "CreatedDate", "LastModifiedDate", "SystemModstamp", "IsDeleted",
+                    "MasterRecordId"}) | extra
+    for obj, extra in {
+        "Lead": frozenset({"FirstName", "LastName", "Company", "Status", "IsConverted",
+                           "ConvertedContactId", "ConvertedAccountId",
+                           "ConvertedOpportunityId", "ConvertedDate"}),
+        "Contact": frozenset({"FirstName", "LastName"}),
+        "Account": frozenset({"Name"}),
+        "Opportunity": frozenset({"Name", "StageName", "CloseDate", "IsClosed", "IsWon"}),
+    }.items()
+}
+# Parts of a compound address: a permission set grants access to the whole address.
+SALESFORCE_COMPOUND_FIELDS: dict[tuple[str, str], str] = {
+    **{("Account", f"Billing{part}"): "BillingAddress"
+       for part in ("Street", "City", "State", "PostalCode", "Country")},
+    **{("Account", f"Shipping{part}"): "ShippingAddress"
+       for part in ("Street", "City", "State", "PostalCode", "Country")},
+    **{(obj, part): "Address" for obj in ("Lead",)
+       for part in ("Street", "City", "State", "PostalCode", "Country")},
+    **{("Contact", f"Mailing{part}"): "MailingAddress"
+       for part in ("Street", "City", "State", "PostalCode", "Country")},
+}

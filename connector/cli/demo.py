@@ -21,8 +21,11 @@ from connector.cli._common import (
 @app.command("demo")
 def demo_command(
     seed: int = typer.Option(200, help="Sandbox size: organisations (about 3x as many people)."),
-    state: Path = typer.Option(Path("crmsync-demo.db"), "--state",
-                               help="State DB for the demo (recreated on every run)."),
+    state: Path | None = typer.Option(
+        None, "--state", show_default=False,
+        help="State DB for the demo, recreated on every run. Default: crmsync-demo.db in a "
+             "folder of your own under the system's temporary directory (the demo prints "
+             "where), never in the current directory."),
     log_format: LogFormat = LOG_FORMAT_OPTION,
     log_level: LogLevel = LOG_LEVEL_OPTION,
     verbose: bool = VERBOSE_OPTION,
@@ -40,6 +43,7 @@ def demo_command(
 
     setup_logging(log_format, log_level, verbose)
     console = Console()
+    state = state or _demo_state()
 
     def show(report, with_changes: bool) -> None:
         print_report(report, console, show_changes=with_changes)
@@ -54,3 +58,17 @@ def demo_command(
     raise typer.Exit(0 if sync.exit_code in (0, 1) else sync.exit_code)
 
 
+def _demo_state() -> Path:
+    """crmsync-demo.db in a private folder under the temporary directory (TMPDIR, else /tmp):
+    a demo leaves nothing in a checkout, and another user's demo is not in the way."""
+    import getpass  # noqa: PLC0415
+    import os  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    from connector.cli._common import fail  # noqa: PLC0415
+
+    folder = Path(tempfile.gettempdir()) / f"crmsync-demo-{getpass.getuser()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    if hasattr(os, "getuid") and folder.stat().st_uid != os.getuid():
+        raise fail(f"{folder} belongs to another user: pass --state PATH", 2)
+    return folder / "crmsync-demo.db"

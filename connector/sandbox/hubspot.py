@@ -1,5 +1,6 @@
 """The emulated HubSpot CRM API: objects v3 (list, read, search, batch), associations v4,
-properties v3, with HubSpot's limits and error shapes.
+properties v3 (read, and create as HubSpot validates it), with HubSpot's limits and
+error shapes.
 
 List and read-by-id answer `associations=` inline, as HubSpot does; search and batch read
 have no such parameter (their request and response models carry no associations).
@@ -24,10 +25,10 @@ from connector.sandbox._http import BadJson, Request, Response, correlation_id, 
 from connector.sandbox._state import SandboxState
 from connector.sandbox.schema import (
     HUBSPOT_MODIFIED_PROPERTY,
-    HUBSPOT_PROPERTIES,
     LIFECYCLE_ORDER,
     HubSpotPortal,
     HubSpotProperty,
+    Option,
     hubspot_property,
 )
 from connector.sandbox.store import hs_datetime, parse_instant
@@ -64,6 +65,21 @@ ASSOCIATION_TYPE_IDS = {
     ("deals", "companies"): (341, 5), ("companies", "deals"): (342, 6),
 }
 SINGULAR = {"contacts": "contact", "companies": "company", "deals": "deal"}
+# Property `type` -> the `fieldType`s HubSpot accepts with it: "Property type and fieldType
+# values", https://developers.hubspot.com/docs/api/crm/properties ("When creating or updating
+# properties, both type and fieldType values are required"). phone_number and the html and
+# phonenumber field types are the newer API's additions.
+PROPERTY_FIELD_TYPES = {
+    "bool": ("booleancheckbox", "calculation_equation"),
+    "enumeration": ("booleancheckbox", "checkbox", "radio", "select", "calculation_equation"),
+    "date": ("date",),
+    "datetime": ("date",),
+    "string": ("file", "text", "textarea", "calculation_equation", "html", "phonenumber"),
+    "number": ("number", "calculation_equation"),
+    "phone_number": ("phonenumber",),
+}
+# Fields a create request must carry (the same page, "Create a property").
+PROPERTY_REQUIRED = ("name", "label", "type", "fieldType", "groupName")
 SANDBOX_PORTAL_ID = 24_000_001
 
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
@@ -77,6 +93,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
      "associations"),
     ("GET", re.compile(r"^/crm/v3/properties/(?P<type>[^/]+)(?:/(?P<name>[^/]+))?/?$"),
      "properties"),
+    ("POST", re.compile(r"^/crm/v3/properties/(?P<type>[^/]+)/?$"), "create_property"),
     # /crm/v3/schemas is the documented path; hubspot-api-client calls the older alias.
     ("GET", re.compile(r"^/crm(?:-object-schemas)?/v3/schemas/?$"), "schemas"),
 ]
@@ -222,6 +239,9 @@ class HubSpotApi:
             return self.schemas()
         if name == "properties" and _other_standard_type(args["type"] or "") is not None:
             return self.other_properties(_other_standard_type(args["type"] or "") or "")
+        if name == "create_property" and _other_standard_type(args["type"] or "") is not None:
+            raise _validation(f"The sandbox keeps no properties of {args['type']}; it emulates "
+                              "contacts, companies and deals")
         object_type = _object_type(args["type"] or "")
         handlers: dict[str, Callable[[], Response]] = {
             "list": lambda: self.list_objects(object_type, request),
@@ -233,6 +253,7 @@ class HubSpotApi:
             "associations": lambda: self.associations(
                 object_type, _object_type(args["to"] or ""), _body(request)),
             "properties": lambda: self.properties(object_type, args.get("name")),
+            "create_property": lambda: self.create_property(object_type, _body(request)),
         }
         return handlers[name]()
 
@@ -289,7 +310,7 @@ class HubSpotApi:
     ) -> dict[str, Any]:
         """`_render` plus the requested associations; a type the record has none of is left
         out, and so is the whole `associations` key when it has none of any requested type."""
-        rendered = _render(record, object_type, names)
+        rendered = _render(record, object_type, names, self._defined(object_type))
         data = self.state.dataset
         associations = {}
         for to_type in linked:
@@ -338,7 +359,8 @@ class HubSpotApi:
         with data.lock:
             matches = self._matches(object_type, body)
             end = min(after + limit, len(matches), SEARCH_CAP)
-            page = [_render(r, object_type, names) for r in matches[after:end]]
+            defined = self._defined(object_type)
+            page = [_render(r, object_type, names, defined) for r in matches[after:end]]
         payload: dict[str, Any] = {"total": len(matches), "results": page}
         if end < len(matches):
             payload["paging"] = {"next": {"after": str(end)}}
@@ -403,11 +425,12 @@ class HubSpotApi:
             found = self._lookup(object_type, keys, body.get("idProperty"))
             seen: set[str] = set()
             results = []
+            defined = self._defined(object_type)
             for key in keys:
                 record = found.get(key)
                 if record is not None and record["id"] not in seen:
                     seen.add(record["id"])
-                    results.append(_render(record, object_type, names))
+                    results.append(_render(record, object_type, names, defined))
         missing = [k for k in keys if k not in found]
         errors = []
         if missing:
@@ -472,7 +495,8 @@ class HubSpotApi:
                         [key], problems))
                     continue
                 _apply_update(data, portal, object_type, record, properties, moment)
-                results.append(_render(record, object_type, tuple(properties)))
+                results.append(_render(record, object_type, tuple(properties),
+                                       self._defined(object_type)))
         self.state.counters.returned("hubspot.batch_update", len(results))
         self.state.counters.written("hubspot.batch_update", len(results))
         return _batch_response(results, errors)
@@ -536,7 +560,8 @@ class HubSpotApi:
             if primary == loser:
                 raise _validation("Cannot merge an object with itself")
             survivor = data.merge_hubspot(object_type, primary, loser, data.clock.now())
-            rendered = _render(survivor, object_type, DEFAULT_PROPERTIES[object_type])
+            rendered = _render(survivor, object_type, DEFAULT_PROPERTIES[object_type],
+                               self._defined(object_type))
         self.state.counters.written("hubspot.merge", 1)
         return json_response(200, rendered)
 
@@ -561,6 +586,33 @@ class HubSpotApi:
         ]
         self.state.counters.returned("hubspot.properties", len(results))
         return json_response(200, {"results": results})
+
+    def create_property(self, object_type: str, body: dict[str, Any]) -> Response:
+        """`POST /crm/v3/properties/{type}`: 201 with the new property, as HubSpot answers.
+
+        Refused as HubSpot refuses (https://developers.hubspot.com/docs/api/crm/properties,
+        "Create a property"): 400 VALIDATION_ERROR when a required field (name, label, type,
+        fieldType, groupName) is missing, the type is unknown, the fieldType does not go with
+        the type ("Property type and fieldType values"), the group does not exist, or the
+        options are malformed (enumeration: a label and a unique value each; bool: the values
+        true and false); 409 CONFLICT when a property of that name exists ("Returns a 409
+        Conflict error if there is already a property with the 'name' you used. Property
+        names must be unique.", HubSpot's create-property reference; the category HubSpot
+        gives its 409s, e.g. "Contact already exists", PipedreamHQ/pipedream#8749). Options
+        sent with any other type are ignored. A bool sent without options gets Yes (true) and
+        No (false), the options HubSpot's own checkboxes list.
+        """
+        portal = self.state.hubspot_portal
+        definition = _property_from_body(object_type, body, portal.groups(object_type))
+        if not portal.add_property(object_type, definition):
+            raise HubSpotError(409, "CONFLICT",
+                               f"Property named '{definition.name}' already exists.")
+        self.state.counters.written("hubspot.create_property", 1)
+        order = list(portal.properties(object_type)).index(definition.name)
+        return json_response(201, _property_json(definition, order))
+
+    def _defined(self, object_type: str) -> frozenset[str]:
+        return self.state.hubspot_portal.names(object_type)
 
     def properties(self, object_type: str, name: str | None) -> Response:
         """`GET /crm/v3/properties/{type}[/{name}]` with options in display order."""
@@ -668,12 +720,14 @@ def _association_types(object_type: str, names: list[str]) -> tuple[str, ...]:
 # ---- helpers: rendering ---------------------------------------------------------------------
 
 
-def _render(record: dict[str, Any], object_type: str, names: tuple[str, ...]) -> dict[str, Any]:
-    """A record as HubSpot returns it: requested known properties (null when empty) plus the
-    id and dates HubSpot always includes."""
+def _render(
+    record: dict[str, Any], object_type: str, names: tuple[str, ...], defined: frozenset[str]
+) -> dict[str, Any]:
+    """A record as HubSpot returns it: the requested properties the portal has (null when
+    empty; a name it has no property of is left out, as HubSpot does) plus the id and dates
+    HubSpot always includes."""
     props = record["properties"]
     modified = HUBSPOT_MODIFIED_PROPERTY[object_type]
-    defined = HUBSPOT_PROPERTIES[object_type]
     out = {n: props.get(n) for n in names if n in defined}
     for always in ("hs_object_id", "createdate", modified):
         out[always] = props.get(always)
@@ -766,6 +820,54 @@ def _inline_associations(
     return out
 
 
+def _property_from_body(
+    object_type: str, body: dict[str, Any], groups: set[str]
+) -> HubSpotProperty:
+    """The property a create request describes, or the 400 HubSpot answers for it."""
+    missing = [key for key in PROPERTY_REQUIRED
+               if not isinstance(body.get(key), str) or not body[key].strip()]
+    if missing:
+        raise _validation(f"Missing required field(s) {', '.join(missing)}: a property needs "
+                          f"{', '.join(PROPERTY_REQUIRED)}")
+    type_, field_type = body["type"], body["fieldType"]
+    if type_ not in PROPERTY_FIELD_TYPES:
+        raise _validation(f"Property type '{type_}' is not valid; valid types: "
+                          f"{', '.join(PROPERTY_FIELD_TYPES)}")
+    if field_type not in PROPERTY_FIELD_TYPES[type_]:
+        raise _validation(f"fieldType '{field_type}' is not valid for type '{type_}'; valid: "
+                          f"{', '.join(PROPERTY_FIELD_TYPES[type_])}")
+    if body["groupName"] not in groups:
+        raise _validation(f"Property group '{body['groupName']}' does not exist on "
+                          f"{object_type}; existing groups: {', '.join(sorted(groups))}")
+    return HubSpotProperty(
+        name=body["name"], label=body["label"], type=type_, field_type=field_type,
+        options=_created_options(type_, body.get("options")), group=body["groupName"],
+        description=str(body.get("description") or ""), created=True)
+
+
+def _created_options(type_: str, raw: Any) -> tuple[Option, ...]:
+    if type_ not in ("enumeration", "bool"):
+        return ()
+    if raw is None and type_ == "bool":
+        return (Option("true", "Yes"), Option("false", "No"))
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise _validation("options must be a list of {label, value} objects")
+    options = []
+    for position, item in enumerate(raw):
+        label = item.get("label") if isinstance(item, dict) else None
+        value = item.get("value") if isinstance(item, dict) else None
+        if not isinstance(label, str) or not label or not isinstance(value, str) or not value:
+            raise _validation(f"options[{position}] needs a label and a value (non-empty text)")
+        if any(option.value == value for option in options):
+            raise _validation(f"options[{position}]: the value '{value}' is listed twice")
+        options.append(Option(value, label))
+    if type_ == "bool" and {o.value for o in options} != {"true", "false"}:
+        raise _validation("A bool property's options are exactly the values true and false")
+    return tuple(options)
+
+
 def _property_json(definition: HubSpotProperty, order: int) -> dict[str, Any]:
     stamp = "2020-01-01T00:00:00.000Z"
     return {
@@ -773,7 +875,7 @@ def _property_json(definition: HubSpotProperty, order: int) -> dict[str, Any]:
         "label": definition.label,
         "type": definition.type,
         "fieldType": definition.field_type,
-        "description": "",
+        "description": definition.description,
         "groupName": definition.group,
         "options": [
             {"label": o.label, "value": o.value, "description": "", "displayOrder": i,
@@ -785,7 +887,7 @@ def _property_json(definition: HubSpotProperty, order: int) -> dict[str, Any]:
         "externalOptions": False,
         "hasUniqueValue": definition.name == "hs_object_id",
         "hidden": False,
-        "hubspotDefined": not definition.name.startswith("crmsync_")
+        "hubspotDefined": not definition.created and not definition.name.startswith("crmsync_")
         and "_date" not in definition.name,
         "modificationMetadata": {
             "archivable": True,
@@ -810,7 +912,8 @@ def _authentication_error() -> Response:
 
 def _required_scopes(name: str, args: dict[str, str | None]) -> list[str]:
     """The private-app scopes a call needs: `crm.objects.{type}.read` to read, `.write` to
-    update or merge, `crm.schemas.{type}.read` for properties (HubSpot's scopes reference,
+    update or merge, `crm.schemas.{type}.read` for properties and `.write` to create one
+    (HubSpot's scopes reference,
     developers.hubspot.com/docs/apps/developer-platform/build-apps/authentication/scopes)."""
     if name == "schemas":
         return ["crm.schemas.custom.read"]
@@ -819,6 +922,8 @@ def _required_scopes(name: str, args: dict[str, str | None]) -> list[str]:
         return []
     if name == "properties":
         return [f"crm.schemas.{object_type}.read"]
+    if name == "create_property":  # the create-property reference's scope requirements
+        return [f"crm.schemas.{object_type}.write"]
     if name in {"batch_update", "merge"}:
         return [f"crm.objects.{object_type}.write"]
     needed = [f"crm.objects.{object_type}.read"]

@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass, replace
 
 __all__ = [
+    "HUBSPOT_INFORMATION_GROUPS",
     "HUBSPOT_MODIFIED_PROPERTY",
     "HUBSPOT_OBJECT_TYPES",
     "HUBSPOT_PROPERTIES",
@@ -45,6 +46,9 @@ class HubSpotProperty:
     options: tuple[Option, ...] = ()
     read_only: bool = False
     group: str = "contactinformation"
+    description: str = ""
+    # made through POST /crm/v3/properties/{type} rather than shipped with the portal
+    created: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,12 @@ def _opts(*values: str | tuple[str, str]) -> tuple[Option, ...]:
 # ---- HubSpot ------------------------------------------------------------------------------
 
 HUBSPOT_OBJECT_TYPES = ("contacts", "companies", "deals")
+# The group every portal has per object type (its default properties' group).
+HUBSPOT_INFORMATION_GROUPS = {
+    "contacts": "contactinformation",
+    "companies": "companyinformation",
+    "deals": "dealinformation",
+}
 HUBSPOT_MODIFIED_PROPERTY = {
     "contacts": "lastmodifieddate",
     "companies": "hs_lastmodifieddate",
@@ -234,6 +244,11 @@ class HubSpotPortal:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._properties = {t: dict(HUBSPOT_PROPERTIES[t]) for t in HUBSPOT_OBJECT_TYPES}
+        # Property groups outlive their properties: removing every crmsync property leaves
+        # the "crmsync" group in place, as in a real portal.
+        self._groups = {t: {p.group for p in HUBSPOT_PROPERTIES[t].values()}
+                        | {HUBSPOT_INFORMATION_GROUPS[t]} for t in HUBSPOT_OBJECT_TYPES}
+        self._names = {t: frozenset(HUBSPOT_PROPERTIES[t]) for t in HUBSPOT_OBJECT_TYPES}
 
     def property(self, object_type: str, name: str) -> HubSpotProperty | None:
         """The portal's definition of a property, or None when it has no such property."""
@@ -266,6 +281,24 @@ class HubSpotPortal:
         """Delete a property from the portal (KeyError when there is none)."""
         with self._lock:
             del self._properties[object_type][name]
+            self._names[object_type] = frozenset(self._properties[object_type])
+
+    def names(self, object_type: str) -> frozenset[str]:
+        """The names of the portal's properties now (cheap: what reads render)."""
+        return self._names[object_type]
+
+    def groups(self, object_type: str) -> set[str]:
+        with self._lock:
+            return set(self._groups[object_type])
+
+    def add_property(self, object_type: str, definition: HubSpotProperty) -> bool:
+        """Create a property; False (and nothing changed) when one of that name exists."""
+        with self._lock:
+            if definition.name in self._properties[object_type]:
+                return False
+            self._properties[object_type][definition.name] = definition
+            self._names[object_type] = frozenset(self._properties[object_type])
+            return True
 
 
 # ---- Salesforce ---------------------------------------------------------------------------

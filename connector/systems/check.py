@@ -17,7 +17,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from connector.catalog import FORWARD_ONLY_FIELDS
+from connector.catalog import (
+    FORWARD_ONLY_FIELDS,
+    HUBSPOT_FIELD_CREATION_SCOPES,
+    HUBSPOT_SCOPES,
+)
 from connector.exceptions import (
     ApiError,
     AuthenticationError,
@@ -302,8 +306,8 @@ def _case_insensitive(described: dict[str, FieldInfo], name: str) -> FieldInfo |
 def _auth_fix(system: str) -> str:
     if system == "hubspot":
         return (
-            "check CRMSYNC_HUBSPOT_ACCESS_TOKEN: a private-app token with the crm.objects.* and "
-            "crm.schemas.* read/write scopes"
+            "check CRMSYNC_HUBSPOT_ACCESS_TOKEN: the access token of a private app with the "
+            f"scopes {' '.join(HUBSPOT_SCOPES)}"
         )
     return (
         "check the Salesforce credentials (CRMSYNC_SALESFORCE_CLIENT_ID/_CLIENT_SECRET for "
@@ -316,8 +320,9 @@ def _scopes_fix(system: str, scopes: list[str]) -> str:
     if system == "hubspot":
         return (
             f"grant {named} to the private app: HubSpot Settings > Integrations > Private Apps "
-            "> the app > Scopes (crmsync needs crm.objects.<type>.read and .write and "
-            "crm.schemas.<type>.read for contacts, companies and deals)"
+            f"> the app > Scopes. crmsync needs the scopes {' '.join(HUBSPOT_SCOPES)} (and, "
+            "only for `crmsync fields --create hubspot`, "
+            f"{' '.join(HUBSPOT_FIELD_CREATION_SCOPES)})"
         )
     return f"grant {named} to the integration user or connected app"
 

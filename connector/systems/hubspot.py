@@ -80,7 +80,7 @@ from connector.systems.resilience import (
     parse_retry_after,
 )
 
-__all__ = ["HubSpotAdapter", "HubSpotLimits", "classify_hubspot_error"]
+__all__ = ["HubSpotAdapter", "HubSpotLimits", "PropertyCreated", "classify_hubspot_error"]
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +179,22 @@ class _TieBoundary:
             self.at_ms, self.ids = modified_ms, {record_id}
         elif modified_ms == self.at_ms:
             self.ids.add(record_id)
+
+
+@dataclass(frozen=True)
+class PropertyCreated:
+    """What creating one property came to: created, or found made meanwhile (409)."""
+
+    name: str
+    created: bool
+    detail: str = ""
+
+
+# The properties API's JSON names -> the SDK models' argument names.
+_SNAKE = {"fieldType": "field_type", "groupName": "group_name", "displayOrder": "display_order",
+          "formField": "form_field", "hasUniqueValue": "has_unique_value",
+          "externalOptions": "external_options", "calculationFormula": "calculation_formula",
+          "referencedObjectType": "referenced_object_type"}
 
 
 class HubSpotAdapter:
@@ -726,6 +742,35 @@ class HubSpotAdapter:
             )
         return fields
 
+    def create_property(self, object_type: str, body: dict[str, Any]) -> PropertyCreated:
+        """Create one property (POST /crm/v3/properties/{type}, the SDK's properties API).
+
+        `body` is the request as HubSpot documents it (connector.fields.hubspot_property_body).
+        A property of that name made meanwhile (409) is `PropertyCreated(created=False)`, never
+        changed; any other refusal raises as every call does (FatalApiError with HubSpot's
+        message, MissingScopes naming crm.schemas.{type}.write).
+        """
+        from hubspot.crm.properties import OptionInput, PropertyCreate  # noqa: PLC0415
+
+        api = self._properties_api()
+        options = [OptionInput(**{_SNAKE.get(k, k): v for k, v in option.items()})
+                   for option in body.get("options") or ()]
+        model = PropertyCreate(**{_SNAKE.get(k, k): v for k, v in body.items()
+                                  if k != "options"}, options=options or None)
+        try:
+            data = self._call(
+                "create_property",
+                lambda: api.create(object_type, model, **self._raw()),
+                where=f"POST /crm/v3/properties/{object_type}",
+                answer=_object_answer,
+            )
+        except FatalApiError as error:
+            if error.status == 409:
+                return PropertyCreated(body["name"], created=False, detail=str(error))
+            raise
+        self._described.pop(object_type, None)
+        return PropertyCreated(str(data.get("name") or body["name"]), created=True)
+
     # --- plumbing ---------------------------------------------------------------------------
 
     def _properties(self, object_type: str, fields: Iterable[str]) -> list[str]:
@@ -766,7 +811,8 @@ class HubSpotAdapter:
         )
 
     def _call(
-        self, operation: str, send: Callable[[], Any], *, where: str, search: bool = False
+        self, operation: str, send: Callable[[], Any], *, where: str, search: bool = False,
+        answer: Callable[[bytes | str | None, str, str], dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """Send one request under the budgets and the retry policy; return its JSON.
 
@@ -778,9 +824,10 @@ class HubSpotAdapter:
         url = f"{where.split(' ', 1)[0]} {self.base_url}{where.split(' ', 1)[-1]}"
         # Search is exempt from the 10-second window and has its own per-second limit.
         window = self._search_window if search else self._window
+        read_answer = answer or _results_answer
         return guarded_call(
             operation,
-            lambda: _results_answer(self._receive(send()), operation, url),
+            lambda: read_answer(self._receive(send()), operation, url),
             system=SYSTEM,
             retry=self._retry,
             usage=self._meter,
@@ -1105,6 +1152,20 @@ def _results_answer(payload: bytes | str | None, operation: str, url: str) -> di
         raise RetriableApiError(
             f"HTTP 200 with {problem} from {url}; not the documented answer, so not taken "
             "as an empty page",
+            system=SYSTEM, operation=operation, code="BAD_ANSWER",
+        )
+    return data
+
+
+def _object_answer(payload: bytes | str | None, operation: str, url: str) -> dict[str, Any]:
+    """The JSON object of an answer that is one object (a created property)."""
+    try:
+        data = json.loads(payload) if payload else None
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise RetriableApiError(
+            f"HTTP 2xx without a JSON object from {url}; not the documented answer",
             system=SYSTEM, operation=operation, code="BAD_ANSWER",
         )
     return data
