@@ -136,6 +136,7 @@ class FieldAdmin:
     date_types: ClassVar[frozenset[str]]  # types a calendar date can be written to
     flag_types: ClassVar[frozenset[str]]  # types true/false can be written to
     not_text_types: ClassVar[frozenset[str]]  # types a word cannot be written to
+    number_types: ClassVar[frozenset[str]]  # types a number can be written to
     # Types that take only true and false, whatever options they list (a checkbox)
     true_false_types: ClassVar[frozenset[str]] = frozenset()
     # The field to point a rule at, by what the rule writes: "date", "flag" or "text"
@@ -171,6 +172,7 @@ class HubSpotFieldAdmin(FieldAdmin):
     date_types = frozenset({"date"})
     flag_types = frozenset({"bool", "enumeration"})
     not_text_types = frozenset({"number", "date", "datetime"})
+    number_types = frozenset({"number"})
     wanted: ClassVar[dict[str, str]] = {
         "date": "a Date picker property (type date, not datetime)",
         "flag": "a Single checkbox property (type bool)",
@@ -202,6 +204,7 @@ class SalesforceFieldAdmin(FieldAdmin):
     flag_types = frozenset({"boolean", "picklist", "multipicklist"})
     not_text_types = frozenset({"boolean", "date", "datetime", "time", "double", "int", "long",
                                 "currency", "percent", "reference", "id"})
+    number_types = frozenset({"double", "int", "long", "currency", "percent"})
     true_false_types = frozenset({"boolean"})  # a checkbox
     wanted: ClassVar[dict[str, str]] = {
         "date": "a Date field (not Date/Time)",

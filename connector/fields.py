@@ -27,14 +27,7 @@ from connector.catalog import (
     HUBSPOT_DEFAULT_PROPERTIES,
 )
 from connector.mapping import Mapping, WriteRule
-from connector.preflight import (
-    DATE_SOURCES,
-    DATE_TYPES,
-    FLAG_SOURCES,
-    FLAG_TYPES,
-    NOT_TEXT_TYPES,
-    values_written,
-)
+from connector.preflight import DATE_SOURCES, FLAG_SOURCES, values_written
 
 __all__ = [
     "FieldNeed",
@@ -77,8 +70,6 @@ SALESFORCE_TYPES: dict[str, str] = {
     "text": "Text",
     "link": "Text",
 }
-NUMBER_TYPES = {"hubspot": {"number"},
-                "salesforce": {"double", "int", "long", "currency", "percent"}}
 FLAG_VALUES = ("true", "false")
 # How a boolean's options read in HubSpot (its own bool properties list Yes and No).
 FLAG_LABELS = {"true": "Yes", "false": "No"}
@@ -364,15 +355,16 @@ def problems_with(need: FieldNeed, info: Any) -> list[str]:
     date, a flag a checkbox, words any type that holds text, and every value crmsync writes
     must be an option when the field lists options."""
     system, held = need.system, info.type
-    noun = "property" if system == "hubspot" else "field"
+    admin = CATALOG[system].admin
+    noun = admin.noun
     wanted = need.type_text
-    if need.kind == "date" and held not in DATE_TYPES[system]:
+    if need.kind == "date" and held not in admin.date_types:
         return [f"is a {held} {noun}; crmsync needs {wanted} (calendar dates)"]
-    if need.kind == "checkbox" and held not in FLAG_TYPES[system]:
+    if need.kind == "checkbox" and held not in admin.flag_types:
         return [f"is a {held} {noun}; crmsync needs {wanted} (true/false)"]
-    if need.kind == "number" and held not in NUMBER_TYPES[system]:
+    if need.kind == "number" and held not in admin.number_types:
         return [f"is a {held} {noun}; crmsync needs {wanted} (a number)"]
-    if need.kind == "picklist" and held in NOT_TEXT_TYPES[system]:
+    if need.kind == "picklist" and held in admin.not_text_types:
         return [f"is a {held} {noun}; crmsync needs {wanted} (words)"]
     if need.kind in ("picklist", "checkbox") and info.options:
         required = ([o.value for o in need.options if o.written] if need.kind == "picklist"
