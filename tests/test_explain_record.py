@@ -1,0 +1,215 @@
+"""`crmsync explain RECORD` answers "why is this record like this?" from the state DB alone,
+as a person runs it: a ref, an e-mail address or a domain; who it is, every record linked to
+it and why, every value with its rule, and what the next run would change. And `mappings
+explain` warns when the files given lack records the given ones are tied to."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from connector.sandbox import Sandbox
+from tests.record_story import ROLE_ADDRESS, Story, story
+from tests.runs import ROOT, cli
+
+
+@pytest.fixture(scope="module")
+def told(tmp_path_factory) -> Story:
+    with story(tmp_path_factory.mktemp("explain")) as told:
+        yield told
+
+
+def _requests(sandbox: Sandbox) -> int:
+    return sum(sandbox.counters()["requests"].values())
+
+
+def test_explain_a_hubspot_contact_shows_its_links_values_and_the_pending_change(told):
+    sent = _requests(told.sandbox)
+    result = told.run("explain", told.hubspot_ref, state=told.pending)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert _requests(told.sandbox) == sent, "explain must not call either CRM"
+    email = told.email.casefold()
+    assert f"Person {email}" in out
+    # the Salesforce Contact is linked, and why: the shared e-mail address
+    block = _record_block(out, told.salesforce_ref)
+    assert f"linked: e-mail {email} (with {told.hubspot_ref})" in block
+    # every value with its rule, as file:line
+    stage = _line(out, "stage:")
+    assert stage.startswith("stage: sql  <- ")
+    assert re.search(r"precedence\['person.stage'\] \(default\.yaml:\d+\)", stage), stage
+    assert re.search(r"^\s*priority: \w+  <- priority: ", out, re.M)
+    # what the next run would write: the edit read by the dry run, not yet written
+    before = told.sync[told.salesforce_ref]["Lifecycle_Stage__c"][0]
+    record_id = told.salesforce_ref.rsplit(":", 1)[1]
+    assert f"salesforce Contact {record_id} Lifecycle_Stage__c: {before!r} -> 'SQL'" in out
+    rule = _line(out, "rule write_back.salesforce.Contact.Lifecycle_Stage__c")
+    assert re.search(r"\(default\.yaml:\d+\)", rule), rule
+    assert "because stage sql" in out
+
+
+def test_after_the_sync_the_next_run_would_change_nothing(told):
+    result = told.run("explain", told.email.upper(), state=told.synced)
+    assert result.returncode == 0, result.stderr
+    assert f"Person {told.email.casefold()}" in result.stdout
+    assert told.salesforce_ref in result.stdout and told.hubspot_ref in result.stdout
+    assert "next run: no changes" in result.stdout
+    assert "Lifecycle_Stage__c:" not in result.stdout
+
+
+def test_explain_json_has_the_link_reasons_and_the_planned_changes(told):
+    result = told.run("explain", told.salesforce_ref, "--json", state=told.pending)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["matched"] == [told.salesforce_ref]
+    [person] = report["entities"]
+    assert person["kind"] == "person"
+    records = {r["ref"]: r for r in person["records"]}
+    assert set(records) == {told.hubspot_ref, told.salesforce_ref}
+    assert {"kind": "e-mail", "value": told.email.casefold(), "with": [told.salesforce_ref]} \
+        in records[told.hubspot_ref]["links"]
+    assert person["values"]["stage"]["value"] == "sql"
+    changes = {(c["record"], c["field"]): c for c in person["next_run"]}
+    change = changes[(told.salesforce_ref, "Lifecycle_Stage__c")]
+    assert change["after"] == "SQL"
+    assert "(default.yaml:" in change["rule"]
+
+
+def test_explain_a_domain_shows_the_organisation_its_records_and_people(told):
+    result = told.run("explain", f"https://www.{told.company_domain}/about", state=told.synced)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Organization " in out and f"({told.company_domain})" in out
+    block = _record_block(out, told.company_ref)
+    if told.account_id:
+        assert f"cross-reference id: {told.company_ref} salesforceaccountid={told.account_id}" \
+            in _record_block(out, f"salesforce:Account:{told.account_id}")
+    else:
+        assert f"linked: domain {told.company_domain}" in block
+    assert told.hubspot_ref in _line(out, "people")
+    assert re.search(r"^\s*fit: (True|False)", out, re.M)
+
+
+def test_an_address_several_people_share_lists_them_and_exits_2(told):
+    result = told.run("explain", ROLE_ADDRESS, state=told.synced)
+    assert result.returncode == 2
+    assert f"{ROLE_ADDRESS} matches 2 people" in result.stderr
+    for ref in told.role_leads:
+        assert ref in result.stderr
+    assert "name one of them" in result.stderr
+    as_json = told.run("explain", ROLE_ADDRESS, "--json", state=told.synced)
+    assert as_json.returncode == 2
+    error = json.loads(as_json.stdout)
+    assert [c["records"] for c in error["candidates"]] == [[ref] for ref in told.role_leads]
+
+
+def test_a_record_the_mapping_rejects_says_why(told):
+    result = told.run("explain", told.nurturing_lead, state=told.synced)
+    assert result.returncode == 0, result.stderr
+    assert f"{told.nurturing_lead} is rejected" in result.stdout
+    assert "'Nurturing'" in result.stdout
+
+
+@pytest.mark.parametrize("record, expected", [
+    ("hubspot:contacts:999999999", "no record hubspot:contacts:999999999 in the state DB"),
+    ("nobody.here@harbourlight-analytics.com",
+     "no person with e-mail nobody.here@harbourlight-analytics.com in the state DB"),
+    ("no-such-company.dk", "no organisation with domain no-such-company.dk in the state DB"),
+    ("hubspot:widgets:1", "unknown object hubspot:widgets (hubspot objects: contacts, "
+                          "companies, deals)"),
+    ("gmail.com", "gmail.com is a free-mail or placeholder domain"),
+])
+def test_unknown_or_unusable_records_are_a_clear_error(told, record, expected):
+    result = told.run("explain", record, state=told.synced)
+    assert result.returncode == 2, result.stdout
+    assert expected in result.stderr
+    if expected.startswith("no "):
+        assert str(told.synced) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_no_state_db_is_a_clear_error(tmp_path):
+    missing = tmp_path / "none.db"
+    result = cli("explain", "hubspot:contacts:1", cwd=tmp_path, state=missing)
+    assert result.returncode == 2
+    assert f"no state DB at {missing}" in result.stderr
+    assert not missing.exists()
+
+
+def test_an_edited_mapping_shows_what_it_would_change(told, tmp_path):
+    """The admin edits the mapping: explain plans with it, as the next run would."""
+    text = (ROOT / "mappings" / "default.yaml").read_text()
+    edited = tmp_path / "my-mapping.yaml"
+    edited.write_text(text.replace("at_least: 5000000", "at_least: 500000000000"))
+    line = edited.read_text().splitlines().index("icp:") + 1
+    result = told.run("explain", told.hubspot_ref, "--mapping", str(edited),
+                      state=told.synced)
+    assert result.returncode == 0, result.stderr
+    assert "crmsync_icp_fit: 'true' -> 'false'" in result.stdout
+    assert f"(my-mapping.yaml:{line})" in result.stdout
+    assert "the mapping differs from the one the state DB last planned with" in result.stdout
+
+
+# ---- mappings explain: records tied to missing ones ------------------------------------------
+
+
+def test_mappings_explain_warns_of_each_record_a_given_one_is_tied_to_but_missing(tmp_path):
+    hubspot = tmp_path / "hubspot.json"
+    hubspot.write_text(json.dumps([
+        {"objectType": "contacts", "id": "1", "properties": {
+            "email": "kari@nordlys.no", "lifecyclestage": "lead", "associatedcompanyid": "9001",
+            "salesforcecontactid": "003KARI"}},
+        {"objectType": "deals", "id": "7", "properties": {"dealstage": "closedwon"},
+         "associations": {"contacts": ["1", "2"], "companies": ["9001"]}},
+    ]))
+    salesforce = tmp_path / "salesforce.json"
+    salesforce.write_text(json.dumps([
+        {"attributes": {"type": "Contact"}, "Id": "003KARI", "Email": "kari@nordlys.no",
+         "AccountId": "001NO", "Lifecycle_Stage__c": "MQL"},
+    ]))
+    result = cli("mappings", "explain", "--today", "2026-11-23", "--hubspot", str(hubspot),
+                 "--salesforce", str(salesforce), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert sorted(warnings) == sorted([
+        "warning: hubspot:contacts:1: its organisation hubspot:companies:9001 is not among "
+        "the given records",
+        "warning: salesforce:Contact:003KARI: its organisation salesforce:Account:001NO is not "
+        "among the given records",
+        "warning: hubspot:deals:7: its person hubspot:contacts:2 is not among the given records",
+        "warning: hubspot:deals:7: its organisation hubspot:companies:9001 is not among the "
+        "given records",
+    ])
+    assert "Person hubspot:contacts:1 + salesforce:Contact:003KARI" in result.stdout
+
+    as_json = cli("mappings", "explain", "--json", "--hubspot", str(hubspot), cwd=tmp_path)
+    report = json.loads(as_json.stdout)
+    assert "hubspot:contacts:1: the same person's record salesforce:Contact:003KARI is not " \
+        "among the given records" in report["warnings"]
+
+
+# ---- reading what a person sees ---------------------------------------------------------------
+
+
+def _line(text: str, start: str) -> str:
+    """The first line that starts (after its indent) with `start`."""
+    for line in text.splitlines():
+        if line.strip().startswith(start):
+            return line.strip()
+    raise AssertionError(f"no line starting {start!r} in:\n{text}")
+
+
+def _record_block(text: str, ref: str) -> str:
+    """The lines about one record in the records list: its line and the indented ones after."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith(ref))
+    block = [lines[start]]
+    indent = len(lines[start]) - len(lines[start].lstrip())
+    for line in lines[start + 1:]:
+        if len(line) - len(line.lstrip()) <= indent:
+            break
+        block.append(line)
+    return "\n".join(block)
+
