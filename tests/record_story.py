@@ -41,7 +41,7 @@ class Story:
     company_domain: str
     account_id: str | None  # the Salesforce Account id the company holds, if any
     role_leads: list[str]  # two leads sharing ROLE_ADDRESS
-    nurturing_lead: str  # a lead whose Status the mapping does not know
+    nurturing_lead: str  # a lead created after the backfill, with a Status not mapped
     backfill: dict[str, dict[str, tuple[Any, Any]]] = field(default_factory=dict)
     sync: dict[str, dict[str, tuple[Any, Any]]] = field(default_factory=dict)
 
@@ -69,9 +69,9 @@ def story(folder: Path) -> Iterator[Story]:
         backfill = _differences(before, backfilled)
         contact, salesforce_contact = _person_to_edit(sandbox, backfill)
         sandbox.update_hubspot("contacts", contact["id"], {"lifecyclestage": "salesqualifiedlead"})
-        nurturing = next(r for r in sandbox.salesforce_records("Lead")
-                         if not r.get("IsConverted") and r.get("Email") != ROLE_ADDRESS)
-        sandbox.update_salesforce("Lead", nurturing["Id"], {"Status": "Nurturing"})
+        nurturing = sandbox.create_salesforce("Lead", {
+            "LastName": "Virtanen", "Company": "Harbourlight Analytics", "Status": "Nurturing",
+            "Email": "aino.virtanen@harbourlight-analytics.com"})
         edited = _values(sandbox)
         _ok(cli("sync", "--dry-run", cwd=folder, env_file=env_file, state=state))
         pending = copy_db(state, folder / "pending.db")

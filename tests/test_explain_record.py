@@ -213,3 +213,46 @@ def _record_block(text: str, ref: str) -> str:
         block.append(line)
     return "\n".join(block)
 
+
+
+def test_a_merged_record_names_its_survivor_and_keeps_its_history(told):
+    """A HubSpot merge leaves the loser as a tombstone: explain shows the survivor, history
+    still lists what crmsync wrote to the loser."""
+    changed = [ref for ref in told.backfill if ref.startswith("hubspot:contacts:")
+               and ref != told.hubspot_ref]
+    loser, survivor = changed[0], changed[1]
+    state = told.copy_of(told.synced, "merged.db")
+    told.sandbox.merge_hubspot("contacts", survivor.rsplit(":", 1)[1], loser.rsplit(":", 1)[1])
+    synced = told.run("sync", state=state)
+    assert synced.returncode in (0, 1), synced.stderr
+
+    result = told.run("explain", loser, state=state)
+    assert result.returncode == 0, result.stderr
+    assert re.search(rf"note: {loser} was merged into {survivor} on \d{{4}}-\d\d-\d\d "
+                     rf"\d\d:\d\d UTC: showing {survivor}", result.stdout), result.stdout
+    assert re.search(rf"^  {survivor}", result.stdout, re.M)
+
+    history = told.run("history", loser, state=state)
+    assert history.returncode == 0, history.stderr
+    loser_id = loser.rsplit(":", 1)[1]
+    for name, (before, after) in told.backfill[loser].items():
+        if name != "lifecyclestage":  # a backward stage is written in two steps
+            assert f"hubspot contacts {loser_id} {name}: {before!r} -> {after!r}  applied" \
+                in history.stdout
+
+
+def test_today_moves_trigger_windows(told):
+    """--today plans as a run on that day would: a trigger is active inside its window."""
+    plain = told.run("explain", told.company_domain, "--json", state=told.synced)
+    [organisation] = json.loads(plain.stdout)["entities"]
+    trigger = organisation["values"]["triggers"][0]
+    inside = told.run("explain", told.company_domain, "--json", "--today",
+                      trigger["occurred_at"], state=told.synced)
+    assert inside.returncode == 0, inside.stderr
+    [seen] = json.loads(inside.stdout)["entities"]
+    assert seen["values"]["triggers"][0]["active"] is True
+    assert json.loads(inside.stdout)["today"] == trigger["occurred_at"]
+    bad = told.run("explain", told.company_domain, "--today", "next tuesday",
+                   state=told.synced)
+    assert bad.returncode == 2
+    assert "--today 'next tuesday' is not a date (YYYY-MM-DD)" in bad.stderr
