@@ -160,3 +160,19 @@ def test_history_in_a_terminal_is_a_table(told):
     assert "│" in text or "┃" in text, text
     assert "run 3 sync" in text
     assert "Lifecycle_Stage__c" in text and "'SQL'" in text
+
+
+def test_a_records_history_is_read_through_the_audit_record_index(told):
+    """However long the audit log grows, one record's history reads only its own rows."""
+    from connector.state import parse_ref  # noqa: PLC0415
+
+    with StateStore(told.synced) as store:
+        statements: list[str] = []
+        store.db.set_trace_callback(statements.append)
+        entries = store.journal.history([parse_ref(told.salesforce_ref)])
+        store.db.set_trace_callback(None)
+        plans = [store.db.execute(f"EXPLAIN QUERY PLAN {sql}").fetchall()
+                 for sql in statements if sql.lstrip().upper().startswith("SELECT")]
+    assert {str(e.ref) for e in entries} == {told.salesforce_ref}
+    assert [e.id for e in entries] == sorted(e.id for e in entries)
+    assert plans and all("USING INDEX audit_record" in str(plan) for plan in plans), plans
