@@ -256,3 +256,35 @@ def test_today_moves_trigger_windows(told):
                    state=told.synced)
     assert bad.returncode == 2
     assert "--today 'next tuesday' is not a date (YYYY-MM-DD)" in bad.stderr
+
+
+def test_link_reasons_name_each_tie_with_its_value(mapping, today):
+    """Every way reconcile ties records, as explain words it: a stored link, two records
+    naming one that is not there, a converted lead naming its contact, a shared address."""
+    from connector.core import plan_records  # noqa: PLC0415
+    from connector.explain import link_reasons, link_text  # noqa: PLC0415
+    from tests.helpers import hs, person_with, sf  # noqa: PLC0415
+
+    records = [
+        hs("contacts", "1", email="kari@nordlys.no", salesforcecontactid="003GONE"),
+        hs("contacts", "2", email="other@nordlys.no", salesforcecontactid="003GONE"),
+        sf("Lead", "00Q1", Email="Kari@Nordlys.no", IsConverted=True,
+           ConvertedContactId="003K", Status="Closed - Converted"),
+        sf("Contact", "003K", Email="k.nordmann@nordlys.no"),
+        sf("Contact", "003S", Email="stored@nordlys.no"),
+    ]
+    links = [("hubspot:contacts:1", "salesforce:Contact:003S")]
+    core = plan_records(mapping, records, today, links)
+    person = person_with(core.reconciled, "hubspot:contacts:1")
+    views = {view.refs[0].key: view for view in core.views}
+    raws = {f"{s}:{o}:{r.get('id') or r.get('Id')}": r for s, o, r in records}
+    said = {ref: [link_text(reason) for reason in reasons]
+            for ref, reasons in link_reasons(person, views, raws, links).items()}
+    assert said["salesforce:Contact:003S"] == ["stored link with hubspot:contacts:1"]
+    assert "cross-reference id: hubspot:contacts:1 salesforcecontactid=003GONE (as does " \
+           "hubspot:contacts:2)" in said["hubspot:contacts:1"]
+    assert said["salesforce:Contact:003K"] == [
+        "cross-reference id: salesforce:Lead:00Q1 ConvertedContactId=003K"]
+    assert "e-mail kari@nordlys.no (with salesforce:Lead:00Q1)" in said["hubspot:contacts:1"]
+    assert set(said) == {"hubspot:contacts:1", "hubspot:contacts:2", "salesforce:Lead:00Q1",
+                         "salesforce:Contact:003K", "salesforce:Contact:003S"}
