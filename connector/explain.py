@@ -2,6 +2,10 @@
 
 Admins edit mapping YAML, then feed it a real record from each CRM; every canonical value is
 printed with the rule (file:line) that produced it, and the plan shows what would be written.
+`missing_links` names the records the given ones are tied to but that were not given (their
+absence changes the answer), and `link_reasons` says why records form one person or
+organisation; `crmsync explain RECORD` (connector/lookup.py) shares them. No I/O here but
+reading the files given.
 """
 
 from __future__ import annotations
@@ -11,14 +15,16 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from connector.catalog import CATALOG
+from connector.catalog import CATALOG, Named, Unreadable, raw_text
 from connector.core import plan_records
 from connector.exceptions import ConfigurationError
+from connector.identity import email_key
 from connector.mapping import Mapping
-from connector.model import Organization, Person, Sourced
+from connector.model import Deal, Organization, Person, Sourced
 from connector.reconcile import active_positive_trigger
 
-__all__ = ["explain", "guess_object_type", "read_records", "render_text"]
+__all__ = ["describe_organization", "describe_person", "explain", "guess_object_type",
+           "link_reasons", "link_text", "missing_links", "read_records", "render_text"]
 
 
 def read_records(path: Path, system: str) -> list[tuple[str, dict]]:
@@ -59,8 +65,9 @@ def explain(mapping: Mapping, records: list[tuple[str, str, dict]], today: date)
     return {
         "today": today.isoformat(),
         "rejections": [r.model_dump(mode="json") for r in result.rejections],
-        "persons": [_person(p) for p in result.reconciled.persons],
-        "organizations": [_organization(o, today) for o in result.reconciled.organizations],
+        "persons": [describe_person(p) for p in result.reconciled.persons],
+        "organizations": [describe_organization(o, today)
+                          for o in result.reconciled.organizations],
         "plan": [c.model_dump(mode="json") for c in result.changes],
     }
 
@@ -72,7 +79,8 @@ def _value(sourced: Sourced | None) -> dict[str, Any] | None:
     return {"value": value, "why": sourced.provenance.describe()}
 
 
-def _person(person: Person) -> dict[str, Any]:
+def describe_person(person: Person) -> dict[str, Any]:
+    """A person's values, each with the rule behind it, as JSON data."""
     return {
         "records": [str(r) for r in person.refs],
         "email": person.email,
@@ -85,7 +93,8 @@ def _person(person: Person) -> dict[str, Any]:
     }
 
 
-def _organization(org: Organization, today: date) -> dict[str, Any]:
+def describe_organization(org: Organization, today: date) -> dict[str, Any]:
+    """An organisation's facts, fit, triggers and priority, each with its rule, as JSON data."""
     active = active_positive_trigger(org.triggers, today)
     return {
         "records": [str(r) for r in org.refs],
@@ -165,3 +174,147 @@ def _line(lines: list[str], label: str, value: dict | None) -> None:
         lines.append(f"  {label}: (none)")
     else:
         lines.append(f"  {label}: {value['value']}  <- {value['why']}")
+
+
+# ---- records tied to others --------------------------------------------------------------------
+
+# What a named record is to the record naming it, by the kinds of both.
+_ROLES = {
+    ("person", "same"): "the same person's record",
+    ("person", "organization"): "its organisation",
+    ("organization", "same"): "the same organisation's record",
+    ("deal", "person"): "its person",
+    ("deal", "organization"): "its organisation",
+}
+
+
+def missing_links(records: list[tuple[str, str, dict]]) -> list[str]:
+    """One warning per record a given record names (the same person elsewhere, its
+    organisation, a deal's people) that is not among `records`: without it, links, fit and
+    priority are worked out from part of the picture, and an admin should know.
+
+    `records`: (system, object_type, raw). Records too malformed to name anything are left to
+    `explain`, which rejects them with the reason."""
+    given = set()
+    for system, object_type, raw in records:
+        record_id = CATALOG[system].record_id(raw)
+        if record_id is not None:
+            given.add(f"{system}:{object_type}:{record_id}")
+    warnings = []
+    for system, object_type, raw in records:
+        catalog = CATALOG[system]
+        record_id, fields = catalog.record_id(raw), catalog.record_fields(raw)
+        if record_id is None or fields is None:
+            continue
+        ref = f"{system}:{object_type}:{record_id}"
+        try:
+            named = _named(system, object_type, fields, raw)
+        except Unreadable:
+            continue
+        for role, (named_system, named_object, named_id) in named:
+            other = f"{named_system.value}:{named_object}:{raw_text(named_id)}"
+            if other not in given:
+                warnings.append(f"{ref}: {role} {other} is not among the given records")
+    return list(dict.fromkeys(warnings))
+
+
+def _named(system: str, object_type: str, fields: dict[str, Any], raw: dict
+           ) -> list[tuple[str, Named]]:
+    """(role, named record) for every record this one names."""
+    catalog = CATALOG[system]
+    kind = catalog.kind_of(object_type)
+    if kind == "person":
+        _, linked, orgs, _ = catalog.person_links(object_type, fields, raw)
+        return ([(_ROLES["person", "same"], n) for n in linked]
+                + [(_ROLES["person", "organization"], n) for n in orgs])
+    if kind == "organization":
+        linked, _ = catalog.organization_links(fields)
+        return [(_ROLES["organization", "same"], n) for n in linked]
+    persons, orgs = catalog.deal_links(fields, raw)
+    return ([(_ROLES["deal", "person"], n) for n in persons]
+            + [(_ROLES["deal", "organization"], n) for n in orgs])
+
+
+def link_reasons(entity: Person | Organization, views: dict[str, Person | Organization | Deal],
+                 raws: dict[str, dict], links: list[tuple[str, str]]) -> dict[str, list[dict]]:
+    """Why each record of `entity` belongs to it, by ref text: the ties `reconcile` groups
+    by, each as JSON data (`link_text` words it), with the values that tie them.
+
+    - a stored link a person asserted: `{"kind": "stored link", "with": ref}`;
+    - a cross-reference id, a record holding another's id (a HubSpot contact's
+      `salesforcecontactid`, a converted lead's `ConvertedContactId`): `{"kind":
+      "cross-reference id", "record": ref, "field": name, "names": ref}`, on both records,
+      with `"with"` the entity's other records that name the same one when it is not mirrored;
+    - a shared natural key: `{"kind": "e-mail" | "domain", "value": ..., "with": [refs]}`.
+
+    `views` and `raws` are keyed by ref text (the core's views, the mirrored records);
+    `links` are stored links. Pure: it re-derives what reconcile did from the same inputs.
+    """
+    refs = [ref.key for ref in entity.refs]
+    inside = set(refs)
+    reasons: dict[str, list[dict]] = {ref: [] for ref in refs}
+    for a, b in sorted(links):
+        if a != b and a in inside:
+            reasons[a].append({"kind": "stored link", "with": b})
+        if a != b and b in inside:
+            reasons[b].append({"kind": "stored link", "with": a})
+    naming: dict[str, list[str]] = {}
+    for ref in refs:
+        view = views.get(ref)
+        for named in getattr(view, "linked_refs", ()):
+            if named.key != ref:
+                naming.setdefault(named.key, []).append(ref)
+    for named, by in sorted(naming.items()):
+        for ref in by:
+            reason = {"kind": "cross-reference id", "record": ref,
+                      "field": _field_naming(ref, raws.get(ref), named), "names": named}
+            if named in inside:
+                reasons[named].append(reason)
+                reasons[ref].append(reason)
+            elif len(by) > 1:
+                reasons[ref].append({**reason, "with": [other for other in by if other != ref]})
+    kind = "e-mail" if isinstance(entity, Person) else "domain"
+    sharing: dict[str, list[str]] = {}
+    for ref in refs:
+        view = views.get(ref)
+        natural = (email_key(view.email) if isinstance(view, Person)
+                   else getattr(view, "domain", None))
+        if natural:
+            sharing.setdefault(natural, []).append(ref)
+    for value, by in sorted(sharing.items()):
+        if len(by) > 1:
+            for ref in by:
+                reasons[ref].append({"kind": kind, "value": value,
+                                     "with": [other for other in by if other != ref]})
+    return reasons
+
+
+def _field_naming(ref: str, raw: dict | None, named: str) -> str | None:
+    """The field of record `ref` that holds the id of `named`, if one of its link fields does."""
+    if raw is None:
+        return None
+    system, object_type, _ = ref.split(":", 2)
+    catalog = CATALOG[system]
+    fields = catalog.record_fields(raw) or {}
+    named_id = named.rsplit(":", 1)[1]
+    spec = catalog.objects.get(object_type)
+    for name in spec.link_fields if spec is not None else ():
+        if raw_text(fields.get(name)) == named_id:
+            return name
+    return None
+
+
+def link_text(reason: dict) -> str:
+    """One reason of `link_reasons` in words: `e-mail kari@nordlys.no (with ...)`."""
+    kind = reason["kind"]
+    if kind == "stored link":
+        return f"stored link with {reason['with']}"
+    if kind == "cross-reference id":
+        named = reason["names"]
+        text = (f"cross-reference id: {reason['record']} {reason['field']}="
+                f"{named.rsplit(':', 1)[1]}" if reason["field"]
+                else f"cross-reference id: {reason['record']} names {named}")
+        if reason.get("with"):
+            text += f" (as does {', '.join(reason['with'])})"
+        return text
+    return f"{kind} {reason['value']} (with {', '.join(reason['with'])})"

@@ -13,7 +13,16 @@ import traceback
 # Importing a module registers its commands; `--help` lists them in this order.
 # Importing a module registers its commands, and `--help` lists them in import order.
 # isort: off
-from connector.cli import check, fields, runs, state, demo, mappings, sandbox  # noqa: F401
+from connector.cli import (  # noqa: F401
+    check,
+    fields,
+    runs,
+    state,
+    records,
+    demo,
+    mappings,
+    sandbox,
+)
 # isort: on
 from connector.cli._common import app, interrupt
 

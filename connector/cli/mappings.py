@@ -86,13 +86,24 @@ def mappings_explain(
     log_level: LogLevel = LOG_LEVEL_OPTION,
     verbose: bool = VERBOSE_OPTION,
 ) -> None:
-    """Show the canonical view of the given records and the rule behind every value."""
+    """Show the canonical view of the given records and the rule behind every value.
+
+    Warns (on stderr, and under "warnings" in --json) of each record a given one is tied to
+    that is not given: a contact's company or account, the same person in the other CRM, a
+    deal's contacts. Links, fit and priority are then worked out from part of the picture.
+    To explain records crmsync has already read, use `crmsync explain RECORD`.
+    """
     setup_logging(log_format, log_level, verbose)
     import json  # noqa: PLC0415
     from datetime import date  # noqa: PLC0415
 
     from connector.exceptions import ConfigurationError  # noqa: PLC0415
-    from connector.explain import explain, read_records, render_text  # noqa: PLC0415
+    from connector.explain import (  # noqa: PLC0415
+        explain,
+        missing_links,
+        read_records,
+        render_text,
+    )
     from connector.mapping import load_mapping  # noqa: PLC0415
 
     if not hubspot and not salesforce:
@@ -110,6 +121,12 @@ def mappings_explain(
     except ConfigurationError as error:
         raise fail(str(error), 2) from None
     report = explain(loaded, records, as_of)
-    typer.echo(json.dumps(report, indent=2) if as_json else render_text(report))
+    warnings = missing_links(records)
+    for warning in warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    if as_json:
+        typer.echo(json.dumps({**report, "warnings": warnings}, indent=2))
+    else:
+        typer.echo(render_text(report))
 
 

@@ -1,4 +1,10 @@
-"""The journal: runs and the audit log of every change they intended and made."""
+"""The journal: runs and the audit log of every change they intended and made.
+
+An audit row's `rule` column holds the change's rule and, on a second line after
+`REASON_MARK`, its reason ("stage sql: hubspot:contacts:1 says sql"): `crmsync history`
+shows both. The reason shares the column (no migration was wanted for it); rows from before
+have none, and `AuditEntry` splits the two.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from connector.state.lock import RunLock
 _RUN_COLUMNS = "id, kind, started_at, ended_at, status, dry_run, counts, api_calls, message"
 _AUDIT_COLUMNS = ("id, run_id, system, object_type, record_id, field, before, after, rule, at, "
                   "status, step, batch")
+REASON_MARK = "\nbecause "
 _INSERT_AUDIT = ("INSERT INTO audit (run_id, system, object_type, record_id, field, before, "
                  "after, rule, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
@@ -52,20 +59,30 @@ class AuditEntry:
     status: str = "applied"  # or intent, rejected, retry_later, not_applied (see migration 5)
     step: int = 0
     batch: int | None = None
+    reason: str | None = None  # why the plan made the change; None in rows from before
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> AuditEntry:
         ref = SourceRef(system=System(row["system"]), object_type=row["object_type"],
                         record_id=row["record_id"])
+        rule, reason = _rule_and_reason(row["rule"])
         return cls(row["id"], row["run_id"], ref, row["field"], json.loads(row["before"]),
-                   json.loads(row["after"]), row["rule"], parse(row["at"]), row["status"],
-                   row["step"], row["batch"])
+                   json.loads(row["after"]), rule, parse(row["at"]), row["status"],
+                   row["step"], row["batch"], reason)
 
 
 def _audit_row(run_id: int, ref: SourceRef, field: str, before: Any, after: Any,
-               rule: str | None, at: str | None) -> tuple:
+               rule: str | None, at: str | None, reason: str | None = None) -> tuple:
+    text = rule if reason is None else f"{rule or ''}{REASON_MARK}{reason}"
     return (run_id, ref.system.value, ref.object_type, ref.record_id, field,
-            json.dumps(before, default=str), json.dumps(after, default=str), scrubbed(rule), at)
+            json.dumps(before, default=str), json.dumps(after, default=str), scrubbed(text), at)
+
+
+def _rule_and_reason(text: str | None) -> tuple[str | None, str | None]:
+    if text is None or REASON_MARK not in text:
+        return text, None
+    rule, _, reason = text.partition(REASON_MARK)
+    return rule, reason
 
 
 class Journal:
@@ -139,8 +156,8 @@ class Journal:
         self.db.executemany(
             "INSERT INTO audit (run_id, system, object_type, record_id, field, before, after, "
             "rule, at, status, step, batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'intent', ?, ?)",
-            [(*_audit_row(run_id, c.ref, c.field, c.before, c.after, c.rule, at), c.step, batch)
-             for c in changes],
+            [(*_audit_row(run_id, c.ref, c.field, c.before, c.after, c.rule, at, c.reason),
+              c.step, batch) for c in changes],
         )
         # one writer (the transaction), so AUTOINCREMENT gave them consecutive ids
         last = int(self.db.execute("SELECT last_insert_rowid()").fetchone()[0])
@@ -162,6 +179,17 @@ class Journal:
         if run_id is not None:
             return self._audit_rows("status = 'intent' AND run_id = ?", (run_id,))
         return self._audit_rows("status = 'intent' AND run_id != ?", (not_run or 0,))
+
+    def history(self, refs: Iterable[SourceRef]) -> list[AuditEntry]:
+        """Every audit row of these records, of every run and status, oldest first.
+
+        One indexed look-up per record (`audit_record`, migration 7): a record's history
+        reads its own rows, however long the audit log has grown."""
+        found: list[AuditEntry] = []
+        for ref in set(refs):
+            found += self._audit_rows("system = ? AND object_type = ? AND record_id = ?",
+                                      (ref.system.value, ref.object_type, ref.record_id))
+        return sorted(found, key=lambda entry: entry.id)
 
     def _audit_rows(self, where: str, args: tuple) -> list[AuditEntry]:
         return [AuditEntry.from_row(row) for row in self._rows(

@@ -11,6 +11,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +30,19 @@ _UPSERT_MIRROR = (
     "dirty = CASE WHEN ? OR mirror.deleted THEN 1 ELSE mirror.dirty END, "
     "deleted = 0, deleted_at = NULL, merged_into = NULL"
 )
+
+
+@dataclass(frozen=True)
+class RecordState:
+    """How the mirror holds one record: the run that last read a change to it, and whether
+    its CRM deleted it or merged it into another (`merged_into`, a ref)."""
+
+    ref: str
+    seen_run: int | None
+    modified_at: datetime | None
+    deleted: bool
+    deleted_at: datetime | None
+    merged_into: str | None
 
 
 def parse_ref(text: str) -> SourceRef:
@@ -374,6 +388,51 @@ class Mirror:
             self.db.executemany("INSERT OR IGNORE INTO identity (key, ref) VALUES (?, ?)",
                                 [(key, ref) for key in identity_keys(system, obj, record)])
 
+
+    # ---- looking records up (`crmsync explain`, `crmsync history`) --------------------------
+
+    def record_state(self, ref: str) -> RecordState | None:
+        """The mirror's row of one record, deleted or not; None when no run has read it."""
+        row = self.db.execute("SELECT seen_run, modified_at, deleted, deleted_at, merged_into "
+                              "FROM mirror WHERE ref = ?", (ref,)).fetchone()
+        if row is None:
+            return None
+        seen_run, modified_at, deleted, deleted_at, merged_into = row
+        survivor = f"{ref.rsplit(':', 1)[0]}:{merged_into}" if merged_into else None
+        return RecordState(ref, seen_run, parse(modified_at), bool(deleted), parse(deleted_at),
+                           survivor)
+
+    def refs_starting(self, prefix: str, limit: int = 10) -> list[str]:
+        """Mirrored refs that start with `prefix`, case-sensitively (a Salesforce id's 15
+        characters name the record its 18-character id does)."""
+        rows = self.db.execute("SELECT ref FROM mirror WHERE ref >= ? AND ref < ? ORDER BY ref "
+                               "LIMIT ?", (prefix, prefix + "\U0010ffff", limit)).fetchall()
+        return [row[0] for row in rows]
+
+    def refs_with_key(self, key: str) -> set[str]:
+        """Live records indexed under one identity key (`email:...`, `domain:...`, a ref
+        another record names): those an e-mail address or a domain ties together."""
+        return values_in(self.db, "SELECT i.ref FROM identity AS i JOIN mirror AS m "
+                                  "ON m.ref = i.ref WHERE i.key IN ({}) AND NOT m.deleted", [key])
+
+    def records_containing(self, text: str, objects: Collection[tuple[str, str]]
+                           ) -> list[tuple[str, dict[str, Any]]]:
+        """Live records of `objects` ((system, object) pairs) whose mirrored copy holds `text`
+        (ASCII case ignored), as (ref, record), for the caller to check field by field. The
+        column holds bytes (orjson), which LIKE matches only as text.
+
+        For values the identity index leaves out (a shared inbox such as info@ ties no one
+        together, so it has no key): a scan of those objects, as an admin asks once, not as
+        a run does."""
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        found: list[tuple[str, dict[str, Any]]] = []
+        for system, object_type in sorted(objects):
+            cursor = self.db.execute(
+                "SELECT ref, record FROM mirror WHERE system = ? AND object_type = ? AND NOT "
+                "deleted AND CAST(record AS TEXT) LIKE ? ESCAPE '\\'",
+                (system, object_type, pattern))
+            found += [(ref, orjson.loads(record)) for ref, record in cursor]
+        return found
 
     def count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM mirror").fetchone()[0])
