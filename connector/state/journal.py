@@ -1,9 +1,7 @@
 """The journal: runs and the audit log of every change they intended and made.
 
-An audit row's `rule` column holds the change's rule and, on a second line after
-`REASON_MARK`, its reason ("stage sql: hubspot:contacts:1 says sql"): `crmsync history`
-shows both. The reason shares the column (no migration was wanted for it); rows from before
-have none, and `AuditEntry` splits the two.
+An audit row holds the change's rule and its reason ("stage sql: hubspot:contacts:1 says
+sql"), which `crmsync history` shows; rows from before migration 8 have no reason.
 """
 
 from __future__ import annotations
@@ -21,10 +19,9 @@ from connector.state.lock import RunLock
 
 _RUN_COLUMNS = "id, kind, started_at, ended_at, status, dry_run, counts, api_calls, message"
 _AUDIT_COLUMNS = ("id, run_id, system, object_type, record_id, field, before, after, rule, at, "
-                  "status, step, batch")
-REASON_MARK = "\nbecause "
+                  "status, step, batch, reason")
 _INSERT_AUDIT = ("INSERT INTO audit (run_id, system, object_type, record_id, field, before, "
-                 "after, rule, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                 "after, rule, at, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 @dataclass(frozen=True)
@@ -65,24 +62,16 @@ class AuditEntry:
     def from_row(cls, row: sqlite3.Row) -> AuditEntry:
         ref = SourceRef(system=System(row["system"]), object_type=row["object_type"],
                         record_id=row["record_id"])
-        rule, reason = _rule_and_reason(row["rule"])
         return cls(row["id"], row["run_id"], ref, row["field"], json.loads(row["before"]),
-                   json.loads(row["after"]), rule, parse(row["at"]), row["status"],
-                   row["step"], row["batch"], reason)
+                   json.loads(row["after"]), row["rule"], parse(row["at"]), row["status"],
+                   row["step"], row["batch"], row["reason"])
 
 
 def _audit_row(run_id: int, ref: SourceRef, field: str, before: Any, after: Any,
                rule: str | None, at: str | None, reason: str | None = None) -> tuple:
-    text = rule if reason is None else f"{rule or ''}{REASON_MARK}{reason}"
     return (run_id, ref.system.value, ref.object_type, ref.record_id, field,
-            json.dumps(before, default=str), json.dumps(after, default=str), scrubbed(text), at)
-
-
-def _rule_and_reason(text: str | None) -> tuple[str | None, str | None]:
-    if text is None or REASON_MARK not in text:
-        return text, None
-    rule, _, reason = text.partition(REASON_MARK)
-    return rule, reason
+            json.dumps(before, default=str), json.dumps(after, default=str), scrubbed(rule), at,
+            scrubbed(reason))
 
 
 class Journal:
@@ -155,7 +144,8 @@ class Journal:
         at = iso(now())
         self.db.executemany(
             "INSERT INTO audit (run_id, system, object_type, record_id, field, before, after, "
-            "rule, at, status, step, batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'intent', ?, ?)",
+            "rule, at, reason, status, step, batch) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'intent', ?, ?)",
             [(*_audit_row(run_id, c.ref, c.field, c.before, c.after, c.rule, at, c.reason),
               c.step, batch) for c in changes],
         )

@@ -154,5 +154,10 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX audit_record ON audit (system, object_type, record_id);
     """,
+    # 8: why each change was made (the plan's reason), for `crmsync history`; rows from before
+    # have none.
+    """
+    ALTER TABLE audit ADD COLUMN reason TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
