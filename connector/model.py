@@ -243,7 +243,11 @@ class Trigger(_Boundary):
 
 @dataclass(slots=True)
 class Rejection(_Boundary):
-    """A record the core could not use, with a reason an admin can act on."""
+    """A record the core could not use, with a reason an admin can act on.
+
+    Where crmsync knows the fix, the reason is "CAUSE -> FIX": a cause that names no record
+    (so the records one mistake rejects share it, and reports group them by it) and where
+    to act (`connector.sync.report.split_reason`)."""
 
     source: SourceRef
     reason: str

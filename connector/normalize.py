@@ -10,6 +10,7 @@ number), so the rest of the core only ever sees text, numbers, flags and None.
 
 from __future__ import annotations
 
+import difflib
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -22,7 +23,7 @@ from connector.catalog import (
     read_value,
 )
 from connector.identity import normalise_email
-from connector.mapping import Mapping, Meaning
+from connector.mapping import FieldMap, Mapping, Meaning
 from connector.model import (
     Deal,
     Organization,
@@ -83,16 +84,20 @@ def _first(
         if meaning is None:
             if field_map.unknown == "next":
                 continue
-            listed = ", ".join(repr(v) for v in list(field_map.values)[:12])
-            more = " ..." if len(field_map.values) > 12 else ""
-            raise Unreadable(
-                f"unknown {field_map.field} value {raw!r}: not in {field_map.rule} "
-                f"(lists {listed}{more}); add it to the mapping",
-                field_map.field,
-            )
+            raise Unreadable(_unknown_value(ref, field_map, raw), field_map.field)
         if getattr(meaning, wanted) is not None:
             return field_map.field, value, meaning
     return None
+
+
+def _unknown_value(ref: SourceRef, field_map: FieldMap, raw: str) -> str:
+    """The reason for a value the mapping does not list, as "CAUSE -> FIX": the cause names
+    no record, so every record holding the value shares it (`crmsync rejects` groups them),
+    and the fix is the mapping line to add it at."""
+    close = difflib.get_close_matches(raw, list(field_map.values), n=1, cutoff=0.8)
+    typo = f", or correct the value in the CRM if it means {close[0]!r}" if close else ""
+    return (f"unknown {ref.object_type}.{field_map.field} {raw!r} -> add it under "
+            f"{field_map.rule}{typo}")
 
 
 def _from_hit(ref: SourceRef, hit: tuple[str, Any, Meaning] | None, wanted: str) -> Sourced | None:

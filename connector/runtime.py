@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -91,7 +92,11 @@ class _ScrubbingFormatter(logging.Formatter):
 
 class _StderrHandler(logging.StreamHandler):
     """Writes to whatever `sys.stderr` is at the time of each record (as logging's own
-    last-resort handler does), so a test runner swapping stderr never leaves a closed stream."""
+    last-resort handler does), so a test runner swapping stderr never leaves a closed stream.
+
+    While progress bars are drawn, a record goes through the bars' console instead, which
+    prints it above them: written past the bars, a line would land inside them and the next
+    redraw would overwrite it."""
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
@@ -103,6 +108,28 @@ class _StderrHandler(logging.StreamHandler):
     @stream.setter
     def stream(self, value: Any) -> None:
         pass
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # Under the lock the bars start and stop by: a retry logged by the reader thread
+        # while the main thread stops the bars would otherwise be drawn into their last frame.
+        with _live_lock:
+            console = _live_console
+            if console is None:
+                super().emit(record)
+                return
+            try:
+                console.print(Text(self.format(record)), soft_wrap=True, highlight=False)
+            except Exception:  # as StreamHandler does: a log line never stops a run
+                self.handleError(record)
+
+
+def log_format() -> str | None:
+    """The format `configure_logging` set ("text" or "json"), or None before it ran: an
+    error a command prints goes out in the same format as its logs."""
+    handlers = logging.getLogger(LOGGER_ROOTS[0]).handlers
+    if not handlers or not isinstance(handlers[0], _StderrHandler):
+        return None
+    return "json" if isinstance(handlers[0].formatter, JsonLogFormatter) else "text"
 
 
 # Our own loggers are `crmsync.*`; modules that log under their import path (`connector.*`)
@@ -135,15 +162,73 @@ class RateColumn(ProgressColumn):
         return Text(f"{speed:,.0f} rec/s" if speed else "", style="progress.data.speed")
 
 
+# The console of the progress bars now drawn, if any: log lines go through it (`_StderrHandler`).
+# Set and cleared under `_live_lock`, which a log line also holds while it is written.
+_live_console: Console | None = None
+_live_lock = threading.RLock()
+
+
 class RichProgress:
     """A bar per object with count, rate and ETA (when the total is known), on stderr.
+
+    One rich Progress at a time, drawn only while an object is being read: it starts with
+    the first bar and stops (leaving the bars on screen, finished) once every bar it holds
+    is finished. So nothing else is ever printed while bars are live but log lines, which go
+    through the bars' console and land above them, and a report or a demo's story printed
+    between reads never has bars redrawn over it. Each run's bars are its own: a second run
+    draws new bars below the first run's, never copies of them.
 
     Implements `connector.sync.Progress` (start, advance, finish, note, wants_totals) without
     subclassing it, so that importing this module does not import the engine."""
 
     wants_totals = True
 
-    def __init__(self) -> None:
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.bars: Bars | None = None
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> RichProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self, key: str, total: int | None = None) -> None:
+        if self.bars is None:
+            self._draw()
+        self.tasks[key] = self.bars.add_task(key, total=total)
+
+    def advance(self, key: str, count: int) -> None:
+        if self.bars is not None and key in self.tasks:
+            self.bars.advance(self.tasks[key], count)
+
+    def finish(self, key: str) -> None:
+        if self.bars is None or key not in self.tasks:
+            return
+        task_id = self.tasks[key]
+        done = next(t.completed for t in self.bars.tasks if t.id == task_id)
+        self.bars.update(task_id, total=done, completed=done)
+        if all(task.finished for task in self.bars.tasks):
+            self.stop()
+
+    def note(self, message: str) -> None:
+        self.console.print(Text(message), soft_wrap=True, highlight=False)
+
+    def stop(self) -> None:
+        """Stop drawing: the bars stay on screen as they are, and the next start draws anew."""
+        global _live_console  # noqa: PLW0603 - one terminal, one live display at a time
+        with _live_lock:
+            if self.bars is None:
+                return
+            try:
+                self.bars.stop()
+            finally:
+                self.bars, self.tasks = None, {}
+                _live_console = None
+
+    def _draw(self) -> None:
+        global _live_console  # noqa: PLW0603
         self.bars = Bars(
             TextColumn("{task.description:<24}"),
             BarColumn(),
@@ -152,28 +237,9 @@ class RichProgress:
             RateColumn(),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
-            console=Console(stderr=True),
+            console=self.console,
             transient=False,
         )
-        self.tasks: dict[str, Any] = {}
-
-    def __enter__(self) -> RichProgress:
-        self.bars.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bars.stop()
-
-    def start(self, key: str, total: int | None = None) -> None:
-        self.tasks[key] = self.bars.add_task(key, total=total)
-
-    def advance(self, key: str, count: int) -> None:
-        self.bars.advance(self.tasks[key], count)
-
-    def finish(self, key: str) -> None:
-        task_id = self.tasks[key]
-        done = next(t.completed for t in self.bars.tasks if t.id == task_id)
-        self.bars.update(task_id, total=done or 1, completed=done or 1)
-
-    def note(self, message: str) -> None:
-        self.bars.console.print(message)
+        with _live_lock:
+            self.bars.start()
+            _live_console = self.console

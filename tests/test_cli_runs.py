@@ -204,7 +204,7 @@ def test_demo_runs_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "1. Backfill" in result.stdout
     assert "3. Incremental sync" in result.stdout
-    assert "unknown Status value 'Nurturing'" in result.stdout
+    assert "unknown Lead.Status 'Nurturing': 1 record(s) -> add it under" in result.stdout
     assert "4. One more sync: 0 change(s) planned, 0 written" in result.stdout
 
 

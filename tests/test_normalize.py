@@ -42,7 +42,8 @@ def test_unknown_picklist_value_is_a_rejection_not_an_exception(mapping):
     rejection = view(mapping, sf("Lead", "00Q1", Status="Vague"))
     assert isinstance(rejection, Rejection)
     assert rejection.field == "Status"
-    assert "unknown Status value 'Vague'" in rejection.reason
+    assert "unknown Lead.Status 'Vague' -> add it under picklists.salesforce.Lead.Status" \
+        in rejection.reason
     assert "default.yaml:" in rejection.reason
 
 

@@ -62,7 +62,7 @@ def test_dry_run_plans_exactly_what_the_real_run_does_and_writes_nothing(engine,
     before = written(sandbox)
     dry = engine.sync(dry_run=True)
     assert written(sandbox) == before
-    assert dry.dry_run and dry.applied == dry.planned > 0
+    assert dry.dry_run and dry.would_apply == dry.planned > 0 and dry.applied == 0
     assert engine.store.journal.applied_count() == 0
     real = engine.sync()
 
@@ -104,7 +104,7 @@ def test_a_bad_record_is_rejected_and_retried_the_rest_goes_on(engine, sandbox):
     assert (report.status, report.exit_code) == ("rejects", 1)
     [reject] = engine.store.ledger.open()
     assert reject.ref == f"salesforce:Lead:{lead['Id']}"
-    assert "unknown Status value 'Nurturing'" in reject.reason
+    assert "unknown Lead.Status 'Nurturing'" in reject.reason
     assert any(c["record_id"] == account["Id"] and c["status"] == "applied"
                for c in report.changes)
     sandbox.update_salesforce("Lead", lead["Id"], {"Status": "Working - Contacted"})

@@ -1,5 +1,10 @@
 """What every command shares: the app, the options, logging, settings, printing a run
-report, and building the engine. Commands live in the modules beside this one."""
+report, and building the engine. Commands live in the modules beside this one.
+
+Options mean the same and look the same in every command: a file is `PATH` (`--mapping PATH`,
+`--state PATH`, `--env-file PATH`), a flag takes no value, and exit codes are the documented
+ones (0 ok, 1 rejects, 2 configuration, 3 stopped, 4 failed).
+"""
 
 from __future__ import annotations
 
@@ -8,16 +13,79 @@ import sys
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
+
+# ---- the app: one look for every command's options ---------------------------------------
+
+
+class CrmsyncGroup(TyperGroup):
+    """The `crmsync` group. It gives every command's options the same metavars, whoever
+    declared them: a flag shows no value (typer would show `<bool>`), a file shows `PATH`,
+    an argument its name in capitals (`RUN_ID`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for command in _commands(self):
+            _consistent_metavars(command)
+
+
+def _commands(group: Any) -> list[Any]:
+    found = [group]
+    for command in getattr(group, "commands", {}).values():
+        found += _commands(command)
+    return found
+
+
+def _consistent_metavars(command: Any) -> None:
+    for param in command.params:
+        if param.metavar is not None:
+            continue
+        if param.param_type_name == "argument":
+            param.metavar = param.name.upper()
+        elif getattr(param, "is_flag", False):
+            param.metavar = ""
+        elif param.type_descriptor.is_path:
+            param.metavar = "PATH"
+    # `--help` too is a flag; made now (and kept by click), with the names click would use
+    help_option = command.get_help_option(SimpleNamespace(help_option_names=["--help"]))
+    if help_option is not None:
+        help_option.metavar = ""
+
 
 app = typer.Typer(
     name="crmsync",
+    cls=CrmsyncGroup,
     help="Keep HubSpot and Salesforce telling the same story about people and organisations.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+        try:
+            number = version("crmsync")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            number = "unknown (not installed)"
+        typer.echo(f"crmsync {number}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _crmsync(
+    show_version: bool = typer.Option(False, "--version", is_eager=True,
+                                      callback=_print_version,
+                                      help="Print crmsync's version and exit."),
+) -> None:
+    """Keep HubSpot and Salesforce telling the same story about people and organisations."""
+
 
 # ---- options every command shares --------------------------------------------------------
 
@@ -35,11 +103,12 @@ class LogLevel(StrEnum):
 
 
 LOG_FORMAT_OPTION = typer.Option(
-    LogFormat.text, "--log-format",
-    help="Log lines on stderr as plain text or as JSON objects (one per line, for log shippers).",
+    LogFormat.text, "--log-format", case_sensitive=True,
+    help="Log lines (and a failing command's error line) on stderr as plain text or as JSON "
+         "objects, one per line, for log shippers.",
 )
 LOG_LEVEL_OPTION = typer.Option(
-    LogLevel.info, "--log-level",
+    LogLevel.info, "--log-level", case_sensitive=True,
     help="Least severe log messages shown on stderr. warning: only retries and problems; "
          "debug: everything, and a traceback when crmsync fails unexpectedly.",
 )
@@ -62,45 +131,75 @@ def settings_from(env_file: Path | None):
     return load_settings(env_file=env_file or Path(".env"), require_env_file=env_file is not None)
 
 
-def fail(message: str, code: int) -> typer.Exit:
-    """One scrubbed message on stderr and the exit code; `raise fail(...)`."""
-    from connector.exceptions import scrub  # noqa: PLC0415
+# The status a failure's exit code stands for, as runs record it (connector/sync/report.py).
+_STATUS_OF_CODE = {2: "config_error", 3: "stopped", 4: "failed", 130: "interrupted"}
 
-    typer.echo(scrub(message), err=True)
+
+def fail(message: str, code: int, *, as_json: bool = False) -> typer.Exit:
+    """`raise fail(...)`: one scrubbed line on stderr (a JSON log line when logs are JSON),
+    and with `as_json` a JSON error object on stdout, so a caller reading stdout always gets
+    JSON: {"error": ..., "exit_code": ..., "status": ...}."""
+    report_failure(message, code, as_json=as_json)
     return typer.Exit(code)
+
+
+def report_failure(message: str, code: int, *, as_json: bool = False) -> None:
+    """What `fail` prints; also the last line of defence's (connector/cli/__init__.py)."""
+    import json  # noqa: PLC0415
+    import logging  # noqa: PLC0415
+
+    from connector.exceptions import scrub  # noqa: PLC0415
+    from connector.runtime import log_format  # noqa: PLC0415
+
+    message = scrub(message)
+    status = _STATUS_OF_CODE.get(code, "failed")
+    if as_json:
+        typer.echo(json.dumps({"error": message, "exit_code": code, "status": status},
+                              indent=2))
+    if log_format() == "json":
+        logging.getLogger("crmsync").error(
+            message, extra={"fields": {"exit_code": code, "status": status}})
+    else:
+        typer.echo(message, err=True)
 
 
 # ---- options of the commands that read settings and state -------------------------------
 
-MAPPING_OPTION = typer.Option(None, "--mapping", help="Mapping YAML (default: "
-                              "CRMSYNC_MAPPING_PATH, else the shipped mappings/default.yaml).")
-STATE_OPTION = typer.Option(None, "--state", help="State DB (default: CRMSYNC_STATE_PATH, "
-                            "else ./crmsync.db).")
+MAPPING_OPTION = typer.Option(None, "--mapping", metavar="PATH",
+                              help="Mapping YAML (default: CRMSYNC_MAPPING_PATH, else the "
+                                   "shipped mappings/default.yaml).")
+STATE_OPTION = typer.Option(None, "--state", metavar="PATH",
+                            help="State DB (default: CRMSYNC_STATE_PATH, else ./crmsync.db).")
 ENV_FILE_OPTION = typer.Option(
-    None, "--env-file", show_default=False,
+    None, "--env-file", metavar="PATH", show_default=False,
     help="Settings file to read (KEY=VALUE lines, UTF-8). Default: ./.env when it exists; a "
          "file named here must exist.",
 )
-JSON_OPTION = typer.Option(False, "--json", help="Print a machine-readable JSON report.")
-DRY_RUN_OPTION = typer.Option(False, "--dry-run", help="Do everything but write to the CRMs.")
+JSON_OPTION = typer.Option(False, "--json", help="Print a machine-readable JSON report on "
+                           "stdout (on a failure, a JSON object with the error and exit code).")
+DRY_RUN_OPTION = typer.Option(False, "--dry-run", help="Do everything but write to the CRMs; "
+                              "the report says what would apply.")
+ALL_OPTION = typer.Option(
+    False, "--all",
+    help="List every change the report holds (the first 10,000; --json holds them too), "
+         "every transition of the summary and every rejected record, not only the first 25 "
+         "changes.",
+)
 
 # SQLite stores integers in 8 bytes; a larger run id cannot name a run.
 LARGEST_RUN_ID = 2**63 - 1
 
 
-
 # ---- runs
 
-def finish(report, as_json: bool) -> None:
+def finish(report, as_json: bool, show_all: bool = False) -> None:
     """Print a run report; exit with its code (0 ok, 1 rejects, 2 config, 3 stopped, 4 failed)."""
-    from rich.console import Console  # noqa: PLC0415
-
-    from connector.reporting import dumps, print_report  # noqa: PLC0415
+    from connector.reporting import dumps, print_report, stdout_console  # noqa: PLC0415
 
     if as_json:
         typer.echo(dumps(report.to_dict()))
     else:
-        print_report(report, Console())
+        print_report(report, stdout_console(), show_all=show_all)
     raise typer.Exit(report.exit_code)
 
 
@@ -124,7 +223,7 @@ def run_engine(action, *, mapping, state, env_file, progress=False, as_json=Fals
             with bars:
                 return action(engine)
     except ConfigurationError as error:
-        raise fail(f"configuration error: {error}", 2) from None
+        raise fail(f"configuration error: {error}", 2, as_json=as_json) from None
 
 
 def write_private(path: Path, text: str) -> None:
@@ -137,7 +236,7 @@ def write_private(path: Path, text: str) -> None:
         file.write(text)
 
 
-def open_state(state: Path | None, env_file: Path | None):
+def open_state(state: Path | None, env_file: Path | None, *, as_json: bool = False):
     from connector.exceptions import ConfigurationError  # noqa: PLC0415
     from connector.state import StateStore  # noqa: PLC0415
 
@@ -148,12 +247,10 @@ def open_state(state: Path | None, env_file: Path | None):
                                      "`crmsync backfill` first (or pass --state)")
         return StateStore(path)
     except ConfigurationError as error:
-        raise fail(str(error), 2) from None
+        raise fail(str(error), 2, as_json=as_json) from None
 
 
 def as_utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-

@@ -20,9 +20,10 @@ from connector.cli._common import (
 
 @app.command("demo")
 def demo_command(
-    seed: int = typer.Option(200, help="Sandbox size: organisations (about 3x as many people)."),
+    seed: int = typer.Option(200, metavar="N",
+                             help="Sandbox size: organisations (about 3x as many people)."),
     state: Path | None = typer.Option(
-        None, "--state", show_default=False,
+        None, "--state", metavar="PATH", show_default=False,
         help="State DB for the demo, recreated on every run. Default: crmsync-demo.db in a "
              "folder of your own under the system's temporary directory (the demo prints "
              "where), never in the current directory."),
@@ -35,25 +36,32 @@ def demo_command(
     Starts the built-in HubSpot + Salesforce sandbox on 127.0.0.1 with seeded data, backfills,
     changes some records as people would, syncs, and prints what changed and why.
     """
-    from rich.console import Console  # noqa: PLC0415
-
     from connector.demo import run_demo  # noqa: PLC0415
-    from connector.reporting import print_report  # noqa: PLC0415
+    from connector.reporting import print_report, stdout_console  # noqa: PLC0415
     from connector.runtime import RichProgress  # noqa: PLC0415
 
     setup_logging(log_format, log_level, verbose)
-    console = Console()
+    console = stdout_console()
     state = state or _demo_state()
+    # Bars are drawn only while a run reads (RichProgress); the story and the reports are
+    # printed between reads, after stopping any bars a failed read left drawn.
+    bars = RichProgress() if sys.stderr.isatty() else None
+
+    def say(text: str) -> None:
+        if bars is not None:
+            bars.stop()
+        console.print(text, markup=False, highlight=False)
 
     def show(report, with_changes: bool) -> None:
+        if bars is not None:
+            bars.stop()
         print_report(report, console, show_changes=with_changes)
 
-    bars = RichProgress() if sys.stderr.isatty() else None
     if bars is None:
-        _, sync, _ = run_demo(seed=seed, state_path=state, say=console.print, show=show)
+        _, sync, _ = run_demo(seed=seed, state_path=state, say=say, show=show)
     else:
         with bars:
-            _, sync, _ = run_demo(seed=seed, state_path=state, say=console.print, show=show,
+            _, sync, _ = run_demo(seed=seed, state_path=state, say=say, show=show,
                                   progress=bars)
     raise typer.Exit(0 if sync.exit_code in (0, 1) else sync.exit_code)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from connector.cli._common import (
+    ALL_OPTION,
     DRY_RUN_OPTION,
     ENV_FILE_OPTION,
     JSON_OPTION,
@@ -38,6 +39,7 @@ def sync_command(
              "(the first run after a mapping change does this anyway).",
     ),
     as_json: bool = JSON_OPTION,
+    show_all: bool = ALL_OPTION,
     mapping: Path | None = MAPPING_OPTION,
     state: Path | None = STATE_OPTION,
     env_file: Path | None = ENV_FILE_OPTION,
@@ -55,18 +57,22 @@ def sync_command(
     setup_logging(log_format, log_level, verbose)
     report = run_engine(lambda e: e.sync(dry_run=dry_run, replan_all=replan_all),
                          mapping=mapping, state=state, env_file=env_file, as_json=as_json)
-    finish(report, as_json)
+    finish(report, as_json, show_all)
 
 
 @app.command("backfill")
 def backfill_command(
-    since: datetime | None = typer.Option(None, help="Only records modified at or after this."),
-    until: datetime | None = typer.Option(None, help="Only records modified before this."),
+    since: datetime | None = typer.Option(None, metavar="DATE",
+                                          help="Only records modified at or after this."),
+    until: datetime | None = typer.Option(None, metavar="DATE",
+                                          help="Only records modified before this."),
     objects: str | None = typer.Option(
-        None, help="Comma-separated objects, e.g. hubspot.contacts,salesforce.Lead (default all)."
+        None, metavar="SYSTEM.OBJECT,...",
+        help="Comma-separated objects, e.g. hubspot.contacts,salesforce.Lead (default all).",
     ),
     dry_run: bool = DRY_RUN_OPTION,
     as_json: bool = JSON_OPTION,
+    show_all: bool = ALL_OPTION,
     mapping: Path | None = MAPPING_OPTION,
     state: Path | None = STATE_OPTION,
     env_file: Path | None = ENV_FILE_OPTION,
@@ -89,13 +95,14 @@ def backfill_command(
 
     report = run_engine(action, mapping=mapping, state=state, env_file=env_file,
                          progress=True, as_json=as_json)
-    finish(report, as_json)
+    finish(report, as_json, show_all)
 
 
 @app.command("plan")
 def plan_command(
     output: Path | None = typer.Option(None, "-o", "--output", help="Save the plan as JSON."),
     as_json: bool = JSON_OPTION,
+    show_all: bool = ALL_OPTION,
     mapping: Path | None = MAPPING_OPTION,
     state: Path | None = STATE_OPTION,
     env_file: Path | None = ENV_FILE_OPTION,
@@ -113,7 +120,7 @@ def plan_command(
     if output is not None and report.exit_code in (0, 1):
         write_private(output, document.to_json())
         typer.echo(f"plan with {len(document.changes)} change(s) saved to {output}", err=True)
-    finish(report, as_json)
+    finish(report, as_json, show_all)
 
 
 @app.command("apply")
@@ -121,6 +128,7 @@ def apply_command(
     plan_file: Path = typer.Argument(..., help="A plan saved by `crmsync plan -o`."),
     dry_run: bool = DRY_RUN_OPTION,
     as_json: bool = JSON_OPTION,
+    show_all: bool = ALL_OPTION,
     mapping: Path | None = MAPPING_OPTION,
     state: Path | None = STATE_OPTION,
     env_file: Path | None = ENV_FILE_OPTION,
@@ -136,15 +144,15 @@ def apply_command(
     try:
         document = PlanDocument.from_json(plan_file.read_text(encoding="utf-8"), str(plan_file))
     except OSError as error:
-        raise fail(f"cannot read {plan_file}: {error.strerror}", 2) from None
+        raise fail(f"cannot read {plan_file}: {error.strerror}", 2, as_json=as_json) from None
     except UnicodeDecodeError as error:
         raise fail(f"cannot read {plan_file}: not UTF-8 (byte offset {error.start}); "
-                    "not a crmsync plan", 2) from None
+                    "not a crmsync plan", 2, as_json=as_json) from None
     except ConfigurationError as error:
-        raise fail(str(error), 2) from None
+        raise fail(str(error), 2, as_json=as_json) from None
     report = run_engine(lambda e: e.apply(document, dry_run=dry_run), mapping=mapping,
                          state=state, env_file=env_file, as_json=as_json)
-    finish(report, as_json)
+    finish(report, as_json, show_all)
 
 
 @app.command("rollback")
@@ -152,6 +160,7 @@ def rollback_command(
     run_id: int = typer.Argument(..., help="The run whose changes to undo (see `crmsync status`)."),
     dry_run: bool = DRY_RUN_OPTION,
     as_json: bool = JSON_OPTION,
+    show_all: bool = ALL_OPTION,
     mapping: Path | None = MAPPING_OPTION,
     state: Path | None = STATE_OPTION,
     env_file: Path | None = ENV_FILE_OPTION,
@@ -174,6 +183,6 @@ def rollback_command(
 
     report = run_engine(action, mapping=mapping, state=state, env_file=env_file,
                          as_json=as_json)
-    finish(report, as_json)
+    finish(report, as_json, show_all)
 
 

@@ -25,7 +25,7 @@ from connector.cli._common import (
 
 @app.command("status")
 def status_command(
-    runs: int = typer.Option(10, help="How many recent runs to show."),
+    runs: int = typer.Option(10, metavar="N", help="How many recent runs to show."),
     as_json: bool = JSON_OPTION,
     state: Path | None = STATE_OPTION,
     env_file: Path | None = ENV_FILE_OPTION,
@@ -33,23 +33,33 @@ def status_command(
     log_level: LogLevel = LOG_LEVEL_OPTION,
     verbose: bool = VERBOSE_OPTION,
 ) -> None:
-    """Last runs, watermarks, open rejects and API usage, from the state DB (no API calls)."""
-    from rich.console import Console  # noqa: PLC0415
+    """Last runs, watermarks, open rejects and API usage, from the state DB (no API calls).
 
-    from connector.reporting import dumps, print_status, status_data  # noqa: PLC0415
+    Dry runs show what they would apply: they applied nothing.
+    """
+    from connector.reporting import (  # noqa: PLC0415
+        dumps,
+        print_status,
+        status_data,
+        stdout_console,
+    )
 
     setup_logging(log_format, log_level, verbose)
-    with open_state(state, env_file) as store:
+    with open_state(state, env_file, as_json=as_json) as store:
         data = status_data(store, runs)
     if as_json:
         typer.echo(dumps(data))
     else:
-        print_status(data, Console())
+        print_status(data, stdout_console())
 
 
 @app.command("rejects")
 def rejects_command(
-    run: int | None = typer.Option(None, "--run", help="Only rejects seen in this run."),
+    run: int | None = typer.Option(None, "--run", metavar="RUN_ID",
+                                   help="Only rejects seen in this run."),
+    records: bool = typer.Option(False, "--records",
+                                 help="List every rejected record under its cause (in a "
+                                      "pipe: one record per line, with its cause)."),
     as_json: bool = JSON_OPTION,
     state: Path | None = STATE_OPTION,
     env_file: Path | None = ENV_FILE_OPTION,
@@ -57,24 +67,30 @@ def rejects_command(
     log_level: LogLevel = LOG_LEVEL_OPTION,
     verbose: bool = VERBOSE_OPTION,
 ) -> None:
-    """The reject ledger with reasons. Rejected records are retried on the next run."""
-    from rich.console import Console  # noqa: PLC0415
+    """Open rejects grouped by cause, with the fix: records that could not be read or
+    written. Rejected records are retried on every run.
 
-    from connector.reporting import dumps, print_rejects  # noqa: PLC0415
+    Each cause shows how many records it rejected and a few of them; --records lists them
+    all. --json lists every reject with its cause and fix.
+    """
+    from connector.reporting import (  # noqa: PLC0415
+        RECORDS_SHOWN,
+        dumps,
+        print_reject_causes,
+        reject_rows,
+        stdout_console,
+    )
+    from connector.sync.report import group_rejects  # noqa: PLC0415
 
     setup_logging(log_format, log_level, verbose)
     if run is not None and not 1 <= run <= LARGEST_RUN_ID:
-        raise fail(f"no run {run}", 2)
-    with open_state(state, env_file) as store:
-        entries = store.ledger.open(run)
-    rows = [{"record": e.ref, "stage": e.stage, "field": e.field, "reason": e.reason,
-             "code": e.code, "attempts": e.attempts, "first_seen": e.first_seen,
-             "last_seen": e.last_seen, "last_run": e.last_run} for e in entries]
+        raise fail(f"no run {run}", 2, as_json=as_json)
+    with open_state(state, env_file, as_json=as_json) as store:
+        rows = reject_rows(store.ledger.open(run))
     if as_json:
         typer.echo(dumps(rows))
     elif rows:
-        print_rejects(rows, Console())
+        print_reject_causes(group_rejects(rows), stdout_console(),
+                            records=None if records else RECORDS_SHOWN)
     else:
         typer.echo("no open rejects")
-
-

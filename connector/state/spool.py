@@ -160,6 +160,49 @@ class ChangeSpool:
         return out
 
 
+    def transitions(self, *, sent_only: bool = True) -> list[tuple[Any, ...]]:
+        """Every change counted by field and value change, for a run's summary: rows of
+        (system, object, field, before, after, status, changes, steps). A record changes a
+        field once, so the changes are also the records; `steps` is 2 for a clear-then-set.
+
+        A clear-then-set (HubSpot's forward-only lifecycle stage) counts once, as the move
+        from its first step's before to its last step's after, with the last step's status.
+        Only the few fields that have such pairs pay for pairing them up (a window over that
+        field's rows); the rest is one GROUP BY. `sent_only` as in `report_rows`.
+        """
+        status = "r.status" if sent_only else "coalesce(r.status, 'planned')"
+        sent = "AND r.status IS NOT NULL" if sent_only else ""
+        two_step = self.db.execute("SELECT DISTINCT system, object_type, field FROM "
+                                   "temp.spool_change WHERE step > 0").fetchall()
+        apart = "".join(" AND NOT (c.system = ? AND c.object_type = ? AND c.field = ?)"
+                        for _ in two_step)
+        rows = self.db.execute(
+            f"SELECT c.system, c.object_type, c.field, c.before, c.after, {status}, count(*), "
+            f"1 FROM temp.spool_change AS c LEFT JOIN "
+            f"temp.spool_result AS r USING (id) WHERE 1 {sent}{apart} GROUP BY 1, 2, 3, 4, 5, 6",
+            [value for key in two_step for value in key]).fetchall()
+        for key in two_step:
+            rows += self.db.execute(
+                f"SELECT system, object_type, field, first_before, after, status, count(*), "
+                f"last_step + 1 FROM (SELECT c.system, c.object_type, c.field, "
+                f"c.record_id, c.step, c.after, {status} AS status, "
+                f"first_value(c.before) OVER steps AS first_before, "
+                f"max(c.step) OVER steps AS last_step FROM temp.spool_change AS c LEFT JOIN "
+                f"temp.spool_result AS r USING (id) WHERE c.system = ? AND c.object_type = ? "
+                f"AND c.field = ? WINDOW steps AS (PARTITION BY c.record_id ORDER BY c.step "
+                f"ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) "
+                f"WHERE step = last_step AND status IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 8",
+                key).fetchall()
+        return [(*row[:3], _unspooled(row[3]), _unspooled(row[4]), *row[5:]) for row in rows]
+
+    def records(self, *, sent_only: bool = True) -> int:
+        """How many records the changes touch (those sent, with `sent_only`)."""
+        join = "JOIN temp.spool_result AS r USING (id)" if sent_only else ""
+        return int(self.db.execute(
+            f"SELECT count(*) FROM (SELECT DISTINCT c.system, c.object_type, c.record_id "
+            f"FROM temp.spool_change AS c {join})").fetchone()[0])
+
+
 _NATIVE = (str, int, float, type(None))  # SQLite keeps these types; a bool would become 1
 
 

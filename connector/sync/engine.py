@@ -186,7 +186,7 @@ class Engine:
                                         today=run.today.isoformat(),
                                         changes=list(spool.changes()))
                 run.report.planned = spool.count
-                run.report.list_changes(spool, sent_only=False)
+                run.report.list_changes(spool, sent_only=False, mapping=self.mapping)
         return run.report, document
 
     def apply(self, document: PlanDocument, *, dry_run: bool = False) -> RunReport:

@@ -81,7 +81,7 @@ class Writer:
                     if batch:
                         self._send(system, obj, spool, batch, confirm)
         finally:
-            self.run.report.list_changes(spool, sent_only=True)
+            self.run.report.list_changes(spool, sent_only=True, mapping=self.mapping)
 
     def resolve_intents(self) -> None:
         """Give the intended writes of runs that died before hearing the CRM's answer their
@@ -210,7 +210,9 @@ class Writer:
 
     def _count(self, status: str) -> None:
         report = self.run.report
-        if status == "applied":
+        if status == "applied" and report.dry_run:  # nothing was sent: it would apply
+            report.would_apply += 1
+        elif status == "applied":
             report.applied += 1
         elif status == "rejected":
             report.write_rejected += 1
