@@ -36,14 +36,19 @@ def status_command(
     """Last runs, watermarks, open rejects and API usage, from the state DB (no API calls)."""
     from rich.console import Console  # noqa: PLC0415
 
+    from connector.cli.admin import admin_lines, admin_state  # noqa: PLC0415
     from connector.reporting import dumps, print_status, status_data  # noqa: PLC0415
 
     setup_logging(log_format, log_level, verbose)
     with open_state(state, env_file) as store:
         data = status_data(store, runs)
+        data.update(admin_state(store))
+        lines = admin_lines(store)
     if as_json:
         typer.echo(dumps(data))
     else:
+        for line in lines:
+            typer.echo(line)
         print_status(data, Console())
 
 
