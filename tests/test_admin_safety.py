@@ -119,6 +119,22 @@ def test_a_forgotten_mapping_refuses_and_accepting_the_change_pins_it(tmp_path):
         assert back.returncode == 2 and "--accept-mapping-change" in back.stdout
 
 
+def test_an_accepted_mapping_that_pre_flight_refuses_is_not_pinned(tmp_path):
+    missing = mapping_copy(tmp_path, "typo.yaml",
+                           "      crmsync_priority: {from: person.priority}",
+                           "      crmsync_priorty: {from: person.priority}")
+    with Sandbox(seed=SEED) as sandbox:
+        env_file = write_env(sandbox, tmp_path)
+        state = tmp_path / "state.db"
+        assert cli("backfill", cwd=tmp_path, env_file=env_file, state=state).returncode == 0
+        refused = cli("sync", "--mapping", str(missing), "--accept-mapping-change",
+                      "--replan-all", cwd=tmp_path, env_file=env_file, state=state)
+        assert refused.returncode == 2 and "crmsync_priorty" in output(refused)
+        with StateStore(state) as store:  # nothing written with it: the pin stays
+            assert store.admin.pinned_mapping().path == str(SHIPPED.resolve())
+        assert cli("sync", cwd=tmp_path, env_file=env_file, state=state).returncode in (0, 1)
+
+
 def test_plan_and_apply_are_the_reviewed_way_to_change_the_mapping(tmp_path):
     acme = narrower_icp(tmp_path)
     with Sandbox(seed=SEED) as sandbox:

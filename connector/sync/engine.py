@@ -239,9 +239,8 @@ class Engine:
             if run.begun:
                 self._saved(run).refuse_unless_applicable(document, self._mapping_sha256())
                 run.report.planned = len(document.changes)
-                if not dry_run:  # a reviewed plan: its mapping is now the one in force
-                    self._pin()
-                self._write_now(run, document.changes)
+                # a reviewed plan: its mapping is the one in force once it starts writing
+                self._write_now(run, document.changes, None if dry_run else self._pin)
         return run.report
 
     def rollback(self, run_id: int, *, dry_run: bool = False) -> RunReport:
@@ -280,7 +279,7 @@ class Engine:
 
         With `objects`, only their changes are written, and nothing is marked as planned:
         the next run plans again what this one left. A guarded run checks the blast radius
-        before it writes, and pins its mapping as it starts writing."""
+        before it writes; every run that writes pins its mapping once pre-flight passed."""
         planner = self._planner(run)
         scope = planner.scope(replan_all)
         spool = planner.plan_from_mirror(scope)
@@ -290,9 +289,7 @@ class Engine:
         if guards is not None and not guards.confirm_large:
             self._check_blast_radius(run, spool)
         self.store.mirror.left_behind.clear()
-        if not run.report.dry_run:
-            self._pin()
-        self._writer(run, planner).apply(spool)
+        self._writer(run, planner).apply(spool, None if run.report.dry_run else self._pin)
         if not run.report.dry_run and not objects:
             planner.settle(scope)
 
@@ -397,22 +394,23 @@ class Engine:
         """A rollback lasts only until the next run: the sources and the mapping still give
         the values it undid."""
         pause = self.store.admin.paused()
-        after = "after this rollback " if run.report.dry_run else ""
+        after = "after this rollback, " if run.report.dry_run else ""
+        same = (f"{after}the next run will write the same values again unless the mapping or "
+                "the data changes")
         if pause is not None:
             note = (f"crmsync is {pause}: scheduled runs write nothing until `crmsync "
-                    f"resume`. {after}the next run will write the same values again unless the "
-                    "mapping or the data changes: fix that before you resume")
+                    f"resume`. Note: {same}; fix that before you resume")
         else:
-            note = (f"{after}the next run will write the same values again unless the mapping "
-                    "or the data changes: to stop scheduled runs while you fix it, run "
-                    "`crmsync pause --reason '...'` (and `crmsync resume` after)")
+            note = (f"{same}: to stop scheduled runs while you fix it, run `crmsync pause "
+                    "--reason '...'` (and `crmsync resume` after)")
         run.report.message = "; ".join(filter(None, [run.report.message, note]))
 
-    def _write_now(self, run: Run, changes: list[Change]) -> None:
+    def _write_now(self, run: Run, changes: list[Change],
+                   before_writing: Callable[[], None] | None = None) -> None:
         """Write changes this run did not plan: the records were read just now, checking
         them, so what counts as a stale read starts from here."""
         run.read_at = self.clock()
-        self._writer(run).apply(spooled(self.store, changes))
+        self._writer(run).apply(spooled(self.store, changes), before_writing)
 
     # ---- the run frame -----------------------------------------------------------------------
 

@@ -64,14 +64,17 @@ class Writer:
         self.store, self.mapping, self.adapters = store, mapping, adapters
         self.options, self.run, self.clock, self.planner = options, run, clock, planner
 
-    def apply(self, spool: ChangeSpool) -> None:
+    def apply(self, spool: ChangeSpool,
+              before_writing: Callable[[], None] | None = None) -> None:
         """Send the changes in batches per object; record each result before the next batch.
 
         Before each batch: stop if another run took the lock or crmsync was paused, and read
         the batch's records again if the run read them too long ago (`_reread`). Before the
         first, dry runs too: refuse (exit 2) if a field written is missing, read-only or
-        lacks a value written."""
+        lacks a value written. Then `before_writing` (the engine pins the run's mapping)."""
         refuse_unwritable(self.mapping, self.adapters, spool.objects())
+        if before_writing is not None:
+            before_writing()
         try:
             for system, obj in spool.objects():
                 confirm = {r.field for r in self.mapping.write_back.get((system, obj), ())
