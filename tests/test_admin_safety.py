@@ -334,6 +334,10 @@ def test_sync_and_plan_take_objects_too(tmp_path):
         assert sync.returncode in (0, 1), output(sync)[-2000:]
         assert set(json_report(sync)["read"]) == {"hubspot.contacts"}
         assert changed_objects(before, snapshot(sandbox)) <= {"hubspot:contacts"}
+        typo = cli("sync", "--objects", "hubspot.compnies", cwd=tmp_path, env_file=env_file,
+                   state=tmp_path / "other.db")
+        assert typo.returncode == 2 and "unknown object 'hubspot.compnies'" in typo.stderr
+        assert not (tmp_path / "other.db").exists()
 
 
 # ---- 4. pause and resume ---------------------------------------------------------------------

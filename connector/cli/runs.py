@@ -50,9 +50,14 @@ CONFIRM_LARGE_OPTION = typer.Option(
 
 
 def _objects(text: str | None):
+    """--objects as (system, object) pairs, checked before anything is opened or read."""
+    from connector.exceptions import ConfigurationError  # noqa: PLC0415
     from connector.sync import parse_objects  # noqa: PLC0415
 
-    return parse_objects(text)
+    try:
+        return parse_objects(text)
+    except ConfigurationError as error:
+        raise fail(f"configuration error: {error}", 2) from None
 
 
 @app.command("sync")
@@ -94,9 +99,10 @@ def sync_command(
     setup_logging(log_format, log_level, verbose)
     guards = Guards(accept_mapping_change=accept_mapping_change, confirm_large=confirm_large,
                     allow_empty_state=allow_empty_state)
+    chosen = _objects(objects)
 
     def action(engine):
-        return engine.sync(dry_run=dry_run, replan_all=replan_all, objects=_objects(objects),
+        return engine.sync(dry_run=dry_run, replan_all=replan_all, objects=chosen,
                            guards=guards)
 
     report = run_engine(action, mapping=mapping, state=state, env_file=env_file,
@@ -131,10 +137,11 @@ def backfill_command(
 
     setup_logging(log_format, log_level, verbose)
     guards = Guards(accept_mapping_change=accept_mapping_change, confirm_large=confirm_large)
+    chosen = _objects(objects)
 
     def action(engine):
         return engine.backfill(since=as_utc(since), until=as_utc(until),
-                               objects=_objects(objects), dry_run=dry_run, guards=guards)
+                               objects=chosen, dry_run=dry_run, guards=guards)
 
     report = run_engine(action, mapping=mapping, state=state, env_file=env_file,
                          progress=True, as_json=as_json)
@@ -160,7 +167,8 @@ def plan_command(
     while crmsync is paused.
     """
     setup_logging(log_format, log_level, verbose)
-    report, document = run_engine(lambda e: e.plan(objects=_objects(objects)), mapping=mapping,
+    chosen = _objects(objects)
+    report, document = run_engine(lambda e: e.plan(objects=chosen), mapping=mapping,
                                    state=state, env_file=env_file, as_json=as_json)
     if output is not None and report.exit_code in (0, 1):
         write_private(output, document.to_json())

@@ -48,7 +48,7 @@ from connector.exceptions import (
 )
 from connector.mapping import Mapping
 from connector.model import Change
-from connector.state import STALE_LOCK_SECONDS, ChangeSpool, StateStore
+from connector.state import STALE_LOCK_SECONDS, ChangeSpool, MappingPin, StateStore
 from connector.sync.decide import Planner
 from connector.sync.guards import (
     PAUSABLE,
@@ -136,7 +136,9 @@ class Engine:
 
     Each run builds its stages (`Reader`, `Planner`, `Writer`, `SavedChanges`) from the
     engine's attributes as they are then: tests change `mapping`, `today` or `clock`
-    between runs.
+    between runs. `sync` and `backfill` take `guards` (guards.py): the `crmsync` command
+    always passes them; without, a run is unguarded, for the tests and benchmarks that vary
+    the mapping. A pause (`crmsync pause`) holds either way.
     """
 
     def __init__(
@@ -309,7 +311,7 @@ class Engine:
         if pin.sha256 != self._mapping_sha256() and not guards.accept_mapping_change:
             raise self._mapping_change_refused(run, pin)
 
-    def _mapping_change_refused(self, run: Run, pin: Any) -> RunRefused:
+    def _mapping_change_refused(self, run: Run, pin: MappingPin) -> RunRefused:
         """The refusal of a mapping change, with its plan made from the mirror as last read,
         in a transaction then rolled back: the summary shows what the mapping alone would
         change, and the refused run leaves the state DB as it found it."""
