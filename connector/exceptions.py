@@ -4,7 +4,13 @@
     ├── ConfigurationError          terminal: fix a file or a setting, then rerun (exit 2)
     │   ├── MappingError            mapping YAML problems, each with file:line:col
     │   ├── SettingsError           a missing or invalid setting, and where we looked
-    │   └── MissingScopes           the CRM refused a call: the token lacks a scope
+    │   ├── ProjectFileError        crmsync.toml is malformed (file, line and key)
+    │   ├── MissingScopes           the CRM refused a call: the token lacks a scope
+    │   └── RunRefused              a guard stopped a run before it wrote: rerun with the
+    │       │                       flag the message names once you have read the plan
+    │       ├── MappingChanged      the mapping is not the one pinned in the state DB
+    │       ├── EmptyState          a sync on a state DB nothing was ever written from
+    │       └── BlastRadiusExceeded more records or downgrades than the configured limits
     ├── ApiError                    a CRM answered badly (system, operation, status, code)
     │   ├── RetriableApiError       429, 5xx, timeouts, dropped connections, row locks
     │   │   └── RateLimitedError    429 with the server's policy and Retry-After
@@ -15,7 +21,10 @@
     ├── RunStoppedEarly             resumable: rerun later continues (exit 3)
     │   ├── BudgetExhausted         the client-side API budget for this run is used
     │   ├── RunLockHeld             another run holds the state lock
-    │   └── RunLockLost             another run took this run's lock; it stopped writing
+    │   ├── RunLockLost             another run took this run's lock; it stopped writing
+    │   └── RunPaused               an admin paused crmsync (`crmsync pause`): the run
+    │                               writes nothing more, and ends "paused" (exit 0) until
+    │                               `crmsync resume`
     ├── StateStoreError             the state DB is unusable (corrupt, read-only, full,
     │                               locked): fix the file or the disk, then rerun (exit 4)
     └── RecordRejected              skippable: one record is bad, the batch goes on
@@ -32,19 +41,25 @@ from dataclasses import dataclass
 __all__ = [
     "ApiError",
     "AuthenticationError",
+    "BlastRadiusExceeded",
     "BudgetExhausted",
     "ConfigurationError",
     "CredentialsRejected",
     "CrmsyncError",
+    "EmptyState",
     "FatalApiError",
+    "MappingChanged",
     "MappingError",
     "MappingProblem",
     "MissingScopes",
+    "ProjectFileError",
     "RateLimitedError",
     "RecordRejected",
     "RetriableApiError",
     "RunLockHeld",
     "RunLockLost",
+    "RunPaused",
+    "RunRefused",
     "RunStoppedEarly",
     "SettingsError",
     "StateStoreError",
@@ -129,6 +144,43 @@ class MappingError(ConfigurationError):
 
 class SettingsError(ConfigurationError):
     """A setting is missing or invalid; the message lists every place we looked."""
+
+
+class ProjectFileError(ConfigurationError):
+    """The project file (crmsync.toml) cannot be used; the message names the file, the line
+    and the key, so that an admin can fix it before the next scheduled run."""
+
+
+class RunRefused(ConfigurationError):
+    """A guard stopped a run after it planned and before it wrote anything (exit 2).
+
+    Not a broken setting: the run would do something an admin should look at first. The
+    message says what, and `flag` is the command-line option that lets the run through once
+    they have; `guard` names the guard in reports ("mapping_pin", "empty_state",
+    "blast_radius")."""
+
+    guard = ""
+    flag = ""
+
+
+class MappingChanged(RunRefused):
+    """The run's mapping is not the one pinned in the state DB (a forgotten --mapping)."""
+
+    guard, flag = "mapping_pin", "--accept-mapping-change"
+
+
+class EmptyState(RunRefused):
+    """A writing sync on a state DB that no run has written from: it would be a backfill
+    without its progress, its resumability and its name."""
+
+    guard, flag = "empty_state", "--allow-empty-state"
+
+
+class BlastRadiusExceeded(RunRefused):
+    """The run would write more records, or move more lifecycle stages back, than the
+    configured limits allow."""
+
+    guard, flag = "blast_radius", "--confirm-large"
 
 
 class MissingScopes(ConfigurationError):
@@ -218,6 +270,11 @@ class RunLockHeld(RunStoppedEarly):
 class RunLockLost(RunStoppedEarly):
     """Another run took this run's lock (it found the heartbeat stale): this run stops before
     its next write, so two runs never write at once. The next run continues."""
+
+
+class RunPaused(RunStoppedEarly):
+    """An admin paused crmsync (`crmsync pause`): the run writes nothing more. Not a failure,
+    so it ends "paused" with exit 0; `crmsync resume` lets the next run continue."""
 
 
 # --- the state DB ----------------------------------------------------------------------

@@ -161,6 +161,27 @@ class Settings(BaseSettings):
     # fifth of it.
     lock_stale_seconds: float = Field(default=900.0, gt=0)
 
+    # The blast-radius guard (connector/sync/guards.py): a sync or backfill planning more than
+    # this stops before writing (exit 2) unless run with --confirm-large. Normal incremental
+    # runs write far less; a forgotten --mapping, a bulk import or a rule changed in a hurry
+    # write to a large share of the CRM at once.
+    max_records_written: int = Field(
+        default=1000, ge=0,
+        description="Most records a sync or backfill writes without --confirm-large. A "
+        "first backfill (no run has yet planned and written everything) is exempt.",
+    )
+    max_share_written: float = Field(
+        default=0.2, gt=0, le=1, allow_inf_nan=False,
+        description="Most share of the mirrored records a sync or backfill writes without "
+        "--confirm-large, counted only when it writes more than 100 records (in a small CRM a "
+        "day's edits touch a large share). 1 turns the share limit off.",
+    )
+    max_downgrades: int = Field(
+        default=20, ge=0,
+        description="Most lifecycle stages a sync or backfill moves back (or off the ladder, "
+        "to other or disqualified) without --confirm-large; first backfills too.",
+    )
+
     _env_file: Path | None = PrivateAttr(default=None)
     _secrets_dir: Path | None = PrivateAttr(default=None)
 

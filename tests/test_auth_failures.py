@@ -15,7 +15,7 @@ def test_a_wrong_hubspot_token_is_a_configuration_error_naming_the_setting(tmp_p
         env_file = write_env(sandbox, tmp_path)
         text = env_file.read_text().replace(sandbox.hubspot_access_token, "pat-na1-wrong-token")
         env_file.write_text(text)
-        result = cli("sync", "--json", cwd=tmp_path, env_file=env_file,
+        result = cli("sync", "--allow-empty-state", "--json", cwd=tmp_path, env_file=env_file,
                      state=tmp_path / "state.db")
     assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
     assert "CRMSYNC_HUBSPOT_ACCESS_TOKEN" in result.stdout + result.stderr

@@ -179,7 +179,8 @@ def test_crmsync_errors_escaping_a_command_end_with_their_exit_code(
 def test_a_run_that_fails_on_api_errors_exits_4_with_a_clean_message(tmp_path: Path) -> None:
     with Sandbox(seed=10, faults="hubspot.*:500=1") as sandbox:
         env_file = write_env(sandbox, tmp_path)
-        result = cli("sync", cwd=tmp_path, env_file=env_file, state=tmp_path / "state.db")
+        result = cli("sync", "--allow-empty-state", cwd=tmp_path, env_file=env_file,
+                     state=tmp_path / "state.db")
     assert result.returncode == 4
     assert "Traceback" not in result.stderr
     assert re.search(r"ERROR crmsync\.sync: run 1 failed.*hubspot .*HTTP 500", result.stderr)

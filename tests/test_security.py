@@ -176,8 +176,9 @@ def test_secrets_quoted_back_by_a_server_appear_nowhere(tmp_path: Path) -> None:
         env_file.write_text(env_lines(url, url, CRMSYNC_CA_BUNDLE=str(ca_file)))
         state = tmp_path / "state.db"
         results = [cli(*args, cwd=tmp_path, env_file=env_file, state=state)
-                   for args in (("sync", "--json"), ("sync", "--log-format", "json"),
-                                ("sync", "--verbose"))]
+                   for args in (("sync", "--allow-empty-state", "--json"),
+                                ("sync", "--allow-empty-state", "--log-format", "json"),
+                                ("sync", "--allow-empty-state", "--verbose"))]
         results += [cli("check", *args, cwd=tmp_path, env_file=env_file)
                     for args in ((), ("--json",))]
         results += [cli(*args, cwd=tmp_path, state=state)

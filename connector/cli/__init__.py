@@ -19,6 +19,7 @@ from connector.cli import (  # noqa: F401
     check,
     fields,
     runs,
+    admin,
     state,
     records,
     demo,

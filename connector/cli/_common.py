@@ -124,10 +124,31 @@ def setup_logging(log_format: LogFormat, log_level: LogLevel, verbose: bool) -> 
     configure_logging(log_format.value, LogLevel.debug.value if verbose else log_level.value)
 
 
+def project():
+    """The working directory's project file (crmsync.toml), or None; a file crmsync cannot
+    use raises ProjectFileError (exit 2) naming the file, the line and the key."""
+    from connector.project import find_project  # noqa: PLC0415
+
+    return find_project()
+
+
+def from_project(mapping: Path | None = None, state: Path | None = None
+                 ) -> tuple[Path | None, Path | None]:
+    """`--mapping` and `--state` as given, else as the project file names them (else None:
+    the settings decide)."""
+    found = project()
+    if found is None:
+        return mapping, state
+    return mapping or found.mapping, state or found.state
+
+
 def settings_from(env_file: Path | None):
-    """Settings from the environment and `--env-file` (which must then exist) or ./.env."""
+    """Settings from the environment and `--env-file` (which must then exist), else the
+    project file's `env_file` (which must exist too), else ./.env if there is one."""
     from connector.settings import load_settings  # noqa: PLC0415
 
+    if env_file is None and (found := project()) is not None:
+        env_file = found.env_file
     return load_settings(env_file=env_file or Path(".env"), require_env_file=env_file is not None)
 
 
@@ -166,14 +187,15 @@ def report_failure(message: str, code: int, *, as_json: bool = False) -> None:
 # ---- options of the commands that read settings and state -------------------------------
 
 MAPPING_OPTION = typer.Option(None, "--mapping", metavar="PATH",
-                              help="Mapping YAML (default: CRMSYNC_MAPPING_PATH, else the "
-                                   "shipped mappings/default.yaml).")
-STATE_OPTION = typer.Option(None, "--state", metavar="PATH",
-                            help="State DB (default: CRMSYNC_STATE_PATH, else ./crmsync.db).")
+                              help="Mapping YAML (default: `mapping` in ./crmsync.toml, else "
+                                   "CRMSYNC_MAPPING_PATH, else the shipped "
+                                   "mappings/default.yaml).")
+STATE_OPTION = typer.Option(None, "--state", metavar="PATH", help="State DB (default: `state` in "
+                            "./crmsync.toml, else CRMSYNC_STATE_PATH, else ./crmsync.db).")
 ENV_FILE_OPTION = typer.Option(
     None, "--env-file", metavar="PATH", show_default=False,
-    help="Settings file to read (KEY=VALUE lines, UTF-8). Default: ./.env when it exists; a "
-         "file named here must exist.",
+    help="Settings file to read (KEY=VALUE lines, UTF-8). Default: `env_file` in "
+         "./crmsync.toml, else ./.env when it exists; a file named here must exist.",
 )
 JSON_OPTION = typer.Option(False, "--json", help="Print a machine-readable JSON report on "
                            "stdout (on a failure, a JSON object with the error and exit code).")
@@ -216,6 +238,7 @@ def run_engine(action, *, mapping, state, env_file, progress=False, as_json=Fals
     signal.signal(signal.SIGTERM, interrupt)
     bars = RichProgress() if progress and not as_json and sys.stderr.isatty() else None
     try:
+        mapping, state = from_project(mapping, state)
         with open_engine(settings=settings_from(env_file), mapping_path=mapping, state_path=state,
                          progress=bars) as engine:
             if bars is None:
@@ -241,7 +264,7 @@ def open_state(state: Path | None, env_file: Path | None, *, as_json: bool = Fal
     from connector.state import StateStore  # noqa: PLC0415
 
     try:
-        path = state or settings_from(env_file).state_path
+        path = from_project(state=state)[1] or settings_from(env_file).state_path
         if not Path(path).exists():
             raise ConfigurationError(f"no state DB at {path}: run `crmsync sync` or "
                                      "`crmsync backfill` first (or pass --state)")

@@ -19,6 +19,7 @@ from connector.cli._common import (
     LogLevel,
     app,
     fail,
+    from_project,
     settings_from,
     setup_logging,
 )
@@ -55,6 +56,7 @@ def check_command(
     setup_logging(log_format, log_level, verbose)
     try:
         settings = settings_from(env_file)
+        mapping = from_project(mapping)[0]
         report = run_check(settings, load_mapping(mapping or settings.mapping_path))
     except ConfigurationError as error:
         raise fail(f"configuration error: {error}", 2, as_json=as_json) from None

@@ -37,6 +37,7 @@ def status_command(
 
     Dry runs show what they would apply: they applied nothing.
     """
+    from connector.cli.admin import admin_lines, admin_state  # noqa: PLC0415
     from connector.reporting import (  # noqa: PLC0415
         dumps,
         print_status,
@@ -47,9 +48,13 @@ def status_command(
     setup_logging(log_format, log_level, verbose)
     with open_state(state, env_file, as_json=as_json) as store:
         data = status_data(store, runs)
+        data.update(admin_state(store))
+        lines = admin_lines(store)
     if as_json:
         typer.echo(dumps(data))
     else:
+        for line in lines:
+            typer.echo(line)
         print_status(data, stdout_console())
 
 

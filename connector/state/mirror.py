@@ -437,3 +437,8 @@ class Mirror:
     def count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM mirror").fetchone()[0])
 
+    def live_count(self) -> int:
+        """Mirrored records not deleted or merged away: what a run could write to."""
+        return int(self.db.execute("SELECT COUNT(*) FROM mirror WHERE NOT deleted")
+                   .fetchone()[0])
+

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from connector.model import Change, SourceRef
+    from connector.state.admin import MappingPin, Pause
     from connector.state.journal import AuditEntry, RunRecord
     from connector.state.ledger import RejectEntry
     from connector.state.mirror import RecordState
@@ -101,6 +102,7 @@ class MirrorProtocol(Protocol):
     def records_containing(self, text: str, objects: Collection[tuple[str, str]]
                            ) -> list[tuple[str, dict[str, Any]]]: ...
     def count(self) -> int: ...
+    def live_count(self) -> int: ...
 
 
 @runtime_checkable
@@ -112,6 +114,17 @@ class LedgerProtocol(Protocol):
 
 
 @runtime_checkable
+class AdminProtocol(Protocol):
+    def pinned_mapping(self) -> MappingPin | None: ...
+    def pin_mapping(self, path: str, sha256: str,
+                    fields_read: dict[str, dict[str, list[str]]] | None = None,
+                    by: str | None = None) -> MappingPin: ...
+    def paused(self) -> Pause | None: ...
+    def pause(self, reason: str = "", by: str | None = None) -> tuple[Pause, bool]: ...
+    def resume(self) -> Pause | None: ...
+
+
+@runtime_checkable
 class StateStoreProtocol(Protocol):
     """The state a run keeps, as repositories plus the operations that span them."""
 
@@ -120,6 +133,7 @@ class StateStoreProtocol(Protocol):
     cursors: CursorsProtocol
     mirror: MirrorProtocol
     ledger: LedgerProtocol
+    admin: AdminProtocol
 
     def transaction(self, *, busy_means_a_run: bool = False) -> AbstractContextManager[Any]: ...
     def meta(self, name: str) -> str | None: ...

@@ -54,6 +54,46 @@ class ChangeSpool:
         return self.db.execute("SELECT DISTINCT system, object_type FROM temp.spool_change "
                                "ORDER BY system, object_type").fetchall()
 
+    def field_counts(self) -> list[tuple[str, str, str, int, int]]:
+        """(system, object, field, changes, records) of every field the spool changes: what
+        a guard's refusal summarises."""
+        return self.db.execute(
+            "SELECT system, object_type, field, count(*), count(DISTINCT record_id) "
+            "FROM temp.spool_change GROUP BY system, object_type, field "
+            "ORDER BY system, object_type, field").fetchall()
+
+    def record_count(self) -> int:
+        """How many records the spool changes (a record with several changes counts once)."""
+        return int(self.db.execute(
+            "SELECT count(*) FROM (SELECT DISTINCT system, object_type, record_id "
+            "FROM temp.spool_change)").fetchone()[0])
+
+    def changes_to(self, fields: Collection[tuple[str, str, str]]) -> Iterator[Change]:
+        """Every change to one of `fields`, (system, object, field), in plan order: a guard
+        looks at the lifecycle stage changes of a plan of millions without decoding all."""
+        for system, object_type, name in sorted(fields):
+            cursor = self.db.execute(
+                f"SELECT c.id, {self._C_COLUMNS} FROM temp.spool_change AS c WHERE "
+                f"c.system = ? AND c.object_type = ? AND c.field = ? ORDER BY {self._PLAN_ORDER}",
+                (system, object_type, name))
+            while rows := cursor.fetchmany(2_000):
+                for row in rows:
+                    yield _spooled_change(row)[1]
+
+    def keep_only(self, objects: Collection[tuple[str, str]]) -> dict[str, int]:
+        """Drop the changes to every object but `objects`, (system, object); the changes
+        dropped, counted by "system.object"."""
+        dropped: dict[str, int] = {}
+        for system, object_type, count in self.db.execute(
+                "SELECT system, object_type, count(*) FROM temp.spool_change "
+                "GROUP BY system, object_type ORDER BY system, object_type").fetchall():
+            if (system, object_type) not in objects:
+                dropped[f"{system}.{object_type}"] = count
+                self.db.execute("DELETE FROM temp.spool_change WHERE system = ? AND "
+                                "object_type = ?", (system, object_type))
+        self.count -= sum(dropped.values())
+        return dropped
+
     def changes(self) -> Iterator[Change]:
         """Every change, in plan order."""
         cursor = self.db.execute(f"SELECT c.id, {self._C_COLUMNS} FROM temp.spool_change AS c "

@@ -6,6 +6,7 @@
 - `decide.py`: `Planner`, what to plan and its plan from the mirror, group by group;
 - `write.py`: `Writer`, a spool sent in batches, intents audited before each batch;
 - `saved.py`: `PlanDocument` and the checks of a saved plan or a rollback;
+- `guards.py`: `Guards`, `BlastRadius`: what a writing run checks before its first write;
 - `report.py`: `RunReport`, `RunStatus`, `Progress` and the exit codes.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from connector.sync.decide import PLAN_CHUNK, in_chunks, paused_gc, planning_groups
 from connector.sync.engine import Engine, EngineOptions
+from connector.sync.guards import BlastRadius, Guards
 from connector.sync.read import OBJECTS, OVERLAP, parse_objects
 from connector.sync.read import _prefetched as _prefetched  # for tests of the reader thread
 from connector.sync.report import Progress, RunReport, RunStatus
@@ -22,8 +24,10 @@ __all__ = [
     "OBJECTS",
     "OVERLAP",
     "PLAN_CHUNK",
+    "BlastRadius",
     "Engine",
     "EngineOptions",
+    "Guards",
     "PlanDocument",
     "Progress",
     "RunReport",

@@ -131,17 +131,17 @@ class Reader:
         self.caps = {system: run.started - options.safety_lag.get(system, timedelta())
                      for system in adapters}
 
-    def read_changed(self) -> None:
+    def read_changed(self, chosen: set[tuple[str, str]] | None = None) -> None:
         """Every record changed since its object's watermark (less `OVERLAP`), then the
-        records deleted or merged away since then."""
+        records deleted or merged away since then: of every object, or of those `chosen`."""
         reads = []
-        for system, obj in self._objects():
+        for system, obj in self._objects(chosen):
             mark = self.store.cursors.watermark(system, obj)
             since = mark - OVERLAP if mark else None
             pages = self.adapters[system].read_changed(obj, since, self._fields(system, obj))
             reads.append(ObjectRead(system, obj, pages))
         self._mirror(reads, SyncCheckpoint(self.caps))
-        self._read_deleted()
+        self._read_deleted(chosen)
 
     def read_backfill(self, since: datetime | None, until: datetime | None,
                       chosen: set[tuple[str, str]] | None) -> None:
@@ -171,11 +171,11 @@ class Reader:
     def _fields(self, system: str, obj: str) -> list[str]:
         return fields_read(self.mapping, system, obj)
 
-    def _read_deleted(self) -> None:
+    def _read_deleted(self, chosen: set[tuple[str, str]] | None = None) -> None:
         """Records deleted or merged away since the "deleted" watermark (with the same overlap,
         and never past the run's start), each object's pages with their watermark in one
         transaction: they leave planning, and the records tied to them are planned again."""
-        for system, obj in self._objects():
+        for system, obj in self._objects(chosen):
             mark = self.store.cursors.watermark(system, obj, "deleted")
             since = mark - OVERLAP if mark else None
             for page in self.adapters[system].read_deleted(obj, since):

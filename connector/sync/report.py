@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from connector.exceptions import ConfigurationError, RunStoppedEarly
+from connector.exceptions import ConfigurationError, RunPaused, RunStoppedEarly
 
 if TYPE_CHECKING:
     from connector.mapping import Mapping
@@ -32,6 +32,7 @@ class RunStatus(StrEnum):
     REJECTS = "rejects"  # records or writes were refused, or writes left for a retry
     CONFIG_ERROR = "config_error"
     STOPPED = "stopped"  # the lock was held or lost, or Ctrl-C/SIGTERM: rerun to continue
+    PAUSED = "paused"  # an admin paused crmsync (`crmsync pause`): nothing (more) written
     FAILED = "failed"
     INTERRUPTED = "interrupted"  # set by the state store on a run killed mid-way, never here
 
@@ -42,6 +43,8 @@ class RunStatus(StrEnum):
     @classmethod
     def of(cls, exc: BaseException) -> RunStatus:
         """The status a run ends with when `exc` stops it: decided by how one recovers."""
+        if isinstance(exc, RunPaused):
+            return cls.PAUSED
         if isinstance(exc, RunStoppedEarly | KeyboardInterrupt):
             return cls.STOPPED
         if isinstance(exc, ConfigurationError):
@@ -50,7 +53,8 @@ class RunStatus(StrEnum):
 
 
 _EXIT_CODES = {RunStatus.OK: EXIT_OK, RunStatus.REJECTS: EXIT_REJECTS,
-               RunStatus.CONFIG_ERROR: EXIT_CONFIG, RunStatus.STOPPED: EXIT_STOPPED}
+               RunStatus.CONFIG_ERROR: EXIT_CONFIG, RunStatus.STOPPED: EXIT_STOPPED,
+               RunStatus.PAUSED: EXIT_OK}
 
 
 class RejectRow(TypedDict):
@@ -300,6 +304,8 @@ class RunReport:
     duplicates: list[DuplicateRow] = field(default_factory=list)
     # every change of the run (not only those listed) counted by field and transition
     summary: ChangeSummary | None = None
+    # the guard that stopped the run before it wrote (connector/sync/guards.py), or None
+    refused_by: str | None = None
 
     @property
     def exit_code(self) -> int:
@@ -339,8 +345,9 @@ class RunReport:
         """The status of a run that went to its end: "rejects" (exit 1) when records or
         writes were refused or left for a retry, else "ok"."""
         if self.retry_later:
-            self.message = (f"{self.retry_later} write(s) pending retry: the next run "
-                            "tries them again")
+            self.message = "; ".join(filter(None, [
+                f"{self.retry_later} write(s) pending retry: the next run tries them again",
+                self.message]))
         failed = self.rejected_records or self.write_rejected or self.retry_later
         self.status = RunStatus.REJECTS if failed else RunStatus.OK
 

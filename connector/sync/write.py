@@ -15,13 +15,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from connector.catalog import CATALOG, record_id
-from connector.exceptions import RunLockLost
+from connector.exceptions import RunLockLost, RunPaused
 from connector.mapping import Mapping
 from connector.model import Change
 from connector.plan import same_value
 from connector.preflight import refuse_unwritable
 from connector.state import ChangeSpool, StateStore, WriteOutcome
 from connector.sync.decide import Planner
+from connector.sync.guards import PAUSABLE
 from connector.sync.read import read_again
 from connector.sync.saved import SavedChanges
 from connector.systems.base import CrmAdapter, RecordUpdate, WriteResult
@@ -63,13 +64,17 @@ class Writer:
         self.store, self.mapping, self.adapters = store, mapping, adapters
         self.options, self.run, self.clock, self.planner = options, run, clock, planner
 
-    def apply(self, spool: ChangeSpool) -> None:
+    def apply(self, spool: ChangeSpool,
+              before_writing: Callable[[], None] | None = None) -> None:
         """Send the changes in batches per object; record each result before the next batch.
 
-        Before each batch: stop if another run took the lock, and read the batch's records
-        again if the run read them too long ago (`_reread`). Before the first, dry runs too:
-        refuse (exit 2) if a field written is missing, read-only or lacks a value written."""
+        Before each batch: stop if another run took the lock or crmsync was paused, and read
+        the batch's records again if the run read them too long ago (`_reread`). Before the
+        first, dry runs too: refuse (exit 2) if a field written is missing, read-only or
+        lacks a value written. Then `before_writing` (the engine pins the run's mapping)."""
         refuse_unwritable(self.mapping, self.adapters, spool.objects())
+        if before_writing is not None:
+            before_writing()
         try:
             for system, obj in spool.objects():
                 confirm = {r.field for r in self.mapping.write_back.get((system, obj), ())
@@ -144,6 +149,15 @@ class Writer:
                                                      [change for _, change in batch])
 
     def _check_lock(self) -> None:
+        """Before each batch: stop if another run took the lock, or an admin paused crmsync
+        (a sync, backfill or apply; not a rollback, which is how an admin undoes a run)."""
+        report = self.run.report
+        pause = self.store.admin.paused() if report.kind in PAUSABLE else None
+        if pause is not None:
+            raise RunPaused(
+                f"crmsync was {pause}, while this {report.kind} ran: it stopped before its "
+                f"next write batch, after {report.applied} change(s). `crmsync resume` lets "
+                "the next run go on from there.")
         if not self.store.lock.still_ours():
             raise RunLockLost(
                 f"another run took over this run's lock in {self.store.path} (it found the "

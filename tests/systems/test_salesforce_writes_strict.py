@@ -185,7 +185,8 @@ def test_crmsync_sync_with_a_wrong_client_secret_exits_2_naming_the_settings(
         process_env = {k: v for k, v in os.environ.items() if not k.startswith("CRMSYNC_")}
         process_env["PYTHONPATH"] = str(ROOT)
         done = subprocess.run(
-            [sys.executable, "-m", "connector", "sync", "--env-file", str(env_file),
+            [sys.executable, "-m", "connector", "sync", "--allow-empty-state", "--env-file",
+             str(env_file),
              "--state", str(tmp_path / "state.db")],
             cwd=tmp_path, env=process_env, capture_output=True, text=True, timeout=180,
             check=False,
