@@ -22,7 +22,8 @@ from connector.cli._common import (
 def demo_command(
     seed: int = typer.Option(200, help="Sandbox size: organisations (about 3x as many people)."),
     state: Path = typer.Option(Path("crmsync-demo.db"), "--state",
-                               help="State DB for the demo (recreated on every run)."),
+                               help="State DB for the demo (recreated on every run); the "
+                                    "HTML report is written beside it, ending in .html."),
     log_format: LogFormat = LOG_FORMAT_OPTION,
     log_level: LogLevel = LOG_LEVEL_OPTION,
     verbose: bool = VERBOSE_OPTION,
@@ -30,7 +31,8 @@ def demo_command(
     """See crmsync work, offline: sandbox, backfill, a few CRM edits, an incremental sync.
 
     Starts the built-in HubSpot + Salesforce sandbox on 127.0.0.1 with seeded data, backfills,
-    changes some records as people would, syncs, and prints what changed and why.
+    changes some records as people would, syncs, and prints what changed and why. Ends by
+    writing the sync's HTML report (as `crmsync report` does) and printing its path.
     """
     from rich.console import Console  # noqa: PLC0415
 

@@ -2,8 +2,9 @@
 
 `StateStore` (store.py) owns the connection, schema and transactions, and exposes the data as
 repositories: `lock` (lock.py), `journal` (runs and audit, journal.py), `cursors`
-(watermarks, cursors.py), `mirror` (records, identity index, links, dirty flags, mirror.py)
-and `ledger` (rejects, ledger.py); `new_spool()` gives a run's `ChangeSpool` (spool.py).
+(watermarks, cursors.py), `mirror` (records, identity index, links, dirty flags, mirror.py),
+`ledger` (rejects, ledger.py) and `snapshots` (the report's tally and each run's totals,
+snapshots.py); `new_spool()` gives a run's `ChangeSpool` (spool.py).
 `StateStoreProtocol` (protocol.py) is what another backend would implement.
 """
 
@@ -15,6 +16,7 @@ from connector.state.lock import STALE_LOCK_SECONDS
 from connector.state.mirror import mirror_text, parse_ref
 from connector.state.protocol import StateStoreProtocol
 from connector.state.schema import MIGRATIONS, SCHEMA_VERSION
+from connector.state.snapshots import Snapshot, Snapshots, TallyRow
 from connector.state.spool import ChangeSpool
 from connector.state.store import PageCheckpoint, StateStore, WriteOutcome, state_db_problem
 
@@ -27,8 +29,11 @@ __all__ = [
     "PageCheckpoint",
     "RejectEntry",
     "RunRecord",
+    "Snapshot",
+    "Snapshots",
     "StateStore",
     "StateStoreProtocol",
+    "TallyRow",
     "WriteOutcome",
     "mirror_text",
     "parse_ref",
