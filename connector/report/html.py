@@ -135,8 +135,8 @@ def _heading(data: dict[str, Any]) -> str:
         (_n(after["linked_people"]) if after else "–", "people in both systems"),
         (f"{_pct(before)} → {_pct(after)}", "of them at the same stage"),
         (_n(data["changes"]["changes"]), "fields written by the run"),
-        (_n(data["stuck"]["open_rejects"]), "open rejects"),
-        (_n(data["stuck"]["duplicate_groups"]), "duplicate groups"),
+        (_n(data["stuck"]["open_rejects"]), "open rejects now"),
+        (_n(data["stuck"]["duplicate_groups"]), "duplicate groups now"),
     ]
     status = run["status"] + (", dry run" if run["dry_run"] else "")
     lines = [
@@ -379,8 +379,9 @@ def _stuck_section(data: dict[str, Any]) -> str:
                           ", ".join(d["linked_by"])] for d in stuck["duplicates"]],
                         text_columns=(2,),
                         more=stuck["duplicate_groups"] - len(stuck["duplicates"]))
-    caption = (f"Open rejects, grouped by cause, with the mapping rule to fix where one is to "
-               f"blame: {_n(stuck['open_rejects'])} records. They are retried on every run.")
+    caption = (f"Open rejects now, grouped by cause, with the mapping rule to fix where one "
+               f"is to blame: {_n(stuck['open_rejects'])} records. They are retried on every "
+               "run.")
     dup_title = (f"<h3>Duplicate groups: {_n(stuck['duplicate_groups'])}</h3>"
                  '<p class="caption">Two or more records of one system linked into one person or '
                  "organisation: crmsync writes each the same values; people should merge them."
