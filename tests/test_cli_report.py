@@ -163,5 +163,6 @@ def test_help_says_what_the_report_holds(tmp_path):
     result = cli("report", "--help", cwd=tmp_path)
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
-    for words in ("funnel per system", "--run", "--since", "--json", "no API calls"):
+    for words in ("funnel per system", "--run", "--since", "--json", "no API calls",
+                  "--verbose", "--log-level", "--log-format", "--state", "--mapping"):
         assert words in text

@@ -18,7 +18,8 @@ from connector.core import plan_records
 from connector.model import Person
 from connector.normalize import normalise
 from connector.sandbox import Sandbox
-from connector.state import StateStore
+from connector.state import StateStore, StateStoreProtocol
+from connector.state.protocol import SnapshotsProtocol
 from tests.helpers import edit_across_systems, engine_for
 
 SEED = 40
@@ -178,6 +179,8 @@ def test_counting_for_the_report_never_fails_a_run(sandbox, tmp_path, monkeypatc
 
 def test_a_run_is_recorded_finished_with_its_totals_or_not_at_all(tmp_path, monkeypatch):
     with StateStore(tmp_path / "state.db") as store:
+        assert isinstance(store.snapshots, SnapshotsProtocol)
+        assert isinstance(store, StateStoreProtocol)
         run_id = store.journal.start_run("sync")
 
         def failing(*_: object) -> None:
