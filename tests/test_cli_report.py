@@ -14,7 +14,7 @@ import pytest
 
 from connector.report.html import CHARTS
 from connector.sandbox import Sandbox
-from tests.helpers import edit_across_systems, engine_for
+from tests.helpers import copy_db, edit_across_systems, engine_for
 from tests.runs import cli
 
 SEED = 30
@@ -166,3 +166,21 @@ def test_help_says_what_the_report_holds(tmp_path):
     for words in ("funnel per system", "--run", "--since", "--json", "no API calls",
                   "--verbose", "--log-level", "--log-format", "--state", "--mapping"):
         assert words in text
+
+
+def test_a_run_from_before_totals_were_kept_still_gets_a_report_that_says_so(state, tmp_path):
+    old = copy_db(state, tmp_path / "old.db")
+    with sqlite3.connect(old) as db:  # as if both runs ran before this crmsync version
+        db.execute("DELETE FROM snapshots")
+    result = cli("report", "--json", "-o", "old.html", cwd=tmp_path, state=old)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["totals_note"].startswith("run 2 kept no totals")
+    assert (data["funnel"]["before"], data["funnel"]["after"]) == (None, None)
+    assert data["agreement"] == {"before": None, "after": None}
+    assert data["organizations"] == []
+    assert data["changes"]["changes"] > 0 and data["history"]  # from the runs and the audit
+    text = (tmp_path / "old.html").read_text(encoding="utf-8")
+    assert "run 2 kept no totals" in text
+    for chart in CHARTS:
+        assert f'id="{chart}"' in text

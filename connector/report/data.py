@@ -37,8 +37,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connector.exceptions import ConfigurationError
-from connector.mapping import Mapping
-from connector.mapping._compiled import WriteRule, canonical_key
+from connector.mapping import Mapping, WriteRule
 from connector.model import LifecycleStage, Priority
 from connector.report import numbers
 from connector.report.numbers import AuditChange
@@ -177,15 +176,22 @@ def _ranker(mapping: Mapping) -> numbers.Ranker:
 def _canonical(mapping: Mapping, rule: WriteRule, value: Any) -> str | None:
     """The canonical value a system value stands for: by the rule's reverse map (what
     crmsync writes), else by the field's picklist (what people set)."""
-    text = canonical_key(value)
+    text = _as_text(value)
     if rule.values is None:
         return text
     for canonical, written in rule.values.items():
-        if written is not None and canonical_key(written) == text:
+        if written is not None and _as_text(written) == text:
             return canonical
     field_map = mapping.field_map(rule.system, rule.object, rule.field)
     meaning = field_map.values.get(text) if field_map else None
     return meaning.stage.value if meaning is not None and meaning.stage is not None else None
+
+
+def _as_text(value: Any) -> str:
+    """A value as reverse maps key them: flags as true/false, the rest as text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _write_rule(mapping: Mapping, system: str, obj: str, field: str) -> WriteRule | None:

@@ -200,6 +200,10 @@ def _funnel_section(data: dict[str, Any]) -> str:
     figure.update_yaxes(autorange="reversed", row=1, col=1)
     figure.update_layout(**_layout(height=70 + 34 * len(stages)), barmode="group",
                          bargap=0.25)
+    if not before and not after:
+        _empty(figure, "this run kept no totals")
+        return _section(1, "chart-funnel", "Funnel per system", "No totals were kept for this "
+                        "run: see the note above.", figure)
     table = _table(
         ["stage", *(f"{SYSTEM_NAMES[s]} {when}" for s in sides for when in ("before", "after"))],
         [[stage, *(_n((side.get(s) or {}).get(stage)) if side.get(s) is not None else "–"
@@ -468,13 +472,20 @@ def _empty(figure: go.Figure, text: str) -> None:
     """A chart with nothing to draw still says so where the chart would be."""
     figure.add_annotation(text=_e(text), xref="paper", yref="paper", x=0.5, y=0.5,
                           showarrow=False, font={"size": 15, "color": "#5f6b7a"})
+    figure.update_xaxes(visible=False)
+    figure.update_yaxes(visible=False)
+    figure.update_layout(showlegend=False)
 
 
 def _table(head: Sequence[str], rows: Iterable[Sequence[Any]], *,
            numeric_from: int | None = None, numeric_until: int = 0,
            text_columns: Sequence[int] = (), raw_columns: Sequence[int] = (),
            more: int = 0) -> str:
-    """A table of numbers; every cell escaped but those in `raw_columns` (our own markup)."""
+    """A table of numbers; every cell escaped but those in `raw_columns` (our own markup).
+    No rows, no table: the chart above says there is nothing."""
+    rows = list(rows)
+    if not rows:
+        return ""
 
     def numeric(column: int) -> bool:
         return column < numeric_until or (numeric_from is not None and column >= numeric_from
