@@ -9,6 +9,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 import pytest
@@ -18,7 +19,7 @@ from connector.core import plan_records
 from connector.model import Person
 from connector.normalize import normalise
 from connector.sandbox import Sandbox
-from connector.state import StateStore, StateStoreProtocol
+from connector.state import MIGRATIONS, StateStore, StateStoreProtocol
 from connector.state.protocol import SnapshotsProtocol
 from tests.helpers import edit_across_systems, engine_for
 
@@ -196,15 +197,33 @@ def test_a_run_is_recorded_finished_with_its_totals_or_not_at_all(tmp_path, monk
         assert store.snapshots.of_run(run_id).totals == {"people": {"total": 0}}
 
 
+def legacy_copy(current: Path, legacy: Path) -> None:
+    """`current`'s mirror and cursors in a state DB built by the migrations before the one that
+    adds the tally, as crmsync left it then: nothing to plan, mapping planned with known."""
+    tally = next(i for i, script in enumerate(MIGRATIONS) if "CREATE TABLE tally" in script)
+    with sqlite3.connect(legacy) as db:
+        for version, script in enumerate(MIGRATIONS[:tally], start=1):
+            db.executescript(script)
+            db.execute(f"PRAGMA user_version = {version}")
+        db.execute("ATTACH DATABASE ? AS cur", (str(current),))
+        for table in ("mirror", "identity", "watermarks", "links", "meta"):
+            columns = ", ".join(row[1] for row in db.execute(f"PRAGMA main.table_info({table})"))
+            db.execute(f"INSERT OR REPLACE INTO main.{table} ({columns}) "
+                       f"SELECT {columns} FROM cur.{table}")
+        db.commit()
+        db.execute("DETACH DATABASE cur")
+
+
 def test_a_state_db_from_before_the_tally_is_counted_whole_by_its_next_run(sandbox, tmp_path):
-    state = tmp_path / "state.db"
-    with engine_for(sandbox, state) as engine:
+    current, legacy = tmp_path / "current.db", tmp_path / "legacy.db"
+    with engine_for(sandbox, current) as engine:
         engine.backfill()
-    with sqlite3.connect(state) as db:  # as crmsync left it before migration 8
-        db.execute("DROP TABLE tally")
-        db.execute("DROP TABLE snapshots")
-        db.execute("PRAGMA user_version = 7")
-    with engine_for(sandbox, state) as engine:
+        engine.sync()  # reads the backfill's writes back: nothing left to plan
+    legacy_copy(current, legacy)
+    with sqlite3.connect(legacy) as db:
+        assert db.execute("SELECT count(*) FROM mirror WHERE dirty").fetchone()[0] == 0
+        assert db.execute("SELECT value FROM meta WHERE name = 'planned_mapping'").fetchone()
+    with engine_for(sandbox, legacy) as engine:
         sync = engine.sync()
         totals = engine.store.snapshots.of_run(sync.run_id).totals
         expected = recount(engine.store, engine.mapping)
