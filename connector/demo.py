@@ -13,6 +13,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from connector.report.data import report_data
+from connector.report.html import write_report
 from connector.runtime import open_engine
 from connector.sandbox import Sandbox
 from connector.settings import Settings
@@ -37,8 +39,11 @@ def run_demo(
     say: Callable[[str], None] = print,
     show: Callable[[RunReport, bool], None] | None = None,
     progress: Progress | None = None,
+    report_path: Path | None = None,
 ) -> tuple[RunReport, RunReport, list[DemoEdit]]:
-    """Backfill, edit, sync. Returns both reports and the edits made in between."""
+    """Backfill, edit, sync, and write the HTML report of the sync to `report_path` (default:
+    the state DB's path ending in .html). Returns both reports and the edits made between."""
+    report_path = report_path or state_path.with_suffix(".html")
     for suffix in ("", "-wal", "-shm"):  # a fresh demo every time
         Path(f"{state_path}{suffix}").unlink(missing_ok=True)
     show = show or (lambda report, changes: None)
@@ -61,8 +66,13 @@ def run_demo(
             again = engine.sync()
             say(f"\n4. One more sync: {again.planned} change(s) planned, {again.applied} "
                 "written (our own writes do not echo back).")
+            written = write_report(report_data(engine.store, engine.mapping,
+                                               run_id=sync.run_id), report_path)
     say(f"\nState kept in {state_path}: try `crmsync status --state {state_path}` and "
         f"`crmsync rejects --state {state_path}`.")
+    say(f"\n5. The report of the sync in step 3 ({written / 1_000_000:.1f} MB, charts of the "
+        f"funnel, agreement, changes, what is stuck and the run history); open it in a "
+        f"browser:\n{report_path}")
     return backfill, sync, edits
 
 

@@ -22,6 +22,7 @@ from connector.cli import (  # noqa: F401
     admin,
     state,
     records,
+    report,
     demo,
     mappings,
     sandbox,

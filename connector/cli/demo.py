@@ -26,7 +26,8 @@ def demo_command(
         None, "--state", metavar="PATH", show_default=False,
         help="State DB for the demo, recreated on every run. Default: crmsync-demo.db in a "
              "folder of your own under the system's temporary directory (the demo prints "
-             "where), never in the current directory."),
+             "where), never in the current directory. The HTML report is written beside it, "
+             "ending in .html."),
     log_format: LogFormat = LOG_FORMAT_OPTION,
     log_level: LogLevel = LOG_LEVEL_OPTION,
     verbose: bool = VERBOSE_OPTION,
@@ -34,7 +35,8 @@ def demo_command(
     """See crmsync work, offline: sandbox, backfill, a few CRM edits, an incremental sync.
 
     Starts the built-in HubSpot + Salesforce sandbox on 127.0.0.1 with seeded data, backfills,
-    changes some records as people would, syncs, and prints what changed and why.
+    changes some records as people would, syncs, and prints what changed and why. Ends by
+    writing the sync's HTML report (as `crmsync report` does) and printing its path.
     """
     from connector.demo import run_demo  # noqa: PLC0415
     from connector.reporting import print_report, stdout_console  # noqa: PLC0415

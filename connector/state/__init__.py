@@ -3,8 +3,9 @@
 `StateStore` (store.py) owns the connection, schema and transactions, and exposes the data as
 repositories: `lock` (lock.py), `journal` (runs and audit, journal.py), `cursors`
 (watermarks, cursors.py), `mirror` (records, identity index, links, dirty flags, mirror.py),
-`ledger` (rejects, ledger.py) and `admin` (the pinned mapping and a pause, admin.py);
-`new_spool()` gives a run's `ChangeSpool` (spool.py).
+`ledger` (rejects, ledger.py), `admin` (the pinned mapping and a pause, admin.py) and
+`snapshots` (the report's tally and each run's totals, snapshots.py); `new_spool()` gives a
+run's `ChangeSpool` (spool.py).
 `StateStoreProtocol` (protocol.py) is what another backend would implement.
 """
 
@@ -17,6 +18,7 @@ from connector.state.lock import STALE_LOCK_SECONDS
 from connector.state.mirror import mirror_text, parse_ref
 from connector.state.protocol import StateStoreProtocol
 from connector.state.schema import MIGRATIONS, SCHEMA_VERSION
+from connector.state.snapshots import Snapshot, Snapshots, TallyRow
 from connector.state.spool import ChangeSpool
 from connector.state.store import PageCheckpoint, StateStore, WriteOutcome, state_db_problem
 
@@ -31,8 +33,11 @@ __all__ = [
     "Pause",
     "RejectEntry",
     "RunRecord",
+    "Snapshot",
+    "Snapshots",
     "StateStore",
     "StateStoreProtocol",
+    "TallyRow",
     "WriteOutcome",
     "mirror_text",
     "operator",

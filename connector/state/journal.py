@@ -117,6 +117,18 @@ class Journal:
         return [RunRecord.from_row(row) for row in self._rows(
             f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?", (limit,))]
 
+    def runs_up_to(self, run_id: int, *, since: datetime | None = None,
+                   limit: int = 30) -> list[RunRecord]:
+        """Runs up to `run_id`, newest first: those started at or after `since`, else the
+        latest `limit`; never more than `limit`."""
+        if since is None:
+            return [RunRecord.from_row(row) for row in self._rows(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id <= ? ORDER BY id DESC LIMIT ?",
+                (run_id, limit))]
+        return [RunRecord.from_row(row) for row in self._rows(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE id <= ? AND started_at >= ? "
+            "ORDER BY id DESC LIMIT ?", (run_id, iso(since), limit))]
+
     def run(self, run_id: int) -> RunRecord | None:
         rows = self._rows(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
         return RunRecord.from_row(rows[0]) if rows else None

@@ -324,6 +324,7 @@ class Mirror:
                             (iso(when or now()), tombstone.merged_into, ref))
             self.db.execute("DELETE FROM identity WHERE ref = ?", (ref,))
             self.db.execute("DELETE FROM duplicates WHERE ref = ?", (ref,))
+            self.db.execute("DELETE FROM tally WHERE ref = ?", (ref,))  # the report's count
             self._ledger.resolve_record(ref)
             self._move_links(ref, survivor)
             if survivor:

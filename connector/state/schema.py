@@ -159,5 +159,35 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE audit ADD COLUMN reason TEXT;
     """,
+    # 9: the report's numbers. `tally` holds one row per live person and organisation record:
+    # its own stage as its system holds it (`digest`: of the mirrored copy it was read from)
+    # and its entity's reconciled values, `entity` naming the entity's first record. A run
+    # replaces the rows of the groups it plans and, at its end, the stage of the records it
+    # wrote. `snapshots` keeps each run's totals, taken in the transaction that records the
+    # run's end, so a report shows "before" and a history without replaying the audit log;
+    # `same_as` names the earlier run whose totals a run left unchanged. Forgetting the
+    # mapping planned with makes the next run plan, and so tally, every record once.
+    """
+    CREATE TABLE tally (
+        ref TEXT PRIMARY KEY,
+        system TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        entity TEXT NOT NULL,
+        stage TEXT,
+        counted INTEGER NOT NULL DEFAULT 1,
+        digest TEXT,
+        entity_stage TEXT,
+        fit INTEGER,
+        priority TEXT,
+        triggers TEXT NOT NULL DEFAULT ''
+    ) WITHOUT ROWID;
+    CREATE TABLE snapshots (
+        run_id INTEGER PRIMARY KEY,
+        taken_at TEXT NOT NULL,
+        totals TEXT,
+        same_as INTEGER
+    );
+    DELETE FROM meta WHERE name = 'planned_mapping';
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -8,10 +8,11 @@ the new state, never half of one.
 
 `StateStore` owns the connection, the schema and transactions; the data lives in small
 repositories (`store.lock`, `store.journal`, `store.cursors`, `store.mirror`,
-`store.ledger`, and `store.admin`: the pinned mapping and a pause). Operations that must
-change several of them at once, in one transaction, are the store's own intent-level
-methods (`checkpoint_page`, `record_writes`, `planned`): the persistence rules live beside
-the data they protect, not in the engine.
+`store.ledger`, `store.admin`: the pinned mapping and a pause, and the report's
+`store.snapshots`). Operations that must change several of them at once, in one
+transaction, are the store's own intent-level methods (`checkpoint_page`, `record_writes`,
+`planned`, `finish_run`): the persistence rules live beside the data they protect, not in
+the engine.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from connector.state.ledger import Ledger
 from connector.state.lock import STALE_LOCK_SECONDS, RunLock
 from connector.state.mirror import Mirror
 from connector.state.schema import MIGRATIONS, SCHEMA_VERSION
+from connector.state.snapshots import Snapshots
 from connector.state.spool import ChangeSpool
 
 PRIVATE_FILE, PRIVATE_FOLDER = 0o600, 0o700  # the mirror holds people's names and e-mails
@@ -90,6 +92,7 @@ class StateStore:
         self.ledger = Ledger(self.db)
         self.mirror = Mirror(self.db, self.ledger)
         self.admin = Admin(self.db)
+        self.snapshots = Snapshots(self.db)
 
     def _make_private(self) -> None:
         """Take group and other access from the DB and its -wal and -shm: SQLite gives those
@@ -279,6 +282,17 @@ class StateStore:
                                         mark_dirty=mark_dirty)
                 self.ledger.resolve([f"{system}:{object_type}:{rid}" for rid in written],
                                     "write")
+
+    def finish_run(self, run_id: int, status: str, counts: dict[str, Any],
+                   api_calls: dict[str, Any], message: str | None = None, *,
+                   totals: dict[str, Any] | None = None) -> None:
+        """Record a run's end and the `totals` it ended with (`Snapshots.save`), in one
+        transaction: a report never sees a finished run without its totals, or totals of a
+        run still going. None: the run could not count them; it finishes all the same."""
+        with self.transaction():
+            self.journal.finish_run(run_id, status, counts, api_calls, message)
+            if totals is not None:
+                self.snapshots.save(run_id, totals)
 
     def planned(self, scope: str, mapping_sha: str, *, replan: Collection[str] = ()) -> None:
         """After a run planned every dirty record and applied the plan: clear the dirty flags,

@@ -18,6 +18,7 @@ from connector.core import plan_records
 from connector.mapping import Mapping
 from connector.model import Change, Rejection, SourceRef, System
 from connector.reconcile import DisjointSets, Duplicate, Reconciled, duplicates
+from connector.report.numbers import tally_rows
 from connector.state import ChangeSpool, StateStore
 from connector.sync.report import RejectRow
 
@@ -119,6 +120,8 @@ class Planner:
                 results.add(len(rows), core.reconciled, core.changes, today)
                 results.add_duplicates(keys, duplicates(core.reconciled, core.views,
                                                         group_links))
+                self.store.snapshots.replace_tally(keys, tally_rows(core.reconciled,
+                                                                    core.views, today))
             results.save()
 
     def _report(self, scope: str, results: _PlanResults) -> None:

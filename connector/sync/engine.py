@@ -48,6 +48,7 @@ from connector.exceptions import (
 )
 from connector.mapping import Mapping
 from connector.model import Change
+from connector.report.tally import run_end_totals
 from connector.state import STALE_LOCK_SECONDS, ChangeSpool, MappingPin, StateStore
 from connector.sync.decide import Planner
 from connector.sync.guards import (
@@ -447,6 +448,7 @@ class RunFrame:
         self.run = Run(RunReport(kind=kind, dry_run=dry_run, started_at=started.isoformat()),
                        started, engine.today or started.date())
         self.locked = False
+        self.usage_at_start = engine._usage()  # adapters count from their creation
 
     def __enter__(self) -> Run:
         report = self.run.report
@@ -525,11 +527,11 @@ class RunFrame:
         ended = self.engine.clock()
         report.ended_at = ended.isoformat()
         report.duration_seconds = round((ended - self.run.started).total_seconds(), 3)
-        report.api_calls = self.engine._usage()
+        report.api_calls = _used_since(self.usage_at_start, self.engine._usage())
         try:
             if report.run_id is not None:
-                self.store.journal.finish_run(report.run_id, report.status, report.counts(),
-                                              report.api_calls, report.message)
+                self.store.finish_run(report.run_id, report.status, report.counts(),
+                                      report.api_calls, report.message, totals=self._totals())
         except (sqlite3.Error, StateStoreError) as exc:
             problem = exc if isinstance(exc, StateStoreError) else self.store.problem(exc)
             report.add_problem(f"the run could not be recorded as finished: {problem}")
@@ -545,6 +547,32 @@ class RunFrame:
                 f" ({report.message})" if report.message else "",
                 extra={"fields": {"run_id": report.run_id, "status": report.status,
                                   **report.counts(), "api_calls": report.api_calls}})
+
+
+    def _totals(self) -> dict[str, Any] | None:
+        """The totals the run ends with, for `crmsync report` (connector/report/tally.py).
+        Counting for a report must not fail a run: one that cannot finishes without them."""
+        try:
+            return run_end_totals(self.store, self.engine.mapping, self.run.report.run_id)
+        except Exception as exc:  # anything at all: the run's own outcome matters more
+            log.warning("run %s: no totals kept for the report: %s: %s",
+                        self.run.report.run_id, type(exc).__name__, exc)
+            return None
+
+
+def _used_since(start: dict[str, Any], end: dict[str, Any]) -> dict[str, Any]:
+    """The API calls made between two `Engine._usage` readings: an adapter counts calls,
+    retries and operations from its creation, and one engine may run many times (the demo, a
+    worker). The daily figures are the CRM's own, as they stand at the end."""
+    used = {}
+    for system, usage in end.items():
+        before = start.get(system, {})
+        earlier = before.get("by_operation", {})
+        operations = {op: n - earlier.get(op, 0) for op, n in usage["by_operation"].items()}
+        used[system] = {**usage, "calls": usage["calls"] - before.get("calls", 0),
+                        "retries": usage["retries"] - before.get("retries", 0),
+                        "by_operation": {op: n for op, n in operations.items() if n}}
+    return used
 
 
 class _WhatIfDone(Exception):
