@@ -185,7 +185,7 @@ def test_a_pipe_gets_plain_lines_whatever_the_width(world, fresh_world, tmp_path
     [run] = lines(status.stdout, "run: ")
     assert run.startswith("run: 1 backfill ok;") and "; API calls (hs/sf) " in run
     assert all(line.startswith(("state:", "run:", "watermark:", "open rejects:",
-                                "duplicate records:", "    "))
+                                "duplicate records:", "mapping in force:", "PAUSED:", "    "))
                for line in status.stdout.splitlines()), status.stdout
 
 

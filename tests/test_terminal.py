@@ -81,14 +81,14 @@ def test_the_demo_ends_on_screen_with_each_run_s_bars_drawn_once(tmp_path):
     assert f"{DONE}=0" in text, text[-3000:]
     # every step of the story is there, in order, and the last ones are the last lines
     steps = ["1. Backfill", "2. People change things", "3. Incremental sync",
-             "unknown Lead.Status 'Nurturing'", "4. One more sync", "State kept in"]
+             "unknown Lead.Status 'Nurturing'", "4. One more sync", "State kept in",
+             "5. The report"]
     positions = [next((i for i, line in enumerate(screen) if step in line), None)
                  for step in steps]
     assert None not in positions, (steps, text[-3000:])
     assert positions == sorted(positions), positions
     last = [line for line in screen if line.strip() and not line.startswith("Pane is dead")]
-    assert last[-1].startswith(f"{DONE}=") and last[-2].startswith("State kept in demo.db"), \
-        last[-5:]
+    assert last[-1].startswith(f"{DONE}=") and last[-2].endswith("demo.html"), last[-5:]
     # three runs read each object once: three bars per object, never copies of them
     for key in ("hubspot.companies", "hubspot.contacts", "salesforce.Lead",
                 "salesforce.Opportunity"):
