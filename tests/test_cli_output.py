@@ -333,9 +333,23 @@ def test_version_is_the_package_s(tmp_path):
     assert (result.returncode, result.stdout) == (0, f"crmsync {version}\n")
 
 
-COMMANDS = [["sync"], ["backfill"], ["plan"], ["apply"], ["rollback"], ["status"],
-            ["rejects"], ["check"], ["demo"], ["mappings", "validate"], ["mappings", "explain"],
-            ["mappings", "schema"], ["sandbox", "serve"]]
+def _every_command() -> list[list[str]]:
+    """Every command the app has, as the words that call it: a command added later is
+    checked too."""
+    import typer.main  # noqa: PLC0415
+
+    from connector.cli import app  # noqa: PLC0415
+
+    def walk(command, words):
+        children = getattr(command, "commands", None)
+        if not children:
+            return [words]
+        return [found for name, child in children.items() for found in walk(child, [*words, name])]
+
+    return walk(typer.main.get_command(app), [])
+
+
+COMMANDS = _every_command()
 
 
 def test_every_command_names_the_same_things_the_same_way():
@@ -351,6 +365,12 @@ def test_every_command_names_the_same_things_the_same_way():
                     assert re.search(rf"{option}\s+PATH\s", line), (command, line)
         usage = next(line for line in result.stdout.splitlines() if "Usage:" in line)
         assert not re.search(r"\{[a-z_]+\}", usage), usage  # {RUN_ID}, not {run_id}
+    assert len(COMMANDS) >= 20 and ["init"] in COMMANDS and ["history"] in COMMANDS
+    # a paragraph of help is one paragraph, wrapped at the terminal's width, not at the
+    # docstring's (whose line breaks fall after "need no" here)
+    init = subprocess.run([sys.executable, "-m", "connector", "init", "--help"],
+                          capture_output=True, text=True, check=False, env=env).stdout
+    assert "so scheduled runs need no flags (flags still win)" in init, init
     check = subprocess.run([sys.executable, "-m", "connector", "check", "--help"],
                            capture_output=True, text=True, check=False, env=env).stdout
     assert re.search(r"--state\s+PATH", check) and "--log-format" in check

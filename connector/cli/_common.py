@@ -8,6 +8,7 @@ ones (0 ok, 1 rejects, 2 configuration, 3 stopped, 4 failed).
 
 from __future__ import annotations
 
+import inspect
 import signal
 import sys
 from datetime import UTC, datetime
@@ -25,12 +26,14 @@ from typer.core import TyperGroup
 class CrmsyncGroup(TyperGroup):
     """The `crmsync` group. It gives every command's options the same metavars, whoever
     declared them: a flag shows no value (typer would show `<bool>`), a file shows `PATH`,
-    an argument its name in capitals (`RUN_ID`)."""
+    an argument its name in capitals (`RUN_ID`). And it reflows the paragraphs of every
+    command's help, so `--help` wraps at the terminal's width, not at the docstring's."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for command in _commands(self):
             _consistent_metavars(command)
+            command.help = _reflowed(command.help)
 
 
 def _commands(group: Any) -> list[Any]:
@@ -38,6 +41,19 @@ def _commands(group: Any) -> list[Any]:
     for command in getattr(group, "commands", {}).values():
         found += _commands(command)
     return found
+
+
+def _reflowed(text: str | None) -> str | None:
+    """A docstring's paragraphs each on one line (typer keeps the docstring's own line breaks
+    and then wraps again: ragged lines). A paragraph with an indented line is kept as it is:
+    it is an example or a list laid out by hand."""
+    if not text:
+        return text
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(
+        paragraph if any(line.startswith((" ", "\b")) for line in paragraph.splitlines())
+        else " ".join(line.strip() for line in paragraph.splitlines())
+        for paragraph in paragraphs)
 
 
 def _consistent_metavars(command: Any) -> None:

@@ -26,7 +26,8 @@ def init_command(
     mapping: Path | None = typer.Option(
         None, "--mapping", help="The mapping YAML the runs here use (default: the shipped "
         "mappings/default.yaml)."),
-    state: str = typer.Option("crmsync.db", "--state", help="The state DB the runs here use."),
+    state: str = typer.Option("crmsync.db", "--state", metavar="PATH",
+                              help="The state DB the runs here use."),
     env_file: Path | None = typer.Option(
         None, "--env-file", help="The settings file the runs here read (default: ./.env)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing crmsync.toml."),
