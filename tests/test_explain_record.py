@@ -152,6 +152,24 @@ def test_an_edited_mapping_shows_what_it_would_change(told, tmp_path):
     assert "the mapping differs from the one the state DB last planned with" in result.stdout
 
 
+def test_without_mapping_it_plans_with_the_mapping_the_runs_use(told, tmp_path):
+    """No --mapping: the mapping pinned in the state DB (the runs'), not the shipped one."""
+    from connector.mapping import load_mapping  # noqa: PLC0415
+    from connector.state import StateStore  # noqa: PLC0415
+    from connector.sync import mapping_fingerprint  # noqa: PLC0415
+
+    text = (ROOT / "mappings" / "default.yaml").read_text()
+    edited = tmp_path / "pinned-mapping.yaml"
+    edited.write_text(text.replace("at_least: 5000000", "at_least: 500000000000"))
+    state = told.copy_of(told.synced, "pinned.db")
+    with StateStore(state) as store:
+        store.admin.pin_mapping(str(edited), mapping_fingerprint(load_mapping(edited)))
+    result = told.run("explain", told.hubspot_ref, state=state)
+    assert result.returncode == 0, result.stderr
+    assert "(pinned-mapping.yaml:" in result.stdout
+    assert "crmsync_icp_fit: 'true' -> 'false'" in result.stdout
+
+
 # ---- mappings explain: records tied to missing ones ------------------------------------------
 
 

@@ -12,13 +12,13 @@ from connector.cli._common import (
     ENV_FILE_OPTION,
     LOG_FORMAT_OPTION,
     LOG_LEVEL_OPTION,
-    MAPPING_OPTION,
     STATE_OPTION,
     VERBOSE_OPTION,
     LogFormat,
     LogLevel,
     app,
     fail,
+    from_project,
     open_state,
     settings_from,
     setup_logging,
@@ -28,6 +28,12 @@ RECORD_ARGUMENT = typer.Argument(
     ..., metavar="RECORD", show_default=False,
     help="A record as system:object:id (hubspot:contacts:100007, salesforce:Lead:00Q...), an "
          "e-mail address (a person) or a domain (an organisation).",
+)
+RECORD_MAPPING_OPTION = typer.Option(
+    None, "--mapping", metavar="PATH",
+    help="Mapping YAML to plan with (default: `mapping` in ./crmsync.toml, else the mapping "
+         "pinned in the state DB, which the runs use, else CRMSYNC_MAPPING_PATH, else the "
+         "shipped mappings/default.yaml).",
 )
 JSON_OUTPUT = typer.Option(False, "--json", help="Print JSON instead of text (errors too).")
 TODAY_OPTION = typer.Option(
@@ -42,7 +48,7 @@ def explain_command(
     record: str = RECORD_ARGUMENT,
     today: str | None = TODAY_OPTION,
     as_json: bool = JSON_OUTPUT,
-    mapping: Path | None = MAPPING_OPTION,
+    mapping: Path | None = RECORD_MAPPING_OPTION,
     state: Path | None = STATE_OPTION,
     env_file: Path | None = ENV_FILE_OPTION,
     log_format: LogFormat = LOG_FORMAT_OPTION,
@@ -61,8 +67,8 @@ def explain_command(
     from connector.sync.saved import mapping_fingerprint  # noqa: PLC0415
 
     as_of = _date(today, as_json)
-    with open_state(state, env_file) as store:
-        loaded = _mapping(mapping, env_file, as_json)
+    with open_state(state, env_file, as_json=as_json) as store:
+        loaded = _mapping(mapping, env_file, as_json, store)
         found = _find(store, loaded, record, as_of, as_json)
         report = explain_report(store, loaded, found, as_of, mapping_fingerprint(loaded))
     _print(report, render_explain, as_json)
@@ -72,7 +78,7 @@ def explain_command(
 def history_command(
     record: str = RECORD_ARGUMENT,
     as_json: bool = JSON_OUTPUT,
-    mapping: Path | None = MAPPING_OPTION,
+    mapping: Path | None = RECORD_MAPPING_OPTION,
     state: Path | None = STATE_OPTION,
     env_file: Path | None = ENV_FILE_OPTION,
     log_format: LogFormat = LOG_FORMAT_OPTION,
@@ -89,8 +95,8 @@ def history_command(
     setup_logging(log_format, log_level, verbose)
     from connector.lookup import history_report, render_history  # noqa: PLC0415
 
-    with open_state(state, env_file) as store:
-        loaded = _mapping(mapping, env_file, as_json)
+    with open_state(state, env_file, as_json=as_json) as store:
+        loaded = _mapping(mapping, env_file, as_json, store)
         found = _find(store, loaded, record, datetime.now(UTC).date(), as_json)
         report = history_report(store, found)
     if not as_json and sys.stdout.isatty():
@@ -121,10 +127,17 @@ def _date(text: str | None, as_json: bool) -> date:
         raise _error(f"--today {text!r} is not a date (YYYY-MM-DD)", as_json) from None
 
 
-def _mapping(path: Path | None, env_file: Path | None, as_json: bool):
+def _mapping(path: Path | None, env_file: Path | None, as_json: bool, store):
+    """`--mapping`, else the project file's, else the mapping pinned in the state DB (the one
+    the runs use), else the settings': explaining a record under another mapping than the
+    runs' would explain changes no run makes."""
     from connector.exceptions import ConfigurationError  # noqa: PLC0415
     from connector.mapping import load_mapping  # noqa: PLC0415
 
+    path = from_project(mapping=path)[0]
+    pin = store.admin.pinned_mapping()
+    if path is None and pin is not None and Path(pin.path).is_file():
+        path = Path(pin.path)
     try:
         return load_mapping(path or settings_from(env_file).mapping_path)
     except ConfigurationError as error:
