@@ -86,3 +86,19 @@ def test_explain_rejects_bad_date():
                                  "--hubspot", str(GOLDEN / "hubspot.json")])
     assert result.exit_code == 2
     assert "is not a date" in result.output
+
+
+def test_validate_and_explain_use_the_project_file_s_mapping(tmp_path, monkeypatch):
+    """In a directory with crmsync.toml, the admin's mapping is the one checked and used,
+    not the shipped one: what the runs there use."""
+    bad = tmp_path / "acme.yaml"
+    bad.write_text((MALFORMED / "unknown_system.yaml").read_text())
+    (tmp_path / "crmsync.toml").write_text('mapping = "acme.yaml"\n')
+    monkeypatch.chdir(tmp_path)
+    validated = runner.invoke(app, ["mappings", "validate"])
+    assert validated.exit_code == 2
+    assert f"{bad}:2:3: unknown system 'hubspott'" in validated.stderr
+    explained = runner.invoke(app, ["mappings", "explain", "--hubspot",
+                                    str(GOLDEN / "hubspot.json")])
+    assert explained.exit_code == 2
+    assert "unknown system 'hubspott'" in explained.stderr

@@ -14,6 +14,7 @@ from connector.cli._common import (
     LogLevel,
     app,
     fail,
+    from_project,
     setup_logging,
 )
 
@@ -27,7 +28,8 @@ app.add_typer(mappings_app, name="mappings")
 @mappings_app.command("validate")
 def mappings_validate(
     files: list[Path] = typer.Argument(
-        None, help="Mapping files to check (default: the shipped mappings/default.yaml)."
+        None, help="Mapping files to check (default: `mapping` in ./crmsync.toml, else the "
+                   "shipped mappings/default.yaml)."
     ),
     log_format: LogFormat = LOG_FORMAT_OPTION,
     log_level: LogLevel = LOG_LEVEL_OPTION,
@@ -43,7 +45,7 @@ def mappings_validate(
     from connector.mapping import load_mapping  # noqa: PLC0415
 
     failed = False
-    for file in files or [None]:
+    for file in files or [from_project()[0]]:
         try:
             mapping = load_mapping(file)
         except MappingError as error:
@@ -77,7 +79,10 @@ def mappings_explain(
     salesforce: list[Path] = typer.Option(
         [], "--salesforce", help="Salesforce record JSON, with attributes.type; repeatable."
     ),
-    mapping: Path | None = typer.Option(None, "--mapping", help="Mapping YAML to use."),
+    mapping: Path | None = typer.Option(
+        None, "--mapping", metavar="PATH",
+        help="Mapping YAML to use (default: `mapping` in ./crmsync.toml, else the shipped "
+             "mappings/default.yaml)."),
     today: str | None = typer.Option(
         None, "--today", help="Evaluate trigger windows as of this date (YYYY-MM-DD)."
     ),
@@ -113,7 +118,7 @@ def mappings_explain(
     except ValueError:
         raise typer.BadParameter(f"--today {today!r} is not a date (YYYY-MM-DD)") from None
     try:
-        loaded = load_mapping(mapping)
+        loaded = load_mapping(from_project(mapping)[0])
         records = [("hubspot", obj, raw) for path in hubspot
                    for obj, raw in read_records(path, "hubspot")]
         records += [("salesforce", obj, raw) for path in salesforce
