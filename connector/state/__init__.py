@@ -2,13 +2,15 @@
 
 `StateStore` (store.py) owns the connection, schema and transactions, and exposes the data as
 repositories: `lock` (lock.py), `journal` (runs and audit, journal.py), `cursors`
-(watermarks, cursors.py), `mirror` (records, identity index, links, dirty flags, mirror.py)
-and `ledger` (rejects, ledger.py); `new_spool()` gives a run's `ChangeSpool` (spool.py).
+(watermarks, cursors.py), `mirror` (records, identity index, links, dirty flags, mirror.py),
+`ledger` (rejects, ledger.py) and `jobs` (Salesforce Bulk API jobs, jobs.py); `new_spool()`
+gives a run's `ChangeSpool` (spool.py).
 `StateStoreProtocol` (protocol.py) is what another backend would implement.
 """
 
 from __future__ import annotations
 
+from connector.state.jobs import BulkJob
 from connector.state.journal import AuditEntry, RunRecord
 from connector.state.ledger import RejectEntry
 from connector.state.lock import STALE_LOCK_SECONDS
@@ -23,6 +25,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "STALE_LOCK_SECONDS",
     "AuditEntry",
+    "BulkJob",
     "ChangeSpool",
     "PageCheckpoint",
     "RejectEntry",

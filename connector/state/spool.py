@@ -54,6 +54,13 @@ class ChangeSpool:
         return self.db.execute("SELECT DISTINCT system, object_type FROM temp.spool_change "
                                "ORDER BY system, object_type").fetchall()
 
+    def record_count(self, system: str, object_type: str) -> int:
+        """How many records of one object the spool has changes for (a record with several
+        changed fields counts once): what a write costs is per record, not per field."""
+        return int(self.db.execute(
+            "SELECT count(DISTINCT record_id) FROM temp.spool_change WHERE system = ? AND "
+            "object_type = ?", (system, object_type)).fetchone()[0])
+
     def changes(self) -> Iterator[Change]:
         """Every change, in plan order."""
         cursor = self.db.execute(f"SELECT c.id, {self._C_COLUMNS} FROM temp.spool_change AS c "

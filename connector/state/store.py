@@ -8,9 +8,9 @@ the new state, never half of one.
 
 `StateStore` owns the connection, the schema and transactions; the data lives in small
 repositories (`store.lock`, `store.journal`, `store.cursors`, `store.mirror`,
-`store.ledger`). Operations that must change several of them at once, in one transaction,
-are the store's own intent-level methods (`checkpoint_page`, `record_writes`, `planned`):
-the persistence rules live beside the data they protect, not in the engine.
+`store.ledger`, `store.jobs`). Operations that must change several of them at once, in one
+transaction, are the store's own intent-level methods (`checkpoint_page`, `record_writes`,
+`planned`): the persistence rules live beside the data they protect, not in the engine.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from connector.exceptions import ConfigurationError, RunLockHeld, StateStoreErro
 from connector.model import Change
 from connector.state import _sql
 from connector.state.cursors import Cursors
+from connector.state.jobs import BulkJobs
 from connector.state.journal import Journal
 from connector.state.ledger import Ledger
 from connector.state.lock import STALE_LOCK_SECONDS, RunLock
@@ -87,6 +88,7 @@ class StateStore:
         self.cursors = Cursors(self.db)
         self.ledger = Ledger(self.db)
         self.mirror = Mirror(self.db, self.ledger)
+        self.jobs = BulkJobs(self.db)
 
     def _make_private(self) -> None:
         """Take group and other access from the DB and its -wal and -shm: SQLite gives those
