@@ -14,6 +14,8 @@
     │                                    (also a ConfigurationError: fix a setting, exit 2)
     ├── RunStoppedEarly             resumable: rerun later continues (exit 3)
     │   ├── BudgetExhausted         the client-side API budget for this run is used
+    │   ├── BulkJobPending          a Salesforce Bulk job is still running; the next run
+    │   │                           collects its results
     │   ├── RunLockHeld             another run holds the state lock
     │   └── RunLockLost             another run took this run's lock; it stopped writing
     ├── StateStoreError             the state DB is unusable (corrupt, read-only, full,
@@ -33,6 +35,7 @@ __all__ = [
     "ApiError",
     "AuthenticationError",
     "BudgetExhausted",
+    "BulkJobPending",
     "ConfigurationError",
     "CredentialsRejected",
     "CrmsyncError",
@@ -213,6 +216,12 @@ class BudgetExhausted(RunStoppedEarly):
 
 class RunLockHeld(RunStoppedEarly):
     """Another run holds the state lock."""
+
+
+class BulkJobPending(RunStoppedEarly):
+    """A Salesforce Bulk API job did not finish within the wait allowed: the run stops before
+    sending anything else; the next run collects the job's results from the CRM (its id is in
+    the state DB) instead of sending the same records again."""
 
 
 class RunLockLost(RunStoppedEarly):

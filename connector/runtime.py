@@ -138,8 +138,8 @@ class RateColumn(ProgressColumn):
 class RichProgress:
     """A bar per object with count, rate and ETA (when the total is known), on stderr.
 
-    Implements `connector.sync.Progress` (start, advance, finish, note, wants_totals) without
-    subclassing it, so that importing this module does not import the engine."""
+    Implements `connector.sync.Progress` (start, advance, finish, note, status, wants_totals)
+    without subclassing it, so that importing this module does not import the engine."""
 
     wants_totals = True
 
@@ -177,3 +177,7 @@ class RichProgress:
 
     def note(self, message: str) -> None:
         self.bars.console.print(message)
+
+    def status(self, key: str, text: str) -> None:
+        """The bar's label with where the task stands, e.g. a Bulk job's state."""
+        self.bars.update(self.tasks[key], description=f"{key}: {text}")

@@ -14,8 +14,8 @@ from datetime import datetime
 
 from connector.state._sql import iso, now, parse
 
-_COLUMNS = ("job_id, system, object_type, run_id, batch, records, state, processed, failed, "
-            "created_at, updated_at, collected_at")
+_COLUMNS = ("job_id, system, object_type, run_id, batch, step, records, state, processed, "
+            "failed, created_at, updated_at, collected_at")
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class BulkJob:
     object_type: str
     run_id: int
     batch: int
+    step: int
     records: int
     state: str
     processed: int
@@ -38,8 +39,7 @@ class BulkJob:
 
     @classmethod
     def from_row(cls, row: tuple) -> BulkJob:
-        return cls(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8],
-                   parse(row[9]), parse(row[10]), parse(row[11]))
+        return cls(*row[:10], parse(row[10]), parse(row[11]), parse(row[12]))
 
 
 class BulkJobs:
@@ -49,12 +49,13 @@ class BulkJobs:
         self.db = db
 
     def opened(self, job_id: str, system: str, object_type: str, run_id: int, batch: int,
-               records: int) -> None:
-        """A job just created, before its data goes up."""
+               records: int, step: int = 0) -> None:
+        """A job just created, before its data goes up: it carries `records` of the intended
+        writes of `run_id`'s audit `batch` (those of `step`)."""
         at = iso(now())
         self.db.execute(
-            f"INSERT INTO bulk_jobs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 'Open', 0, 0, ?, ?, "
-            "NULL)", (job_id, system, object_type, run_id, batch, records, at, at))
+            f"INSERT INTO bulk_jobs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, 'Open', 0, 0, ?, "
+            "?, NULL)", (job_id, system, object_type, run_id, batch, step, records, at, at))
 
     def seen(self, job_id: str, state: str, processed: int = 0, failed: int = 0) -> None:
         """The job's state and counts as the CRM last reported them."""

@@ -166,6 +166,7 @@ MIGRATIONS: list[str] = [
         object_type TEXT NOT NULL,
         run_id INTEGER NOT NULL,
         batch INTEGER NOT NULL,
+        step INTEGER NOT NULL DEFAULT 0,
         records INTEGER NOT NULL,
         state TEXT NOT NULL,
         processed INTEGER NOT NULL DEFAULT 0,
