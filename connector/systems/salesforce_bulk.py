@@ -92,6 +92,7 @@ JOB_COMPLETE, FAILED, ABORTED = "JobComplete", "Failed", "Aborted"
 TERMINAL = frozenset({JOB_COMPLETE, FAILED, ABORTED})
 MAX_CSV_BYTES = 100 * 1024 * 1024  # "upload data that does not exceed 100 MB"
 RECORDS_PER_BATCH = 10_000  # "a separate batch for every 10,000 records" (DailyBulkApiBatches)
+LIMITS_MAX_AGE_SECONDS = 900.0  # other integrations use the org's batches too
 NULL = "#N/A"
 NOT_PROCESSED = "NOT_PROCESSED"
 UNKNOWN_FIELD = "Field name not found"
@@ -154,6 +155,7 @@ class SalesforceBulk:
         self.adapter = adapter
         self.options = options
         self._batches_left: int | None = None
+        self._batches_read_at = 0.0
 
     def __repr__(self) -> str:
         return f"SalesforceBulk(min_records={self.options.min_records})"
@@ -163,8 +165,9 @@ class SalesforceBulk:
     def worth_it(self, records: int) -> bool:
         """Whether `records` updates of one object go through Bulk jobs: at least
         `min_records` of them, and the org's daily Bulk batches (`/limits`
-        DailyBulkApiBatches, shared with Bulk API 1.0: read once per run) have room for
-        them. Without room, collections are used and a WARNING says why."""
+        DailyBulkApiBatches, shared with Bulk API 1.0: read at most every
+        `LIMITS_MAX_AGE_SECONDS`) have room for them. Without room, collections are used and
+        a WARNING says why."""
         if not self.options.min_records or records < self.options.min_records:
             return False
         needed = -(-records // RECORDS_PER_BATCH) + 1  # and the job's "parent" batch
@@ -179,7 +182,9 @@ class SalesforceBulk:
         return True
 
     def _bulk_batches_left(self) -> int | None:
-        if self._batches_left is None:
+        if self._batches_left is None or \
+                time.monotonic() - self._batches_read_at > LIMITS_MAX_AGE_SECONDS:
+            self._batches_read_at = time.monotonic()
             limits = self.adapter._call("limits", lambda sf: sf.restful("limits"))
             remaining = ((limits or {}).get("DailyBulkApiBatches") or {}).get("Remaining")
             self._batches_left = remaining if isinstance(remaining, int) else None
