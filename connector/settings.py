@@ -169,6 +169,11 @@ class Settings(BaseSettings):
         description="The longest pause between two polls of a Bulk job's state (polls start "
         "at 1 s and double up to this).",
     )
+    salesforce_bulk_query_min_records: int = Field(
+        default=0, ge=0,
+        description="Backfill reads of a Salesforce object holding at least this many records "
+        "go through one Bulk API 2.0 query job instead of query batches of 2,000 (0: never).",
+    )
     http_timeout_seconds: float = Field(default=30.0, gt=0, allow_inf_nan=False)
     retry_max_attempts: int = Field(default=6, ge=1)
     retry_initial_wait_seconds: float = Field(default=0.5, ge=0, allow_inf_nan=False)

@@ -30,9 +30,11 @@ from tests.runs import cli, snapshot, write_env
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 SEED = 60
-BULK = {"salesforce_bulk_min_records": 1, "salesforce_bulk_poll_seconds": 0.05}
-COLLECTIONS = {"salesforce_bulk_min_records": 0}
-BULK_ENV = ["CRMSYNC_SALESFORCE_BULK_MIN_RECORDS=1", "CRMSYNC_SALESFORCE_BULK_POLL_SECONDS=0.05"]
+# Bulk for every Salesforce write and backfill read, against neither
+BULK = {"salesforce_bulk_min_records": 1, "salesforce_bulk_poll_seconds": 0.05,
+        "salesforce_bulk_query_min_records": 1}
+COLLECTIONS = {"salesforce_bulk_min_records": 0, "salesforce_bulk_query_min_records": 0}
+BULK_ENV = [f"CRMSYNC_{name.upper()}={value}" for name, value in BULK.items()]
 
 
 def salesforce_state(sandbox: Sandbox) -> dict[str, dict[str, Any]]:
@@ -101,6 +103,8 @@ def test_the_two_write_paths_leave_the_same_crm_state_and_the_same_audit(tmp_pat
     requests = {path: c["requests"] for path, c in counters.items()}
     assert requests["bulk"].get("salesforce.composite", 0) < \
         requests["collections"]["salesforce.composite"]
+    assert requests["bulk"]["salesforce.bulk_query"] > 0  # the reads went through query jobs
+    assert "salesforce.bulk_query" not in requests["collections"]
 
 
 def test_a_dry_run_sends_no_job_and_asks_no_limits(tmp_path):
@@ -166,7 +170,8 @@ def test_a_stalled_job_stops_the_run_status_lists_it_and_the_next_run_collects_i
     expected_snapshot, expected_salesforce, expected_counters = uninterrupted(tmp_path / "twin")
     with Sandbox(seed=SEED, now=NOW) as sandbox:
         state = tmp_path / "state.db"
-        env_file = bulk_env(sandbox, tmp_path, "CRMSYNC_SALESFORCE_BULK_MAX_WAIT_SECONDS=0.5")
+        env_file = bulk_env(sandbox, tmp_path, "CRMSYNC_SALESFORCE_BULK_MAX_WAIT_SECONDS=0.5",
+                            "CRMSYNC_SALESFORCE_BULK_QUERY_MIN_RECORDS=0")  # reads go through
         sandbox.set_bulk_processing(paused=True)
         stopped = cli("backfill", cwd=tmp_path, env_file=env_file, state=state)
         assert stopped.returncode == 3, stopped.stderr

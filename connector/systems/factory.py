@@ -78,6 +78,7 @@ def build_salesforce(settings: Settings) -> SalesforceAdapter:
             job_records=settings.salesforce_bulk_job_records,
             max_wait_seconds=settings.salesforce_bulk_max_wait_seconds,
             poll_seconds=settings.salesforce_bulk_poll_seconds,
+            query_min_records=settings.salesforce_bulk_query_min_records,
         ),
     )
 

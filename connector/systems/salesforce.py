@@ -322,6 +322,7 @@ class SalesforceAdapter:
         self._collection_size = write_batch_size
         self._write_headers = dict(DUPLICATE_RULE_HEADER) if allow_save_on_duplicates else {}
         self.bulk = SalesforceBulk(self, bulk or BulkOptions())
+        self._counted: dict[tuple[str, datetime | None, datetime | None], int | None] = {}
 
     def __repr__(self) -> str:
         return (
@@ -364,9 +365,16 @@ class SalesforceAdapter:
     ) -> Iterator[Page]:
         """A SOQL backfill, optionally within [since, until) on SystemModstamp, ordered by Id
         so that a released or expired cursor resumes exactly after the last Id read (Ids never
-        change, unlike stamps)."""
+        change, unlike stamps). An object of at least `BulkOptions.query_min_records` records
+        is read through one Bulk API 2.0 query job instead (`SalesforceBulk.read`)."""
         columns = self._columns(object_type, fields)
         conditions = _modified_conditions(since, until)
+        if self._reads_in_bulk(object_type, since, until):
+            soql = f"SELECT {columns} FROM {object_type}{_where(conditions)}"
+            for records in self.bulk.read(object_type, soql, self.api_version):
+                if records:
+                    yield _page(records)
+            return
         last_id: str | None = None
         while True:
             after = [f"Id > {soql_literal(last_id)}"] if last_id else []
@@ -387,11 +395,29 @@ class SalesforceAdapter:
         self, object_type: str, since: datetime | None = None, until: datetime | None = None
     ) -> int | None:
         """What `read_all` would return: `SELECT COUNT()` with the same WHERE, its totalSize
-        (Salesforce answers `{"totalSize": N, "done": true, "records": []}`)."""
+        (Salesforce answers `{"totalSize": N, "done": true, "records": []}`). Remembered for
+        `read_all`, which asks the same to choose between query batches and a Bulk job."""
         _require_object(object_type)
         soql = f"SELECT COUNT() FROM {object_type}{_modified_between(since, until)}"
         total = self._query_batch(soql).get("totalSize")
-        return total if isinstance(total, int) and not isinstance(total, bool) else None
+        counted = total if isinstance(total, int) and not isinstance(total, bool) else None
+        self._counted[(object_type, since, until)] = counted
+        return counted
+
+    def _reads_in_bulk(
+        self, object_type: str, since: datetime | None, until: datetime | None
+    ) -> bool:
+        """Whether a backfill read of this object goes through a Bulk query job: when
+        `query_min_records` is set and the object holds at least that many (one COUNT()
+        call, unless progress just asked it)."""
+        least = self.bulk.options.query_min_records
+        if not least:
+            return False
+        key = (object_type, since, until)
+        if key not in self._counted:
+            self.count(object_type, since, until)
+        total = self._counted.pop(key)
+        return total is not None and total >= least
 
     def read_deleted(self, object_type: str, since: datetime | None) -> Iterator[Page]:
         """Records deleted (or merged away) at or after `since`, as tombstones: queryAll

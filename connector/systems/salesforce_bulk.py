@@ -93,6 +93,8 @@ TERMINAL = frozenset({JOB_COMPLETE, FAILED, ABORTED})
 MAX_CSV_BYTES = 100 * 1024 * 1024  # "upload data that does not exceed 100 MB"
 RECORDS_PER_BATCH = 10_000  # "a separate batch for every 10,000 records" (DailyBulkApiBatches)
 LIMITS_MAX_AGE_SECONDS = 900.0  # other integrations use the org's batches too
+QUERY_SET_RECORDS = 100_000  # rows per query results request (`maxRecords`)
+ENGINE_PAGE = 2_000  # records per page handed to the engine, as a REST query batch holds
 NULL = "#N/A"
 NOT_PROCESSED = "NOT_PROCESSED"
 UNKNOWN_FIELD = "Field name not found"
@@ -111,6 +113,7 @@ class BulkOptions:
     job_records: int = 50_000
     max_wait_seconds: float = 1_800.0
     poll_seconds: float = 30.0
+    query_min_records: int = 0  # backfill reads of at least this many records: a query job
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,7 @@ class SalesforceBulk:
         self.options = options
         self._batches_left: int | None = None
         self._batches_read_at = 0.0
+        self._types: dict[str, dict[str, str]] = {}
 
     def __repr__(self) -> str:
         return f"SalesforceBulk(min_records={self.options.min_records})"
@@ -294,6 +298,46 @@ class SalesforceBulk:
         saved, _ = self._results(job_id, info) if info.processed else ({}, {})
         return JobOutcome(info, frozenset(saved))
 
+    # --- reading: query jobs ---------------------------------------------------------------
+
+    def read(self, object_type: str, soql: str, api_version: str
+             ) -> Iterator[list[dict[str, Any]]]:
+        """The records of one SOQL query through a Bulk API 2.0 query job, in pages of
+        `ENGINE_PAGE` records shaped as the REST query gives them (`attributes`, fields typed
+        by the object's describe: CSV holds text, and null as an empty value).
+
+        Get Results for a Query Job: each answer holds at most `maxRecords` rows and names the
+        next set in `Sforce-Locator` ("null" after the last); `Sforce-NumberOfRecords` is the
+        set's row count, so a set cut short is fetched again rather than taken as smaller."""
+        types = self._field_types(object_type)
+        body = {"operation": "query", "query": soql, "contentType": "CSV", "lineEnding": "LF",
+                "columnDelimiter": "COMMA"}
+        job_id = self._request("POST", "query", _job_id, json_body=body)
+        info = self.wait(job_id, lambda info: None, kind="query")
+        if info.state != JOB_COMPLETE:
+            raise FatalApiError(f"Bulk query job {job_id} for {object_type} ended {info.state}"
+                                + (f": {info.error}" if info.error else ""),
+                                system="salesforce", operation="bulk", status=200,
+                                code=f"QUERY_JOB_{info.state.upper()}")
+        locator = ""
+        while True:
+            path = f"query/{job_id}/results?maxRecords={QUERY_SET_RECORDS}"
+            if locator:
+                path += f"&locator={locator}"
+            header, rows, locator = self._request("GET", path, _query_set, accept="text/csv")
+            for start in range(0, len(rows), ENGINE_PAGE):
+                yield [_record(object_type, api_version, header, row, types)
+                       for row in rows[start:start + ENGINE_PAGE]]
+            if not locator:
+                return
+
+    def _field_types(self, object_type: str) -> dict[str, str]:
+        """Each field's describe type (one describe per object and adapter)."""
+        if object_type not in self._types:
+            fields = self.adapter.describe_fields(object_type)
+            self._types[object_type] = {name: info.type for name, info in fields.items()}
+        return self._types[object_type]
+
     # --- the requests ----------------------------------------------------------------------
 
     def create(self, object_type: str) -> str:
@@ -301,10 +345,12 @@ class SalesforceBulk:
                 "lineEnding": "LF", "columnDelimiter": "COMMA"}
         return self._request("POST", "ingest", _job_id, json_body=body)
 
-    def info(self, job_id: str) -> JobInfo:
-        return self._request("GET", f"ingest/{job_id}", lambda r: _job_info(job_id, r))
+    def info(self, job_id: str, kind: str = "ingest") -> JobInfo:
+        """`GET jobs/{kind}/{id}`: an ingest or a query job's state and counts."""
+        return self._request("GET", f"{kind}/{job_id}", lambda r: _job_info(job_id, r))
 
-    def wait(self, job_id: str, seen: Callable[[JobInfo], None]) -> JobInfo:
+    def wait(self, job_id: str, seen: Callable[[JobInfo], None],
+             kind: str = "ingest") -> JobInfo:
         """Poll until the job is finished, pausing 1 s, then twice as long each time up to
         `poll_seconds`; past `max_wait_seconds` raise BulkJobPending (exit 3)."""
         options = self.options
@@ -312,17 +358,12 @@ class SalesforceBulk:
         deadline = time.monotonic() + options.max_wait_seconds
         while True:
             time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-            info = self.info(job_id)
+            info = self.info(job_id, kind)
             seen(info)
             if info.finished:
                 return info
             if time.monotonic() >= deadline:
-                raise BulkJobPending(
-                    f"salesforce: Bulk job {job_id} is still {info.state} ({info.processed:,} "
-                    f"record(s) processed) after {options.max_wait_seconds:g} s "
-                    "(CRMSYNC_SALESFORCE_BULK_MAX_WAIT_SECONDS); stopped before sending "
-                    "anything else. The job goes on in Salesforce; the next run collects its "
-                    "results (`crmsync status` lists open jobs).")
+                raise BulkJobPending(_still_running(info, kind, options.max_wait_seconds))
             pause = min(pause * 2, options.poll_seconds)
 
     def _upload(self, job_id: str, data: bytes) -> None:
@@ -469,6 +510,16 @@ def _error(text: str) -> tuple[str, str]:
     return code.strip(), scrub(message.strip())
 
 
+def _still_running(info: JobInfo, kind: str, waited: float) -> str:
+    what = "Bulk job" if kind == "ingest" else "Bulk query job"
+    then = ("The job goes on in Salesforce; the next run collects its results (`crmsync "
+            "status` lists open jobs)." if kind == "ingest"
+            else "The next run reads the object again.")
+    return (f"salesforce: {what} {info.job_id} is still {info.state} ({info.processed:,} "
+            f"record(s) processed) after {waited:g} s (CRMSYNC_SALESFORCE_BULK_MAX_WAIT_SECONDS)"
+            f"; stopped before sending anything else. {then}")
+
+
 def _refuse_unknown_fields(object_type: str, info: JobInfo) -> None:
     """A job that failed on a column the org does not have (or hides from the integration
     user): as INVALID_FIELD on the collections path, no record can succeed in any job."""
@@ -517,6 +568,51 @@ def _result_csv(response: requests.Response, what: str, column: str) -> list[tup
             raise _unreadable(f"{what} was cut short")
         out.append((next((row[i] for i in ids if row[i]), ""), row[where]))
     return out
+
+
+def _query_set(response: requests.Response) -> tuple[list[str], list[list[str]], str]:
+    """(header, rows, next locator or "") of one query results answer; a set whose row
+    count is not `Sforce-NumberOfRecords` was cut short."""
+    rows = _csv_rows(response.content, "query results")
+    if not rows:
+        raise _unreadable("query results came without a header row")
+    header, body = rows[0], rows[1:]
+    expected = response.headers.get("Sforce-NumberOfRecords")
+    if expected is None or not expected.isdigit() or int(expected) != len(body) or \
+            any(len(row) != len(header) for row in body):
+        raise _unreadable(f"query results hold {len(body)} rows, the answer says {expected}")
+    locator = response.headers.get("Sforce-Locator") or "null"
+    return header, body, "" if locator == "null" else locator
+
+
+def _record(object_type: str, api_version: str, header: list[str], row: list[str],
+            types: dict[str, str]) -> dict[str, Any]:
+    """A query job's row as the REST query returns the record."""
+    record: dict[str, Any] = {"attributes": {"type": object_type, "url": ""}}
+    for name, text in zip(header, row, strict=True):
+        record[name] = _typed(types.get(name, "string"), text)
+    record["attributes"]["url"] = (f"/services/data/v{api_version}/sobjects/{object_type}/"
+                                   f"{record.get('Id')}")
+    return record
+
+
+def _typed(kind: str, text: str) -> Any:
+    """A CSV value as the JSON value the REST API gives: empty is null (Salesforce keeps no
+    empty text), booleans and numbers typed by the field's describe type; an integer written
+    without a fraction stays an int, as JSON's `5` does."""
+    if text == "":
+        return None
+    if kind == "boolean":
+        return text.lower() == "true"
+    if kind in ("int", "double", "currency", "percent"):
+        try:
+            return int(text)
+        except ValueError:
+            try:
+                return float(text)
+            except ValueError:
+                return text
+    return text
 
 
 def _unreadable(message: str) -> RetriableApiError:

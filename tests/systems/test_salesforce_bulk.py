@@ -288,3 +288,49 @@ def test_the_job_csv_nulls_with_na_and_leaves_fields_a_record_does_not_write() -
                     ["001A", "", "true", "Polder, B.V."],
                     ["001B", "2026-11-20", "#N/A", "#N/A"]]
     assert "\r" not in text
+
+
+# ---- backfill reads through a query job ----------------------------------------------------
+
+
+def test_a_backfill_read_through_a_query_job_gives_what_query_batches_give() -> None:
+    with Sandbox(seed=120, now=NOW, salesforce_query_batch=500, **FAST_LIMITS) as org:
+        fields = ["Email", "ICP_Fit__c", "NumberOfEmployees", "AnnualRevenue", "Priority__c",
+                  "Funding_Announced_Date__c", "StageName", "Amount", "IsConverted"]
+        for sobject in ("Account", "Contact", "Lead", "Opportunity"):
+            wanted = [f for f in fields if f in _describe(org, sobject)]
+            by_rest = salesforce_for(org).read_all(sobject, wanted)
+            bulk = salesforce_for(org, salesforce_bulk_query_min_records=10)
+            by_job = bulk.read_all(sobject, wanted)
+            rest_records = {r["Id"]: r for page in by_rest for r in page.records}
+            job_pages = list(by_job)
+            job_records = {r["Id"]: r for page in job_pages for r in page.records}
+            assert job_records == rest_records, sobject
+            assert all(len(page.records) <= 2_000 for page in job_pages)
+            calls = bulk.usage().by_operation
+            assert calls["bulk"] >= 3 and calls["query"] == 1  # the COUNT() that chose it
+
+
+def _describe(org: Sandbox, sobject: str) -> set[str]:
+    return set(salesforce_for(org).describe_fields(sobject))
+
+
+def test_a_query_results_set_cut_short_is_fetched_again() -> None:
+    with Sandbox(fixture=people(0, 300), now=NOW, faults="salesforce.bulk_query:truncated=0.3, "
+                 "seed=2", **FAST_LIMITS) as org:
+        adapter = salesforce_for(org, **BULK, salesforce_bulk_query_min_records=1)
+        records = [r for page in adapter.read_all("Contact", ["Email"]) for r in page.records]
+        assert sorted(r["Email"] for r in records) == sorted(
+            r["Email"] for r in org.salesforce_records("Contact"))
+        assert sum(org.counters()["faults"]["salesforce.bulk_query"].values()) > 0
+
+
+def test_a_query_job_that_does_not_finish_in_time_stops_the_read_resumably() -> None:
+    with Sandbox(fixture=people(0, 5), now=NOW, **FAST_LIMITS) as org:
+        org.set_bulk_processing(paused=True)
+        adapter = salesforce_for(org, **BULK, salesforce_bulk_query_min_records=1,
+                                 salesforce_bulk_max_wait_seconds=0.2)
+        with pytest.raises(BulkJobPending, match="Bulk query job .* is still UploadComplete"
+                           ) as stopped:
+            list(adapter.read_all("Contact", ["Email"]))
+        assert "the next run reads the object again" in str(stopped.value)
