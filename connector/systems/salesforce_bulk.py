@@ -367,8 +367,16 @@ class SalesforceBulk:
             pause = min(pause * 2, options.poll_seconds)
 
     def _upload(self, job_id: str, data: bytes) -> None:
-        self._request("PUT", f"ingest/{job_id}/batches", _nothing, data=data,
-                      content_type="text/csv")
+        """The job's CSV. A retry of an upload whose answer was lost (a timeout) meets a job
+        that has its data already (409): that data is this one, and the job goes on."""
+        try:
+            self._request("PUT", f"ingest/{job_id}/batches", _nothing, data=data,
+                          content_type="text/csv")
+        except FatalApiError as error:
+            if error.status != 409 or self.info(job_id).state != OPEN:
+                raise
+            log.info("salesforce: Bulk job %s already had its data (an upload answer was lost "
+                     "and retried)", job_id)
 
     def _close(self, job_id: str) -> None:
         """UploadComplete. A retry of a close whose answer was lost meets a job no longer

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
@@ -330,7 +331,20 @@ def test_a_query_job_that_does_not_finish_in_time_stops_the_read_resumably() -> 
         org.set_bulk_processing(paused=True)
         adapter = salesforce_for(org, **BULK, salesforce_bulk_query_min_records=1,
                                  salesforce_bulk_max_wait_seconds=0.2)
-        with pytest.raises(BulkJobPending, match="Bulk query job .* is still UploadComplete"
+        with pytest.raises(BulkJobPending, match=r"Bulk query job .* is still UploadComplete"
                            ) as stopped:
             list(adapter.read_all("Contact", ["Email"]))
-        assert "the next run reads the object again" in str(stopped.value)
+        assert "The next run reads the object again." in str(stopped.value)
+
+
+@pytest.mark.parametrize("late", [2, 3], ids=["upload", "UploadComplete"])
+def test_an_answer_that_came_too_late_is_not_sent_twice_nor_given_up(late: int) -> None:
+    with Sandbox(fixture=people(0, 20), now=NOW, **FAST_LIMITS) as org:
+        adapter = salesforce_for(org, **BULK, http_timeout_seconds=0.5)
+        # the org makes the request, then answers after the client stopped waiting
+        org.after_request("salesforce.bulk_ingest", late, lambda: time.sleep(1.0))
+        updates = [RecordUpdate(i, {"Priority__c": "fit"}) for i in ids(org, "Contact")]
+        results, hooks = bulk_write(adapter, org, "Contact", updates)
+        assert {r.status for r in results} == {"applied"}
+        assert len(hooks.jobs) == 1 and adapter.usage().retries >= 1
+        assert org.counters()["records_written"]["salesforce.bulk_ingest"] == 20
