@@ -237,7 +237,7 @@ class SalesforceBulk:
                         "records are left for the next run", object_type, job_id, error,
                         len(updates))
             return [_not_sent(u, f"the Bulk job could not be started: {error}") for u in updates]
-        info = self.wait(job_id, hooks.seen)
+        info = self.wait(job_id, hooks.seen, records=len(updates))
         _refuse_unknown_fields(object_type, info)
         saved, failed = self._results(job_id, info)
         results = [_result(u, saved, failed, info) for u in updates]
@@ -349,22 +349,27 @@ class SalesforceBulk:
         """`GET jobs/{kind}/{id}`: an ingest or a query job's state and counts."""
         return self._request("GET", f"{kind}/{job_id}", lambda r: _job_info(job_id, r))
 
-    def wait(self, job_id: str, seen: Callable[[JobInfo], None],
-             kind: str = "ingest") -> JobInfo:
-        """Poll until the job is finished, pausing 1 s, then twice as long each time up to
-        `poll_seconds`; past `max_wait_seconds` raise BulkJobPending (exit 3)."""
+    def wait(self, job_id: str, seen: Callable[[JobInfo], None], kind: str = "ingest",
+             records: int | None = None) -> JobInfo:
+        """Poll until the job is finished; past `max_wait_seconds` raise BulkJobPending
+        (exit 3). The first poll comes after 1 s. Then, once the job reports records
+        processed and its size (`records`) is known, the next poll comes when the job
+        should be done at the rate seen so far; until then each pause doubles. Pauses stay
+        within 1 s and `poll_seconds`: a poll is an API call, a late one wastes wall time."""
         options = self.options
         pause = min(1.0, options.poll_seconds)
-        deadline = time.monotonic() + options.max_wait_seconds
+        began = time.monotonic()
+        deadline = began + options.max_wait_seconds
         while True:
             time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
             info = self.info(job_id, kind)
             seen(info)
             if info.finished:
                 return info
-            if time.monotonic() >= deadline:
+            now = time.monotonic()
+            if now >= deadline:
                 raise BulkJobPending(_still_running(info, kind, options.max_wait_seconds))
-            pause = min(pause * 2, options.poll_seconds)
+            pause = _next_pause(pause, info, records, now - began, options.poll_seconds)
 
     def _upload(self, job_id: str, data: bytes) -> None:
         """The job's CSV. A retry of an upload whose answer was lost (a timeout) meets a job
@@ -516,6 +521,15 @@ def _error(text: str) -> tuple[str, str]:
     code, _, rest = text.partition(":")
     message = rest.rsplit(":", 1)[0] if rest.rstrip().endswith("--") else rest
     return code.strip(), scrub(message.strip())
+
+
+def _next_pause(pause: float, info: JobInfo, records: int | None, elapsed: float,
+                longest: float) -> float:
+    """How long to wait before the next poll (see `SalesforceBulk.wait`)."""
+    if records and info.processed and elapsed > 0:
+        left = (records - info.processed) * elapsed / info.processed
+        return max(min(1.0, longest), min(left, longest))
+    return min(pause * 2, longest)
 
 
 def _still_running(info: JobInfo, kind: str, waited: float) -> str:

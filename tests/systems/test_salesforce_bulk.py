@@ -348,3 +348,17 @@ def test_an_answer_that_came_too_late_is_not_sent_twice_nor_given_up(late: int) 
         assert {r.status for r in results} == {"applied"}
         assert len(hooks.jobs) == 1 and adapter.usage().retries >= 1
         assert org.counters()["records_written"]["salesforce.bulk_ingest"] == 20
+
+
+def test_polls_double_until_a_job_shows_progress_then_come_when_it_should_be_done() -> None:
+    from connector.systems.salesforce_bulk import _next_pause
+
+    queued = JobInfo("750A", "UploadComplete")
+    assert [_next_pause(p, queued, 4_000, 3.0, 30.0) for p in (1.0, 8.0, 20.0)] == [
+        2.0, 16.0, 30.0]
+    quarter = JobInfo("750A", "InProgress", processed=1_000)
+    assert _next_pause(1.0, quarter, 4_000, 10.0, 60.0) == 30.0  # 3,000 left at 100/s
+    assert _next_pause(1.0, quarter, 4_000, 10.0, 20.0) == 20.0  # never past poll_seconds
+    almost = JobInfo("750A", "InProgress", processed=3_999)
+    assert _next_pause(4.0, almost, 4_000, 10.0, 30.0) == 1.0  # never under a second
+    assert _next_pause(2.0, quarter, None, 10.0, 30.0) == 4.0  # a query job: size unknown
