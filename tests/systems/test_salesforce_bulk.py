@@ -19,7 +19,7 @@ from connector.sandbox import Sandbox
 from connector.sandbox import salesforce as sandbox_salesforce
 from connector.systems.base import RecordUpdate, WriteResult
 from connector.systems.salesforce import SalesforceAdapter
-from connector.systems.salesforce_bulk import JobInfo, job_csv
+from connector.systems.salesforce_bulk import JobInfo, _next_pause, job_csv
 
 from .helpers import FAST_LIMITS, salesforce_for
 
@@ -351,8 +351,6 @@ def test_an_answer_that_came_too_late_is_not_sent_twice_nor_given_up(late: int) 
 
 
 def test_polls_double_until_a_job_shows_progress_then_come_when_it_should_be_done() -> None:
-    from connector.systems.salesforce_bulk import _next_pause
-
     queued = JobInfo("750A", "UploadComplete")
     assert [_next_pause(p, queued, 4_000, 3.0, 30.0) for p in (1.0, 8.0, 20.0)] == [
         2.0, 16.0, 30.0]
