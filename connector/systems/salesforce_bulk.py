@@ -296,7 +296,7 @@ class SalesforceBulk:
             info = self.wait(job_id, seen)
         seen(info)
         saved, _ = self._results(job_id, info) if info.processed else ({}, {})
-        return JobOutcome(info, frozenset(saved))
+        return JobOutcome(info, frozenset(saved.values()))
 
     # --- reading: query jobs ---------------------------------------------------------------
 
@@ -401,15 +401,16 @@ class SalesforceBulk:
 
     def _results(self, job_id: str, info: JobInfo
                  ) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
-        """({record id: id} saved, {record id: (code, message)} failed), checked against the
+        """({id: id} saved, {id: (code, message)} failed), by the first 15 characters of the
+        record id (its case-sensitive form; results name records in 18), checked against the
         job's counts; a CSV cut short is fetched again."""
         attempts = self.adapter._retry.max_attempts
         for attempt in range(1, attempts + 1):
             saved = self._result_rows(job_id, "successfulResults", "sf__Id")
             failed = self._result_rows(job_id, "failedResults", "sf__Error")
             if len(saved) + len(failed) == info.processed and len(failed) == info.failed:
-                return ({key: key for key, _ in saved},
-                        {key: _error(text) for key, text in failed})
+                return ({key[:15]: key for key, _ in saved},
+                        {key[:15]: _error(text) for key, text in failed})
             log.warning("salesforce: Bulk job %s results list %s saved and %s failed records, "
                         "the job says %s processed and %s failed (attempt %s of %s)", job_id,
                         len(saved), len(failed), info.processed, info.failed, attempt, attempts)
@@ -510,10 +511,7 @@ def _not_sent(update: RecordUpdate, message: str) -> WriteResult:
 
 
 def _find(results: dict[str, Any], record_id: str) -> Any:
-    found = results.get(record_id)
-    if found is None and len(record_id) in (15, 18):
-        found = next((v for k, v in results.items() if k[:15] == record_id[:15]), None)
-    return found
+    return results.get(record_id[:15])
 
 
 def _error(text: str) -> tuple[str, str]:

@@ -360,3 +360,20 @@ def test_polls_double_until_a_job_shows_progress_then_come_when_it_should_be_don
     almost = JobInfo("750A", "InProgress", processed=3_999)
     assert _next_pause(4.0, almost, 4_000, 10.0, 30.0) == 1.0  # never under a second
     assert _next_pause(2.0, quarter, None, 10.0, 30.0) == 4.0  # a query job: size unknown
+
+
+def test_results_name_records_by_18_characters_and_updates_may_use_15() -> None:
+    from connector.systems.salesforce_bulk import _result  # noqa: PLC0415 - one private helper
+
+    info = JobInfo("750A", "JobComplete", processed=2, failed=1)
+    saved = {"003Dn0000000001": "003Dn0000000001AAA"}
+    failed = {"003Dn0000000002": ("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", "Priority: bad")}
+    applied = _result(RecordUpdate("003Dn0000000001", {"Priority__c": "fit"}), saved, failed,
+                      info)
+    rejected = _result(RecordUpdate("003Dn0000000002AAA", {"Priority__c": "x"}), saved, failed,
+                       info)
+    missing = _result(RecordUpdate("003Dn0000000003AAA", {"Priority__c": "x"}), saved, failed,
+                      info)
+    assert (applied.status, rejected.status, rejected.code) == (
+        "applied", "rejected", "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST")
+    assert (missing.status, missing.code) == ("retry_later", "NOT_PROCESSED")
