@@ -20,11 +20,13 @@ from typing import Any
 
 import pytest
 
+from connector.model import Change, System
 from connector.runtime import RichProgress, open_engine
 from connector.sandbox import Sandbox
 from connector.settings import Settings
 from connector.state import MIGRATIONS, StateStore
-from connector.sync import Progress
+from connector.sync import Progress, write
+from connector.sync.write import _record_slices
 from tests.helpers import FAST_RETRIES, engine_for, linked_early_contact
 from tests.runs import cli, snapshot, write_env
 
@@ -79,7 +81,8 @@ def uninterrupted(folder: Path) -> tuple[dict, dict, dict[str, Any]]:
 # ---- the two paths --------------------------------------------------------------------------
 
 
-def test_the_two_write_paths_leave_the_same_crm_state_and_the_same_audit(tmp_path):
+def test_the_two_write_paths_leave_the_same_crm_state_and_the_same_audit(tmp_path, monkeypatch):
+    monkeypatch.setattr(write, "RECORDED_AT_ONCE", 25)  # a job's outcomes in many slices
     reports, states, audits, counters = {}, {}, {}, {}
     for path, settings in (("collections", COLLECTIONS), ("bulk", BULK)):
         with Sandbox(seed=SEED, now=NOW) as sandbox:
@@ -276,6 +279,19 @@ def test_an_edit_made_after_the_read_survives_a_bulk_write(tmp_path, caplog):
                    r.getMessage() for r in caplog.records)
         assert not any(c["record_id"] == sf_id and c["status"] == "applied"
                        for c in report.changes)
+
+
+def test_outcomes_are_recorded_in_slices_that_keep_a_records_changes_together():
+    def change(record: str, field: str) -> tuple[int, Change]:
+        return 0, Change(system=System.SALESFORCE, object_type="Lead", record_id=record,
+                         field=field, before=None, after="x", rule="r", reason="r")
+
+    batch = [change("a", "f"), change("a", "g"), change("b", "f"), change("c", "f"),
+             change("c", "g"), change("c", "h"), change("d", "f")]
+    assert list(_record_slices(batch, 2)) == [(0, 3), (3, 7)]
+    assert list(_record_slices(batch, 1)) == [(0, 2), (2, 3), (3, 6), (6, 7)]
+    assert list(_record_slices(batch, 10)) == [(0, 7)]
+    assert list(_record_slices([], 10)) == []
 
 
 # ---- the state DB ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ and the next run collects its results (`Writer._collect_bulk_jobs`) instead of s
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from collections.abc import Mapping as TypingMapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from connector.systems.salesforce_bulk import JobInfo, JobOutcome, SalesforceBulk
 
 __all__ = ["WRITE_BATCH", "Writer", "spooled"]
+
+RECORDED_AT_ONCE = 2_000  # records whose Bulk outcomes are recorded in one transaction
 
 log = logging.getLogger("crmsync.sync")
 
@@ -176,7 +178,10 @@ class Writer:
     def _send_bulk(self, bulk: SalesforceBulk, system: str, obj: str, spool: ChangeSpool,
                    batch: list[tuple[int, Change]], confirm: set[str]) -> None:
         """Send one batch as Bulk jobs: intents first, as for any batch; each job's id saved
-        before its data goes up; the outcome and the jobs' end recorded together."""
+        before its data goes up. Outcomes are recorded `RECORDED_AT_ONCE` records a
+        transaction (recording mirrors each record written: all of a 50,000-record job at
+        once took more memory than the rest of a backfill), then the jobs marked collected; a
+        kill in between leaves intents the next run resolves from the jobs."""
         updates = _updates([change for _, change in batch])
         intents = self._record_intents(batch)
         jobs = _BulkJobs(self, system, obj)
@@ -184,8 +189,12 @@ class Writer:
             results = bulk.write(obj, updates, jobs, confirm_fields=confirm)
         finally:
             jobs.finish()
-        with self.store.transaction():
-            self._record_results(system, obj, spool, batch, updates, results, intents)
+        by_update = {(u.record_id, u.step): r for u, r in zip(updates, results, strict=True)}
+        del updates, results
+        for start, end in _record_slices(batch, RECORDED_AT_ONCE):
+            self._record_results(system, obj, spool, batch[start:end], [], [],
+                                 intents[start:end], by_update=by_update)
+        with self.store.transaction():  # a kill before this: the next run finds no intent left
             for job_id, state in jobs.states.items():
                 self.store.jobs.collected(job_id, state)
         self.run.report.bulk_jobs += len(jobs.states)
@@ -343,13 +352,16 @@ class Writer:
 
     def _record_results(self, system: str, obj: str, spool: ChangeSpool,
                         batch: list[tuple[int, Change]], updates: list[RecordUpdate],
-                        results: list[WriteResult], intents: list[int]) -> None:
+                        results: list[WriteResult], intents: list[int], *,
+                        by_update: dict[tuple[str, int], WriteResult] | None = None) -> None:
         """Count each change's outcome in the report, and record it (`StateStore.record_writes`:
         the spool, the audit's intents, `intents`, none in a dry run, the reject ledger and
         the mirror, in one transaction). Writes from this run's own plan leave their records
-        as planned; others (apply of a saved plan, rollback) mark them to be planned again."""
+        as planned; others (apply of a saved plan, rollback) mark them to be planned again.
+        `by_update`: the results by (record, step), when the caller has them already."""
         report = self.run.report
-        by_update = {(u.record_id, u.step): r for u, r in zip(updates, results, strict=True)}
+        if by_update is None:
+            by_update = {(u.record_id, u.step): r for u, r in zip(updates, results, strict=True)}
         audit_ids: list[int | None] = [*intents] or [None] * len(batch)  # none in a dry run
         outcomes = []
         for (spool_id, change), audit_id in zip(batch, audit_ids, strict=True):
@@ -411,6 +423,21 @@ def _status(progress: Progress, key: str, text: str) -> None:
     status = getattr(progress, "status", None)
     if status is not None:
         status(key, text)
+
+
+def _record_slices(batch: list[tuple[int, Change]], records: int) -> Iterator[tuple[int, int]]:
+    """(start, end) of consecutive slices of `batch` holding `records` records each (a
+    record's changes are consecutive in a batch and stay in one slice)."""
+    start, seen, last = 0, 0, None
+    for index, (_, change) in enumerate(batch):
+        if change.record_id != last:
+            if seen == records:
+                yield start, index
+                start, seen = index, 0
+            seen += 1
+            last = change.record_id
+    if start < len(batch):
+        yield start, len(batch)
 
 
 def _updates(batch: list[Change]) -> list[RecordUpdate]:
