@@ -170,7 +170,7 @@ class Settings(BaseSettings):
         "at 1 s and double up to this).",
     )
     salesforce_bulk_query_min_records: int = Field(
-        default=0, ge=0,
+        default=50_000, ge=0,
         description="Backfill reads of a Salesforce object holding at least this many records "
         "go through one Bulk API 2.0 query job instead of query batches of 2,000 (0: never).",
     )

@@ -12,6 +12,8 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 from collections import Counter
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -333,3 +335,16 @@ def test_a_bad_threshold_is_a_configuration_error_naming_the_setting(tmp_path, v
         run = cli("sync", cwd=tmp_path, env_file=env_file, state=tmp_path / "state.db")
     assert run.returncode == 2
     assert "CRMSYNC_SALESFORCE_BULK_MIN_RECORDS" in run.stderr
+
+
+def test_the_bulk_benchmark_still_runs_and_finds_both_paths_identical():
+    """`python -m bench --smoke --only bulk` (a few thousand records): the figures in
+    bench/RESULTS.md come from the same code at full size."""
+    completed = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--only", "bulk"],
+                               capture_output=True, text=True, timeout=300, check=False,
+                               cwd=Path(__file__).resolve().parents[1])
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    out = completed.stdout
+    assert "## Salesforce backfill: collections against Bulk API 2.0" in out
+    identical = [line for line in out.splitlines() if line.startswith(("| final", "| audit"))]
+    assert len(identical) == 2 and all(line.rstrip(" |").endswith("yes") for line in identical)

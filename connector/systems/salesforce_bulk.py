@@ -67,6 +67,7 @@ import requests
 from simple_salesforce.util import call_salesforce
 
 from connector.exceptions import (
+    AuthenticationError,
     BulkJobPending,
     ConfigurationError,
     FatalApiError,
@@ -113,7 +114,7 @@ class BulkOptions:
     job_records: int = 50_000
     max_wait_seconds: float = 1_800.0
     poll_seconds: float = 30.0
-    query_min_records: int = 0  # backfill reads of at least this many records: a query job
+    query_min_records: int = 50_000  # backfill reads of this many records: a query job
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,16 @@ class SalesforceBulk:
         if self._batches_left is None or \
                 time.monotonic() - self._batches_read_at > LIMITS_MAX_AGE_SECONDS:
             self._batches_read_at = time.monotonic()
-            limits = self.adapter._call("limits", lambda sf: sf.restful("limits"))
+            try:
+                limits = self.adapter._call("limits", lambda sf: sf.restful("limits"))
+            except AuthenticationError:
+                raise
+            except (FatalApiError, RetriableApiError) as error:
+                # /limits wants "View Setup and Configuration"; without it, Bulk goes ahead
+                # and a job past the org's batches fails, leaving its records for a retry
+                log.info("salesforce: /limits could not be read (%s); Bulk batches left "
+                         "unknown", error)
+                return None
             remaining = ((limits or {}).get("DailyBulkApiBatches") or {}).get("Remaining")
             self._batches_left = remaining if isinstance(remaining, int) else None
         return self._batches_left

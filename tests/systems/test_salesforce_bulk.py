@@ -377,3 +377,11 @@ def test_results_name_records_by_18_characters_and_updates_may_use_15() -> None:
     assert (applied.status, rejected.status, rejected.code) == (
         "applied", "rejected", "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST")
     assert (missing.status, missing.code) == ("retry_later", "NOT_PROCESSED")
+
+
+def test_a_user_who_may_not_read_limits_still_gets_bulk_writes() -> None:
+    with Sandbox(fixture=people(1, 0), now=NOW, faults="salesforce.limits:500=1.0",
+                 **FAST_LIMITS) as org:
+        adapter = salesforce_for(org, **BULK, retry_max_attempts=2)
+        assert adapter.bulk.worth_it(5_000)
+        assert org.counters()["requests"]["salesforce.limits"] == 2  # tried, retried, gave up
