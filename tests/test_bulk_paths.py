@@ -87,7 +87,9 @@ def test_the_two_write_paths_leave_the_same_crm_state_and_the_same_audit(tmp_pat
     monkeypatch.setattr(write, "RECORDED_AT_ONCE", 25)  # a job's outcomes in many slices
     reports, states, audits, counters = {}, {}, {}, {}
     for path, settings in (("collections", COLLECTIONS), ("bulk", BULK)):
-        with Sandbox(seed=SEED, now=NOW) as sandbox:
+        # query batches of 50: every object takes more than one, so the Bulk path reads
+        # them through query jobs
+        with Sandbox(seed=SEED, now=NOW, salesforce_query_batch=50) as sandbox:
             state = tmp_path / f"{path}.db"
             with engine_for(sandbox, state, reread_older_than_seconds=0, **settings) as engine:
                 reports[path] = engine.backfill()

@@ -322,7 +322,6 @@ class SalesforceAdapter:
         self._collection_size = write_batch_size
         self._write_headers = dict(DUPLICATE_RULE_HEADER) if allow_save_on_duplicates else {}
         self.bulk = SalesforceBulk(self, bulk or BulkOptions())
-        self._counted: dict[tuple[str, datetime | None, datetime | None], int | None] = {}
 
     def __repr__(self) -> str:
         return (
@@ -365,22 +364,23 @@ class SalesforceAdapter:
     ) -> Iterator[Page]:
         """A SOQL backfill, optionally within [since, until) on SystemModstamp, ordered by Id
         so that a released or expired cursor resumes exactly after the last Id read (Ids never
-        change, unlike stamps). An object of at least `BulkOptions.query_min_records` records
-        is read through one Bulk API 2.0 query job instead (`SalesforceBulk.read`)."""
+        change, unlike stamps).
+
+        When the first batch's `totalSize` says the object holds at least
+        `BulkOptions.query_min_records` records, the rest is read through one Bulk API 2.0
+        query job instead (`_read_rest_in_bulk`): deciding costs no call of its own."""
         columns = self._columns(object_type, fields)
         conditions = _modified_conditions(since, until)
-        if self._reads_in_bulk(object_type, since, until):
-            soql = f"SELECT {columns} FROM {object_type}{_where(conditions)}"
-            for records in self.bulk.read(object_type, soql, self.api_version):
-                if records:
-                    yield _page(records)
-            return
         last_id: str | None = None
         while True:
             after = [f"Id > {soql_literal(last_id)}"] if last_id else []
             soql = f"SELECT {columns} FROM {object_type}{_where(conditions + after)} ORDER BY Id"
             try:
-                for records in self._query(soql):
+                first = self._query_batch(soql)
+                if last_id is None and self._reads_in_bulk(first):
+                    yield from self._read_rest_in_bulk(object_type, columns, conditions, first)
+                    return
+                for records in self._batches_from(first):
                     if records:
                         last_id = str(records[-1]["Id"])
                         yield _page(records)
@@ -395,29 +395,35 @@ class SalesforceAdapter:
         self, object_type: str, since: datetime | None = None, until: datetime | None = None
     ) -> int | None:
         """What `read_all` would return: `SELECT COUNT()` with the same WHERE, its totalSize
-        (Salesforce answers `{"totalSize": N, "done": true, "records": []}`). Remembered for
-        `read_all`, which asks the same to choose between query batches and a Bulk job."""
+        (Salesforce answers `{"totalSize": N, "done": true, "records": []}`)."""
         _require_object(object_type)
         soql = f"SELECT COUNT() FROM {object_type}{_modified_between(since, until)}"
         total = self._query_batch(soql).get("totalSize")
-        counted = total if isinstance(total, int) and not isinstance(total, bool) else None
-        self._counted[(object_type, since, until)] = counted
-        return counted
+        return total if isinstance(total, int) and not isinstance(total, bool) else None
 
-    def _reads_in_bulk(
-        self, object_type: str, since: datetime | None, until: datetime | None
-    ) -> bool:
-        """Whether a backfill read of this object goes through a Bulk query job: when
-        `query_min_records` is set and the object holds at least that many (one COUNT()
-        call, unless progress just asked it)."""
+    def _reads_in_bulk(self, first: dict[str, Any]) -> bool:
+        """Whether the rest of a backfill read goes through a Bulk query job: more is to
+        come, and the query's `totalSize` is at least `query_min_records` (when set)."""
         least = self.bulk.options.query_min_records
-        if not least:
-            return False
-        key = (object_type, since, until)
-        if key not in self._counted:
-            self.count(object_type, since, until)
-        total = self._counted.pop(key)
-        return total is not None and total >= least
+        total = first.get("totalSize")
+        return bool(least) and not first["done"] and isinstance(total, int) and total >= least
+
+    def _read_rest_in_bulk(
+        self, object_type: str, columns: str, conditions: list[str], first: dict[str, Any]
+    ) -> Iterator[Page]:
+        """The first query batch, then every record through one query job, less those that
+        batch held (Ids never change). The query's cursor is left to expire, as Salesforce
+        lets an unread cursor go."""
+        seen = {str(record["Id"]) for record in first["records"]}
+        if first["records"]:
+            yield _page(first["records"])
+        log.info("salesforce %s: %s records to read; the rest through a Bulk API 2.0 query "
+                 "job", object_type, first["totalSize"])
+        soql = f"SELECT {columns} FROM {object_type}{_where(conditions)}"
+        for records in self.bulk.read(object_type, soql, self.api_version):
+            fresh = [r for r in records if str(r["Id"]) not in seen]
+            if fresh:
+                yield _page(fresh)
 
     def read_deleted(self, object_type: str, since: datetime | None) -> Iterator[Page]:
         """Records deleted (or merged away) at or after `since`, as tombstones: queryAll
@@ -519,7 +525,11 @@ class SalesforceAdapter:
     ) -> Iterator[list[dict[str, Any]]]:
         """Each batch of a query's result (queryAll with `include_deleted`), following
         nextRecordsUrl until done."""
-        result = self._query_batch(soql, include_deleted=include_deleted)
+        return self._batches_from(self._query_batch(soql, include_deleted=include_deleted))
+
+    def _batches_from(self, first: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+        """The batches of a query from its first answer on, following nextRecordsUrl."""
+        result = first
         while True:
             yield result["records"]
             if result["done"]:

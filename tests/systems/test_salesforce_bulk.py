@@ -294,8 +294,24 @@ def test_the_job_csv_nulls_with_na_and_leaves_fields_a_record_does_not_write() -
 # ---- backfill reads through a query job ----------------------------------------------------
 
 
+def test_a_small_object_is_read_in_query_batches_at_no_extra_call() -> None:
+    with Sandbox(fixture=people(0, 300), now=NOW, **FAST_LIMITS) as org:
+        adapter = salesforce_for(org, salesforce_bulk_query_min_records=1)
+        records = [r for page in adapter.read_all("Contact", ["Email"]) for r in page.records]
+        assert len(records) == 300
+        assert adapter.usage().by_operation == {"token": 1, "query": 1}  # done in one batch
+
+
+def test_below_the_threshold_a_read_stays_in_query_batches() -> None:
+    with Sandbox(fixture=people(0, 300), now=NOW, salesforce_query_batch=200,
+                 **FAST_LIMITS) as org:
+        adapter = salesforce_for(org, salesforce_bulk_query_min_records=301)
+        assert sum(len(p.records) for p in adapter.read_all("Contact", ["Email"])) == 300
+        assert adapter.usage().by_operation == {"token": 1, "query": 2}
+
+
 def test_a_backfill_read_through_a_query_job_gives_what_query_batches_give() -> None:
-    with Sandbox(seed=120, now=NOW, salesforce_query_batch=500, **FAST_LIMITS) as org:
+    with Sandbox(seed=120, now=NOW, salesforce_query_batch=50, **FAST_LIMITS) as org:
         fields = ["Email", "ICP_Fit__c", "NumberOfEmployees", "AnnualRevenue", "Priority__c",
                   "Funding_Announced_Date__c", "StageName", "Amount", "IsConverted"]
         for sobject in ("Account", "Contact", "Lead", "Opportunity"):
@@ -309,7 +325,9 @@ def test_a_backfill_read_through_a_query_job_gives_what_query_batches_give() -> 
             assert job_records == rest_records, sobject
             assert all(len(page.records) <= 2_000 for page in job_pages)
             calls = bulk.usage().by_operation
-            assert calls["bulk"] >= 3 and calls["query"] == 1  # the COUNT() that chose it
+            assert len(rest_records) > 50, sobject  # more than one query batch
+            # the first query batch (its totalSize chose the job), then the job
+            assert calls["bulk"] >= 3 and calls["query"] == 1, sobject
 
 
 def _describe(org: Sandbox, sobject: str) -> set[str]:
@@ -318,16 +336,18 @@ def _describe(org: Sandbox, sobject: str) -> set[str]:
 
 def test_a_query_results_set_cut_short_is_fetched_again() -> None:
     with Sandbox(fixture=people(0, 300), now=NOW, faults="salesforce.bulk_query:truncated=0.3, "
-                 "seed=2", **FAST_LIMITS) as org:
+                 "seed=2", salesforce_query_batch=200, **FAST_LIMITS) as org:
         adapter = salesforce_for(org, **BULK, salesforce_bulk_query_min_records=1)
         records = [r for page in adapter.read_all("Contact", ["Email"]) for r in page.records]
         assert sorted(r["Email"] for r in records) == sorted(
-            r["Email"] for r in org.salesforce_records("Contact"))
+            r["Email"] for r in org.salesforce_records("Contact"))  # each once
+        assert org.counters()["records_returned"]["salesforce.bulk_query"] >= 300
         assert sum(org.counters()["faults"]["salesforce.bulk_query"].values()) > 0
 
 
 def test_a_query_job_that_does_not_finish_in_time_stops_the_read_resumably() -> None:
-    with Sandbox(fixture=people(0, 5), now=NOW, **FAST_LIMITS) as org:
+    with Sandbox(fixture=people(0, 500), now=NOW, salesforce_query_batch=200,
+                 **FAST_LIMITS) as org:
         org.set_bulk_processing(paused=True)
         adapter = salesforce_for(org, **BULK, salesforce_bulk_query_min_records=1,
                                  salesforce_bulk_max_wait_seconds=0.2)
