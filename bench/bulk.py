@@ -273,6 +273,12 @@ def render_bulk(result: BulkComparison) -> str:
              "yes" if same_audit else "**no**"],
         ]))
         parts.append(cost_model(runs[0], runs[1]))
+    parts.append(
+        "Time, read with care: the sandbox answers each `Id IN (...)` re-read by scanning the "
+        "whole object (a real org uses its Id index), so the collections path's re-read "
+        "seconds grow with the object's size here; a real org instead adds its network and "
+        "save latency to each of the collections path's calls, and its queue time to each "
+        "Bulk job.")
     if result.notes:
         parts.append("\n".join(f"- {n}" for n in result.notes))
     return "\n\n".join(parts)
@@ -286,6 +292,7 @@ def cost_model(collections: PathRun, bulk: PathRun) -> str:
     jobs = max(1, bulk.bulk_jobs)
     per_job = _calls_of(bulk, "bulk") / jobs
     rereads_per_job = _calls_of(bulk, "query") / jobs
+    resent_per_record = _calls_of(bulk, "composite") / max(1, bulk.records_written)
     reread_per_record = collections.reread_calls / max(1, collections.reread_records)
     rows = []
     for size in (collections.records_read, *MODEL_SIZES):
@@ -293,7 +300,8 @@ def cost_model(collections: PathRun, bulk: PathRun) -> str:
         coll = math.ceil(to_write / 200) + math.ceil(to_write * reread_per_record)
         bulk_jobs = sum(math.ceil(to_write * n / written / JOB_RECORDS)
                         for n in by_object.values())
-        bulk_calls = math.ceil(bulk_jobs * (per_job + rereads_per_job)) + 1
+        bulk_calls = math.ceil(bulk_jobs * (per_job + rereads_per_job)
+                               + to_write * resent_per_record) + 1
         query_jobs = len(by_object) * (3 + math.ceil(size / len(by_object) / 100_000))
         rows.append([show_size(size) if size in MODEL_SIZES else f"{size:,} (measured)",
                      f"{to_write:,}", f"{coll:,} ({coll / DAILY_ALLOCATION:.2%})",
@@ -306,7 +314,10 @@ def cost_model(collections: PathRun, bulk: PathRun) -> str:
         f"{reread_per_record:.4f} call per record; a Bulk job cost {per_job:.1f} calls here "
         f"(create, upload, close, {bulk.polls / jobs:.1f} polls, two results) and "
         f"{rereads_per_job:.1f} re-read query, in jobs of up to {JOB_RECORDS:,} records of "
-        "one object; a run asks /limits once. Reads: query batches of 2,000, or a query job "
+        f"one object, and {resent_per_record * 200:.3f} collections call per 200 records for "
+        "what a job failed and collections get past (duplicate alerts: the sandbox's standard "
+        "duplicate rules are on, as in new orgs); a run asks /limits once. Reads: query "
+        "batches of 2,000, or a query job "
         "per object (create, a few polls, a results set per 100,000 records). Polls depend "
         "on how long a real org takes over a job: each extra poll is one call per job.",
         table(["Salesforce records read", "records to write", "collections: calls (share)",
