@@ -17,7 +17,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench._sizes import parse_sizes, show_size
+from bench._sizes import parse_size, parse_sizes, show_size
+from bench.bulk import measure_bulk, render_bulk
 from bench.convergence import render_convergence, run_large
 from bench.memory import MemoryResult, measure_memory
 from bench.misconfigured import measure_misconfigured, render_misconfigured
@@ -35,8 +36,9 @@ from bench.workload import SizeResult, SizeScenario
 __all__ = ["main"]
 
 SECTIONS = ("api", "overhead", "core", "memory", "rate", "misconfigured")
-# Opt-in (`--only convergence`): 100k persons under minutes of churn take a while of their own.
-EXTRA_SECTIONS = ("convergence",)
+# Opt-in: 100k persons under minutes of churn (`--only convergence`), and a backfill of a
+# million Salesforce records through each write path (`--only bulk`), take a while of their own.
+EXTRA_SECTIONS = ("convergence", "bulk")
 # Above these, a size is refused rather than left to exhaust the machine (see --help).
 MAX_PERSONS = 300_000
 MAX_MEMORY_RECORDS = 2_000_000
@@ -56,6 +58,7 @@ class Plan:
     misconfigured_contacts: int = 10_000
     convergence_persons: int = 100_000
     churn_seconds: float = 180.0
+    bulk_records: int = 1_000_000
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -87,6 +90,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="persons for the convergence run (default 100k)")
     parser.add_argument("--churn-seconds", type=float, default=180.0,
                         help="convergence: seconds of syncs under churn (default 180)")
+    parser.add_argument("--bulk-records", default="1M",
+                        help="bulk: Salesforce records backfilled through each write path "
+                             "(default 1M)")
     parser.add_argument("--no-wait", action="store_true",
                         help="skip the two-minute wait that keeps the backfill's writes out "
                              "of the quiet sync's overlap window")
@@ -105,12 +111,13 @@ def _plan(args: argparse.Namespace) -> Plan:
                          f"use {SECTIONS + EXTRA_SECTIONS}")
     if args.smoke:
         return Plan([300], [3_000], 300, 0.2, sections, wait=False, core_repeats=1,
-                    misconfigured_contacts=500, convergence_persons=300, churn_seconds=3.0)
+                    misconfigured_contacts=500, convergence_persons=300, churn_seconds=3.0,
+                    bulk_records=3_000)
     return Plan(parse_sizes(args.sizes), parse_sizes(args.memory_sizes),
                 parse_sizes(args.rate_persons)[0], args.rate_window, sections,
                 wait=not args.no_wait, core_repeats=args.core_repeats,
                 convergence_persons=parse_sizes(args.convergence_persons)[0],
-                churn_seconds=args.churn_seconds)
+                churn_seconds=args.churn_seconds, bulk_records=parse_size(args.bulk_records))
 
 
 def _say(message: str) -> None:
@@ -183,6 +190,8 @@ def _render(plan: Plan, sizes: list[SizeResult], memory: list[MemoryResult],
                   extra["misconfigured"]]
     if "convergence" in extra:
         parts += ["## Convergence under churn", extra["convergence"]]
+    if "bulk" in extra:
+        parts += ["## Salesforce backfill: collections against Bulk API 2.0", extra["bulk"]]
     notes = notes + [n for s in sizes for n in s.notes]
     if notes:
         parts += ["## Notes", "\n".join(f"- {n}" for n in dict.fromkeys(notes))]
@@ -224,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
             _timed("convergence", lambda: extra.update(convergence=render_convergence(
                 run_large(plan.convergence_persons, 20.0, plan.churn_seconds,
                           workdir / "convergence", _say))))
+        if "bulk" in plan.sections:
+            _say(f"[bench] bulk at {show_size(plan.bulk_records)} Salesforce records")
+            _timed("bulk", lambda: extra.update(bulk=render_bulk(
+                measure_bulk(plan.bulk_records, workdir, _say))))
         if plan.sections & {"api", "overhead", "core"}:
             persons = _feasible(plan.sizes, MAX_PERSONS, "persons", notes)
             plan = replace(plan, sizes=persons)

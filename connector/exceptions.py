@@ -20,6 +20,8 @@
     │                                    (also a ConfigurationError: fix a setting, exit 2)
     ├── RunStoppedEarly             resumable: rerun later continues (exit 3)
     │   ├── BudgetExhausted         the client-side API budget for this run is used
+    │   ├── BulkJobPending          a Salesforce Bulk job is still running; the next run
+    │   │                           collects its results
     │   ├── RunLockHeld             another run holds the state lock
     │   ├── RunLockLost             another run took this run's lock; it stopped writing
     │   └── RunPaused               an admin paused crmsync (`crmsync pause`): the run
@@ -43,6 +45,7 @@ __all__ = [
     "AuthenticationError",
     "BlastRadiusExceeded",
     "BudgetExhausted",
+    "BulkJobPending",
     "ConfigurationError",
     "CredentialsRejected",
     "CrmsyncError",
@@ -265,6 +268,12 @@ class BudgetExhausted(RunStoppedEarly):
 
 class RunLockHeld(RunStoppedEarly):
     """Another run holds the state lock."""
+
+
+class BulkJobPending(RunStoppedEarly):
+    """A Salesforce Bulk API job did not finish within the wait allowed: the run stops before
+    sending anything else; the next run collects the job's results from the CRM (its id is in
+    the state DB) instead of sending the same records again."""
 
 
 class RunLockLost(RunStoppedEarly):

@@ -393,6 +393,13 @@ def status_data(store: StateStore, runs: int = 10) -> dict[str, Any]:
         "mirrored_records": store.mirror.count(),
         "audited_changes": store.journal.applied_count(),
         "duplicates": {"groups": duplicate_groups, "first": first_duplicates},
+        "bulk_jobs": [
+            {"job_id": j.job_id, "object": f"{j.system}.{j.object_type}", "run_id": j.run_id,
+             "state": j.state, "records": j.records, "processed": j.processed,
+             "failed": j.failed, "created_at": j.created_at.isoformat(),
+             "updated_at": j.updated_at.isoformat()}
+            for j in store.jobs.open()
+        ],
     }
 
 
@@ -455,6 +462,22 @@ def print_status(data: dict[str, Any], console: Console) -> None:
     duplicates = data["duplicates"]
     if duplicates["groups"]:
         _print_duplicates(duplicates["groups"], duplicates["first"], console)
+    if data["bulk_jobs"]:
+        _print_bulk_jobs(data["bulk_jobs"], console)
+
+
+def _print_bulk_jobs(jobs: list[dict[str, Any]], console: Console) -> None:
+    """Salesforce Bulk API jobs whose results no run has collected yet: the next run waits
+    for them and records their outcome instead of sending their records again."""
+    console.print(f"[yellow]open Bulk API jobs: {len(jobs)}[/yellow] (the next run collects "
+                  "their results instead of sending their records again)", highlight=False)
+    for job in jobs:  # one line each: ids stay whole at any width, and grep well
+        console.print(
+            f"    {_text(job['job_id'])} {_text(job['object'])} {_text(job['state'])}: "
+            f"{job['processed']:,} of {job['records']:,} record(s) processed, "
+            f"{job['failed']:,} failed (run {job['run_id']}, last seen "
+            f"{_text(job['updated_at'][:19].replace('T', ' '))} UTC)",
+            highlight=False, soft_wrap=True)
 
 
 def _duration(run: dict[str, Any]) -> str:

@@ -178,8 +178,9 @@ class RichProgress:
     between reads never has bars redrawn over it. Each run's bars are its own: a second run
     draws new bars below the first run's, never copies of them.
 
-    Implements `connector.sync.Progress` (start, advance, finish, note, wants_totals) without
-    subclassing it, so that importing this module does not import the engine."""
+    Implements `connector.sync.Progress` (start, advance, finish, note, status,
+    wants_totals) without subclassing it, so that importing this module does not import the
+    engine."""
 
     wants_totals = True
 
@@ -214,6 +215,11 @@ class RichProgress:
 
     def note(self, message: str) -> None:
         self.console.print(Text(message), soft_wrap=True, highlight=False)
+
+    def status(self, key: str, text: str) -> None:
+        """The bar's label with where the task stands, e.g. a Bulk job's state."""
+        if self.bars is not None and key in self.tasks:
+            self.bars.update(self.tasks[key], description=f"{key}: {text}")
 
     def stop(self) -> None:
         """Stop drawing: the bars stay on screen as they are, and the next start draws anew."""

@@ -146,6 +146,34 @@ class Settings(BaseSettings):
         "alerting duplicate rules do not block updates of existing Leads and Contacts "
         "(DUPLICATES_DETECTED). Blocking rules still block.",
     )
+    # Salesforce Bulk API 2.0 (README, "Large backfills"): an object with at least this many
+    # records to write in one run goes through Bulk ingest jobs of at most `job_records`
+    # records instead of sObject Collections of 200.
+    salesforce_bulk_min_records: int = Field(
+        default=2_000, ge=0,
+        description="Records of one Salesforce object to write in a run from which crmsync "
+        "uses Bulk API 2.0 instead of sObject Collections (0: never). A Bulk job costs about "
+        "ten API calls whatever its size; collections cost one call per 200 records.",
+    )
+    salesforce_bulk_job_records: int = Field(
+        default=50_000, ge=1, le=1_000_000,
+        description="Records per Bulk API 2.0 job (each job's CSV must stay under 100 MB).",
+    )
+    salesforce_bulk_max_wait_seconds: float = Field(
+        default=1_800.0, gt=0, allow_inf_nan=False,
+        description="How long a run waits for a Bulk job to finish; past it the run stops "
+        "(exit 3) and the next run collects the job's results instead of sending again.",
+    )
+    salesforce_bulk_poll_seconds: float = Field(
+        default=30.0, gt=0, allow_inf_nan=False,
+        description="The longest pause between two polls of a Bulk job's state (polls start "
+        "at 1 s and double up to this).",
+    )
+    salesforce_bulk_query_min_records: int = Field(
+        default=50_000, ge=0,
+        description="Backfill reads of a Salesforce object holding at least this many records "
+        "go through one Bulk API 2.0 query job instead of query batches of 2,000 (0: never).",
+    )
     http_timeout_seconds: float = Field(default=30.0, gt=0, allow_inf_nan=False)
     retry_max_attempts: int = Field(default=6, ge=1)
     retry_initial_wait_seconds: float = Field(default=0.5, ge=0, allow_inf_nan=False)

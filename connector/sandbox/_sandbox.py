@@ -87,6 +87,10 @@ class Sandbox:
     (default None, off) emulates triggers and flows heavy enough that a collection of more
     records than this exceeds a governor limit: every record of it fails
     CANNOT_INSERT_UPDATE_ACTIVATE_ENTITY and nothing is written.
+
+    Bulk API 2.0 (salesforce_bulk.py): jobs run in worker threads, as a real org's queue runs
+    them while clients poll; `set_bulk_processing` delays, slows or stalls them, and
+    `salesforce_bulk_daily_records` is the records a day ingest jobs may process.
     """
 
     def __init__(
@@ -114,6 +118,7 @@ class Sandbox:
         hubspot_scopes: Iterable[str] | None = None,
         salesforce_duplicate_rule: bool = True,
         salesforce_automation_max_batch: int | None = None,
+        salesforce_bulk_daily_records: int = 150_000_000,
     ) -> None:
         if seed is not None and fixture is not None:
             raise ValueError("give either seed or fixture, not both")
@@ -152,6 +157,7 @@ class Sandbox:
                 association_page_size=association_page_size,
                 cursor_idle_seconds=cursor_idle_seconds,
                 salesforce_query_batch=salesforce_query_batch,
+                salesforce_bulk_daily_records=salesforce_bulk_daily_records,
             ),
             faults=_as_fault_spec(faults),
             salesforce_logins=logins,
@@ -316,6 +322,24 @@ class Sandbox:
             automation_max_batch=(current.automation_max_batch if automation_max_batch == -1
                                   else automation_max_batch),
         )
+
+    def set_bulk_processing(
+        self, *, paused: bool | None = None, queue_seconds: float | None = None,
+        chunk_seconds: float | None = None,
+    ) -> None:
+        """How the Bulk API 2.0 queue runs: `paused=True` holds every job where it is (a
+        stalled job; False lets them go on), `queue_seconds` is how long a job waits in
+        UploadComplete before it is taken, `chunk_seconds` the least time each chunk of 200
+        records takes. An argument left out keeps its value."""
+        control = self._state.salesforce_bulk
+        if queue_seconds is not None:
+            control.queue_seconds = queue_seconds
+        if chunk_seconds is not None:
+            control.chunk_seconds = chunk_seconds
+        if paused is True:
+            control.pause()
+        elif paused is False:
+            control.resume()
 
     def expire_salesforce_sessions(self) -> None:
         """Invalidate every Salesforce token: the next call answers 401 INVALID_SESSION_ID."""

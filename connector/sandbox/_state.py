@@ -21,7 +21,8 @@ MERGEABLE: dict[str, tuple[tuple[str, str], ...]] = {
     "Account": (("Contact", "AccountId"), ("Opportunity", "AccountId")),
 }
 
-__all__ = ["Counters", "RollingWindow", "SalesforceLogins", "SandboxLimits", "SandboxState"]
+__all__ = ["BulkControl", "Counters", "RollingWindow", "SalesforceLogins", "SandboxLimits",
+           "SandboxState"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,58 @@ class SandboxLimits:
     # REST API guide: "the batch size is not guaranteed", it can be smaller). Tests shrink it
     # so that a small org's reads page through cursors that can go stale.
     salesforce_query_batch: int = 2_000
+    # Bulk API 2.0 ingest: records a rolling 24 hours may upload ("Salesforce creates a separate
+    # batch for every 10,000 records in your job data, up to a daily maximum of 150,000,000
+    # records. If the limit is exceeded while processing your job data, the remaining data
+    # isn't processed. The ingest job is marked as having failed": Bulk API 2.0 Developer
+    # Guide, Understanding Bulk API 2.0 Ingest; guides before Spring '21 said 100 million).
+    salesforce_bulk_daily_records: int = 150_000_000
+
+
+class BulkControl:
+    """How the emulated org's Bulk API 2.0 queue behaves: jobs wait `queue_seconds` in
+    UploadComplete before a worker takes them (InProgress), then each chunk of 200 records
+    takes at least `chunk_seconds`. `pause()` holds every job where it is (a stalled job, as
+    a busy org's queue leaves one), `resume()` lets them go on. Tests and benchmarks set these
+    through `Sandbox.set_bulk_processing`."""
+
+    def __init__(self, queue_seconds: float = 0.05, chunk_seconds: float = 0.0) -> None:
+        self.queue_seconds = queue_seconds
+        self.chunk_seconds = chunk_seconds
+        self._running = threading.Event()
+        self._running.set()
+        self._lock = threading.Lock()
+        self.records_uploaded = 0  # ingest records processed "today" (the daily record limit)
+        self.batches = 0  # internal batches used: /limits DailyBulkApiBatches
+        self.query_jobs = 0  # query jobs created: /limits DailyBulkV2QueryJobs
+
+    def take_records(self, wanted: int, daily_limit: int) -> int:
+        """How many of `wanted` records the daily ingest limit still lets through (taken)."""
+        with self._lock:
+            granted = max(0, min(wanted, daily_limit - self.records_uploaded))
+            self.records_uploaded += granted
+            return granted
+
+    def count_batches(self, batches: int) -> None:
+        with self._lock:
+            self.batches += batches
+
+    def count_query_job(self) -> None:
+        with self._lock:
+            self.query_jobs += 1
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def wait_while_paused(self) -> None:
+        self._running.wait()
 
 
 class RollingWindow:
@@ -200,6 +253,7 @@ class SandboxState:
     hubspot_scopes: frozenset[str] | None = None
     hubspot_strict_batches: bool = True
     salesforce_writes: SalesforceWriteRules = field(default_factory=SalesforceWriteRules)
+    salesforce_bulk: BulkControl = field(default_factory=BulkControl)
 
     def __post_init__(self) -> None:
         self._fault_plan = FaultPlan(self.faults) if self.faults else None

@@ -42,6 +42,8 @@ ENDPOINTS = (
     "salesforce.describe",
     "salesforce.limits",
     "salesforce.composite",
+    "salesforce.bulk_ingest",
+    "salesforce.bulk_query",
 )
 
 # A 200 whose body is not the endpoint's answer, as a proxy, load balancer or a failing
@@ -66,7 +68,8 @@ TARGET is an endpoint (hubspot.list, hubspot.read, hubspot.search, hubspot.batch
 hubspot.batch_update, hubspot.associations, hubspot.properties, hubspot.schemas,
 hubspot.merge, salesforce.token,
 salesforce.query, salesforce.sobject, salesforce.describe, salesforce.limits,
-salesforce.composite), a system wildcard (hubspot.*, salesforce.*) or * for all.
+salesforce.composite, salesforce.bulk_ingest, salesforce.bulk_query), a system wildcard
+(hubspot.*, salesforce.*) or * for all.
 KIND (RATE is a probability 0..1):
   429      HubSpot: 429 TEN_SECONDLY_ROLLING with rate-limit headers; Salesforce: 403
            REQUEST_LIMIT_EXCEEDED (ConcurrentPerOrgLongTxn), which clients must retry
@@ -75,7 +78,7 @@ KIND (RATE is a probability 0..1):
   drop     close the connection without answering
   session  Salesforce: the access token expires now (401 INVALID_SESSION_ID)
   partial  per record in batch writes: HubSpot 207 error / Salesforce UNABLE_TO_LOCK_ROW
-  lock     per record in Salesforce composite writes: UNABLE_TO_LOCK_ROW
+  lock     per record in Salesforce composite writes and Bulk API jobs: UNABLE_TO_LOCK_ROW
   empty    200 with an empty body (after the request was served)
   braces   200 with the body `{}`
   html     200 with an HTML page (a proxy's or maintenance page)

@@ -1,7 +1,8 @@
 """The emulated Salesforce REST API: OAuth token (client credentials, JWT bearer, refresh
 token, password) and SOAP login(), the versions list, query/queryAll (2,000-record batches over
 live server-side cursors, and SELECT COUNT()), global and per-object describe, sObject Get
-Deleted, limits and sObject Collections updates, with Salesforce's error shapes.
+Deleted, limits and sObject Collections updates, with Salesforce's error shapes; Bulk API 2.0
+ingest and query jobs are in salesforce_bulk.py.
 
 Every API response carries `Sforce-Limit-Info: api-usage=N/M`; requests beyond the daily
 allocation answer 403 REQUEST_LIMIT_EXCEEDED, wrong or expired tokens 401 INVALID_SESSION_ID,
@@ -32,6 +33,7 @@ from typing import Any
 from connector.sandbox._http import BadJson, Request, Response, json_response
 from connector.sandbox._salesforce_login import answer_soap_login, answer_token
 from connector.sandbox._state import SandboxState
+from connector.sandbox.salesforce_bulk import INGEST_ENDPOINT, QUERY_ENDPOINT, BulkApi
 from connector.sandbox.schema import SALESFORCE_FIELDS, SALESFORCE_KEY_PREFIXES, SalesforceField
 from connector.sandbox.soql import SoqlError, parse_soql
 from connector.sandbox.store import Dataset, parse_instant, sf_datetime
@@ -59,12 +61,26 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(_V + r"/sobjects/(?P<sobject>\w+)/(?P<id>\w{15,18})/?$"), "sobject"),
     ("GET", re.compile(_V + r"/limits/?$"), "limits"),
     ("PATCH", re.compile(_V + r"/composite/sobjects/?$"), "composite"),
+    # Bulk API 2.0 (salesforce_bulk.py)
+    ("POST", re.compile(_V + r"/jobs/ingest/?$"), "bulk_create"),
+    ("PUT", re.compile(_V + r"/jobs/ingest/(?P<job>\w+)/batches/?$"), "bulk_upload"),
+    ("PATCH", re.compile(_V + r"/jobs/ingest/(?P<job>\w+)/?$"), "bulk_state"),
+    ("GET", re.compile(_V + r"/jobs/ingest/(?P<job>\w+)/?$"), "bulk_info"),
+    ("GET", re.compile(_V + r"/jobs/ingest/(?P<job>\w+)/(?P<results>successfulResults|"
+                       r"failedResults|unprocessedrecords)/?$"), "bulk_results"),
+    ("POST", re.compile(_V + r"/jobs/query/?$"), "bulk_query_create"),
+    ("GET", re.compile(_V + r"/jobs/query/(?P<job>\w+)/?$"), "bulk_query_info"),
+    ("GET", re.compile(_V + r"/jobs/query/(?P<job>\w+)/results/?$"), "bulk_query_results"),
 ]
 _SOAP_LOGIN = re.compile(r"/services/Soap/u/(?P<version>\d+\.\d)/?$")
 ENDPOINT_OF = {"query": "salesforce.query", "query_more": "salesforce.query",
                "describe_global": "salesforce.describe", "describe": "salesforce.describe",
                "deleted": "salesforce.sobject", "sobject": "salesforce.sobject",
-               "limits": "salesforce.limits", "composite": "salesforce.composite"}
+               "limits": "salesforce.limits", "composite": "salesforce.composite",
+               **dict.fromkeys(("bulk_create", "bulk_upload", "bulk_state", "bulk_info",
+                                "bulk_results"), INGEST_ENDPOINT),
+               **dict.fromkeys(("bulk_query_create", "bulk_query_info", "bulk_query_results"),
+                               QUERY_ENDPOINT)}
 # Faults that answer 200 with a body a client must not take for the end of a read (see
 # faults.py): no body, `{}`, or `done: false` without the `nextRecordsUrl` to go on with.
 _BROKEN_ANSWERS = {"sf_empty_body", "sf_empty_object", "sf_no_locator"}
@@ -111,6 +127,7 @@ class SalesforceApi:
         self._cursors: OrderedDict[str, _Cursor] = OrderedDict()
         self._cursor_lock = threading.Lock()
         self._cursor_ids = itertools.count(1)
+        self.bulk = BulkApi(state)
 
     # ---- the shared pipeline --------------------------------------------------------------
 
@@ -226,6 +243,8 @@ class SalesforceApi:
             "limits": self.limits,
             "composite": lambda: self.composite_update(request),
         }
+        if name.startswith("bulk_"):
+            return self.bulk.handle(name, request, args, version)
         return handlers[name]()
 
     # ---- query ----------------------------------------------------------------------------
@@ -396,6 +415,10 @@ class SalesforceApi:
         daily = self.state.salesforce_daily
         answer = {name: {"Max": most, "Remaining": most} for name, most in _OTHER_LIMITS}
         answer["DailyApiRequests"] = {"Max": daily.limit, "Remaining": daily.remaining()}
+        bulk = self.state.salesforce_bulk  # Bulk API 2.0 use (salesforce_bulk.py)
+        for name, used in (("DailyBulkApiBatches", bulk.batches),
+                           ("DailyBulkV2QueryJobs", bulk.query_jobs)):
+            answer[name]["Remaining"] = max(0, answer[name]["Max"] - used)
         return json_response(200, dict(sorted(answer.items())))
 
     # ---- writes ---------------------------------------------------------------------------

@@ -3,15 +3,16 @@
 `StateStore` (store.py) owns the connection, schema and transactions, and exposes the data as
 repositories: `lock` (lock.py), `journal` (runs and audit, journal.py), `cursors`
 (watermarks, cursors.py), `mirror` (records, identity index, links, dirty flags, mirror.py),
-`ledger` (rejects, ledger.py), `admin` (the pinned mapping and a pause, admin.py) and
-`snapshots` (the report's tally and each run's totals, snapshots.py); `new_spool()` gives a
-run's `ChangeSpool` (spool.py).
+`ledger` (rejects, ledger.py), `admin` (the pinned mapping and a pause, admin.py),
+`snapshots` (the report's tally and each run's totals, snapshots.py) and `jobs` (Salesforce
+Bulk API jobs, jobs.py); `new_spool()` gives a run's `ChangeSpool` (spool.py).
 `StateStoreProtocol` (protocol.py) is what another backend would implement.
 """
 
 from __future__ import annotations
 
 from connector.state.admin import MappingPin, Pause, operator
+from connector.state.jobs import BulkJob
 from connector.state.journal import AuditEntry, RunRecord
 from connector.state.ledger import RejectEntry
 from connector.state.lock import STALE_LOCK_SECONDS
@@ -27,6 +28,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "STALE_LOCK_SECONDS",
     "AuditEntry",
+    "BulkJob",
     "ChangeSpool",
     "MappingPin",
     "PageCheckpoint",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     from connector.model import Change, SourceRef
     from connector.state.admin import MappingPin, Pause
+    from connector.state.jobs import BulkJob
     from connector.state.journal import AuditEntry, RunRecord
     from connector.state.ledger import RejectEntry
     from connector.state.mirror import RecordState
@@ -145,6 +146,16 @@ class SnapshotsProtocol(Protocol):
 
 
 @runtime_checkable
+class BulkJobsProtocol(Protocol):
+    def opened(self, job_id: str, system: str, object_type: str, run_id: int, batch: int,
+               records: int, step: int = ...) -> None: ...
+    def seen(self, job_id: str, state: str, processed: int = ..., failed: int = ...) -> None: ...
+    def collected(self, job_id: str, state: str) -> None: ...
+    def open(self, *, not_run: int | None = ...) -> list[BulkJob]: ...
+    def get(self, job_id: str) -> BulkJob | None: ...
+
+
+@runtime_checkable
 class StateStoreProtocol(Protocol):
     """The state a run keeps, as repositories plus the operations that span them."""
 
@@ -155,6 +166,7 @@ class StateStoreProtocol(Protocol):
     ledger: LedgerProtocol
     admin: AdminProtocol
     snapshots: SnapshotsProtocol
+    jobs: BulkJobsProtocol
 
     def transaction(self, *, busy_means_a_run: bool = False) -> AbstractContextManager[Any]: ...
     def meta(self, name: str) -> str | None: ...

@@ -189,5 +189,28 @@ MIGRATIONS: list[str] = [
     );
     DELETE FROM meta WHERE name = 'planned_mapping';
     """,
+    # 10: Salesforce Bulk API 2.0 jobs (connector/state/jobs.py). A job's id is saved, with the
+    # run and audit batch whose intents it carries, before its data is uploaded; a run killed
+    # or stopped while the job ran leaves the row open, and the next run collects the job's
+    # results instead of sending the same records again. `collected_at` is set once its
+    # outcome is recorded.
+    """
+    CREATE TABLE bulk_jobs (
+        job_id TEXT PRIMARY KEY,
+        system TEXT NOT NULL,
+        object_type TEXT NOT NULL,
+        run_id INTEGER NOT NULL,
+        batch INTEGER NOT NULL,
+        step INTEGER NOT NULL DEFAULT 0,
+        records INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        processed INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        collected_at TEXT
+    );
+    CREATE INDEX bulk_jobs_open ON bulk_jobs (run_id) WHERE collected_at IS NULL;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

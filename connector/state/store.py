@@ -8,11 +8,11 @@ the new state, never half of one.
 
 `StateStore` owns the connection, the schema and transactions; the data lives in small
 repositories (`store.lock`, `store.journal`, `store.cursors`, `store.mirror`,
-`store.ledger`, `store.admin`: the pinned mapping and a pause, and the report's
-`store.snapshots`). Operations that must change several of them at once, in one
-transaction, are the store's own intent-level methods (`checkpoint_page`, `record_writes`,
-`planned`, `finish_run`): the persistence rules live beside the data they protect, not in
-the engine.
+`store.ledger`, `store.admin`: the pinned mapping and a pause, the report's
+`store.snapshots`, and `store.jobs`: Salesforce Bulk API jobs). Operations that must change
+several of them at once, in one transaction, are the store's own intent-level methods
+(`checkpoint_page`, `record_writes`, `planned`, `finish_run`): the persistence rules live
+beside the data they protect, not in the engine.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from connector.model import Change
 from connector.state import _sql
 from connector.state.admin import Admin
 from connector.state.cursors import Cursors
+from connector.state.jobs import BulkJobs
 from connector.state.journal import Journal
 from connector.state.ledger import Ledger
 from connector.state.lock import STALE_LOCK_SECONDS, RunLock
@@ -93,6 +94,7 @@ class StateStore:
         self.mirror = Mirror(self.db, self.ledger)
         self.admin = Admin(self.db)
         self.snapshots = Snapshots(self.db)
+        self.jobs = BulkJobs(self.db)
 
     def _make_private(self) -> None:
         """Take group and other access from the DB and its -wal and -shm: SQLite gives those

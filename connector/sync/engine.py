@@ -269,7 +269,7 @@ class Engine:
 
     def _writer(self, run: Run, planner: Planner | None = None) -> Writer:
         return Writer(self.store, self.mapping, self.adapters, self.options, run, self.clock,
-                      planner)
+                      planner, self.progress)
 
     def _saved(self, run: Run) -> SavedChanges:
         return SavedChanges(self.store, self.mapping, self.adapters, run)

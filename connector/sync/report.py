@@ -251,7 +251,9 @@ class Progress:
     """What the engine reports while it works; the CLI draws bars, tests record calls.
 
     `wants_totals` asks for one count call per object before a backfill, for an ETA; only
-    progress displays set it, so scheduled runs spend no API calls on it.
+    progress displays set it, so scheduled runs spend no API calls on it. `status` says
+    where a task stands besides its count (a Salesforce Bulk job's state: Open,
+    UploadComplete, InProgress, JobComplete...).
     """
 
     wants_totals = False
@@ -260,6 +262,7 @@ class Progress:
     def advance(self, key: str, count: int) -> None: ...
     def finish(self, key: str) -> None: ...
     def note(self, message: str) -> None: ...
+    def status(self, key: str, text: str) -> None: ...
 
 
 @dataclass
@@ -293,6 +296,7 @@ class RunReport:
     reread_records: int = 0  # records read again right before their write (a stale read)
     reread_calls: int = 0  # the API calls that cost
     reread_changed: int = 0  # records found changed by someone since the run read them
+    bulk_jobs: int = 0  # Salesforce Bulk API 2.0 jobs this run sent (README, "Large backfills")
     # intended writes of earlier runs that died before hearing the CRM's answer, resolved
     # by reading the records: "applied" (audited under that run) or "not_applied"
     intents_resolved: dict[str, int] = field(
@@ -334,6 +338,7 @@ class RunReport:
             "reread_calls": self.reread_calls,
             "reread_changed": self.reread_changed,
             "intents_resolved": self.intents_resolved,
+            "bulk_jobs": self.bulk_jobs,
             "duplicate_groups": self.duplicate_groups,
         }
 

@@ -10,6 +10,7 @@ from connector.systems.base import CrmAdapter
 from connector.systems.hubspot import HubSpotAdapter, HubSpotLimits
 from connector.systems.resilience import RetryPolicy
 from connector.systems.salesforce import SalesforceAdapter
+from connector.systems.salesforce_bulk import BulkOptions
 
 __all__ = ["Adapters", "build_adapters", "build_hubspot", "build_salesforce", "retry_policy"]
 
@@ -72,6 +73,13 @@ def build_salesforce(settings: Settings) -> SalesforceAdapter:
         max_daily_share=settings.salesforce_max_daily_share,
         write_batch_size=settings.salesforce_write_batch_size,
         allow_save_on_duplicates=settings.salesforce_allow_save_on_duplicates,
+        bulk=BulkOptions(
+            min_records=settings.salesforce_bulk_min_records,
+            job_records=settings.salesforce_bulk_job_records,
+            max_wait_seconds=settings.salesforce_bulk_max_wait_seconds,
+            poll_seconds=settings.salesforce_bulk_poll_seconds,
+            query_min_records=settings.salesforce_bulk_query_min_records,
+        ),
     )
 
 

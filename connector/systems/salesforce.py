@@ -23,7 +23,9 @@ Choices the design notes force (../shared/design.md):
   `nextRecordsUrl`) is retried like a 503, never taken for the end of a read.
 - Deletions and merges come from queryAll (`IsDeleted = true`; merge losers carry
   `MasterRecordId`).
-- Bulk API 2.0 is not used: SOQL query batches meet the call budget (ceil(N/2000) calls).
+- Reads use SOQL query batches (ceil(N/2000) calls). Writes of many records of one object go
+  through Bulk API 2.0 ingest jobs instead of collections (salesforce_bulk.py, `self.bulk`):
+  the engine decides per object and run (`SalesforceBulk.worth_it`).
 - Updates carry `Sforce-Duplicate-Rule-Header: allowSave=true` (setting
   `salesforce_allow_save_on_duplicates`): the standard Lead and Contact duplicate rules alert
   on every save of a record with a duplicate, updates included, and crmsync only keeps
@@ -85,6 +87,7 @@ from connector.systems.resilience import (
     parse_retry_after,
     transport_error,
 )
+from connector.systems.salesforce_bulk import BulkOptions, SalesforceBulk
 
 __all__ = [
     "SalesforceAdapter",
@@ -301,6 +304,7 @@ class SalesforceAdapter:
         max_daily_share: float = 0.5,
         write_batch_size: int = COLLECTION_SIZE,
         allow_save_on_duplicates: bool = True,
+        bulk: BulkOptions | None = None,
     ) -> None:
         if not 1 <= write_batch_size <= COLLECTION_SIZE:
             raise ValueError(f"write_batch_size must be 1..{COLLECTION_SIZE}")
@@ -317,6 +321,7 @@ class SalesforceAdapter:
         self._last_retry_after: float | None = None
         self._collection_size = write_batch_size
         self._write_headers = dict(DUPLICATE_RULE_HEADER) if allow_save_on_duplicates else {}
+        self.bulk = SalesforceBulk(self, bulk or BulkOptions())
 
     def __repr__(self) -> str:
         return (
@@ -359,7 +364,11 @@ class SalesforceAdapter:
     ) -> Iterator[Page]:
         """A SOQL backfill, optionally within [since, until) on SystemModstamp, ordered by Id
         so that a released or expired cursor resumes exactly after the last Id read (Ids never
-        change, unlike stamps)."""
+        change, unlike stamps).
+
+        When the first batch's `totalSize` says the object holds at least
+        `BulkOptions.query_min_records` records, the rest is read through one Bulk API 2.0
+        query job instead (`_read_rest_in_bulk`): deciding costs no call of its own."""
         columns = self._columns(object_type, fields)
         conditions = _modified_conditions(since, until)
         last_id: str | None = None
@@ -367,7 +376,11 @@ class SalesforceAdapter:
             after = [f"Id > {soql_literal(last_id)}"] if last_id else []
             soql = f"SELECT {columns} FROM {object_type}{_where(conditions + after)} ORDER BY Id"
             try:
-                for records in self._query(soql):
+                first = self._query_batch(soql)
+                if last_id is None and self._reads_in_bulk(first):
+                    yield from self._read_rest_in_bulk(object_type, columns, conditions, first)
+                    return
+                for records in self._batches_from(first):
                     if records:
                         last_id = str(records[-1]["Id"])
                         yield _page(records)
@@ -387,6 +400,30 @@ class SalesforceAdapter:
         soql = f"SELECT COUNT() FROM {object_type}{_modified_between(since, until)}"
         total = self._query_batch(soql).get("totalSize")
         return total if isinstance(total, int) and not isinstance(total, bool) else None
+
+    def _reads_in_bulk(self, first: dict[str, Any]) -> bool:
+        """Whether the rest of a backfill read goes through a Bulk query job: more is to
+        come, and the query's `totalSize` is at least `query_min_records` (when set)."""
+        least = self.bulk.options.query_min_records
+        total = first.get("totalSize")
+        return bool(least) and not first["done"] and isinstance(total, int) and total >= least
+
+    def _read_rest_in_bulk(
+        self, object_type: str, columns: str, conditions: list[str], first: dict[str, Any]
+    ) -> Iterator[Page]:
+        """The first query batch, then every record through one query job, less those that
+        batch held (Ids never change). The query's cursor is left to expire, as Salesforce
+        lets an unread cursor go."""
+        seen = {str(record["Id"]) for record in first["records"]}
+        if first["records"]:
+            yield _page(first["records"])
+        log.info("salesforce %s: %s records to read; the rest through a Bulk API 2.0 query "
+                 "job", object_type, first["totalSize"])
+        soql = f"SELECT {columns} FROM {object_type}{_where(conditions)}"
+        for records in self.bulk.read(object_type, soql, self.api_version):
+            fresh = [r for r in records if str(r["Id"]) not in seen]
+            if fresh:
+                yield _page(fresh)
 
     def read_deleted(self, object_type: str, since: datetime | None) -> Iterator[Page]:
         """Records deleted (or merged away) at or after `since`, as tombstones: queryAll
@@ -439,6 +476,27 @@ class SalesforceAdapter:
                 log.info("salesforce %s query cursor released; resuming", object_type)
                 lower = progress.complete_through or since
 
+    def read_changed_between(
+        self, object_type: str, first_id: str, last_id: str, since: datetime,
+        fields: Iterable[str],
+    ) -> tuple[list[dict[str, Any]], set[str]]:
+        """The records with Ids from `first_id` to `last_id` modified at or after `since`, and
+        the Ids among them deleted since (queryAll, `IsDeleted`): how a Bulk write re-reads a
+        job's records before sending them. By Id it would take a query per ~600 records;
+        this is one call when few changed (Salesforce Ids sort as their text)."""
+        columns = self._columns(object_type, fields)
+        soql = (f"SELECT {columns}, IsDeleted FROM {object_type} WHERE "
+                f"Id >= {soql_literal(first_id)} AND Id <= {soql_literal(last_id)} AND "
+                f"{MODIFIED_FIELD} >= {soql_literal(since)}")
+        records, gone = [], set()
+        for batch in self._query(soql, include_deleted=True):
+            for record in batch:
+                if record.pop("IsDeleted", False) is True:
+                    gone.add(str(record["Id"]))
+                else:
+                    records.append(record)
+        return records, gone
+
     def read_by_ids(
         self, object_type: str, ids: Iterable[str], fields: Iterable[str]
     ) -> list[dict[str, Any]]:
@@ -467,7 +525,11 @@ class SalesforceAdapter:
     ) -> Iterator[list[dict[str, Any]]]:
         """Each batch of a query's result (queryAll with `include_deleted`), following
         nextRecordsUrl until done."""
-        result = self._query_batch(soql, include_deleted=include_deleted)
+        return self._batches_from(self._query_batch(soql, include_deleted=include_deleted))
+
+    def _batches_from(self, first: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+        """The batches of a query from its first answer on, following nextRecordsUrl."""
+        result = first
         while True:
             yield result["records"]
             if result["done"]:
