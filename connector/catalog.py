@@ -166,6 +166,28 @@ class FieldAdmin:
         """Where an object's fields are created."""
         raise NotImplementedError
 
+    # ---- creating the fields a mapping needs (`crmsync fields`, connector/fields.py) ----
+    # The type each kind of field is created as (kinds: connector.fields.Kind)
+    create_types: ClassVar[dict[str, str]]
+    # Whether a true/false field lists its two values as options (then they are created)
+    flag_has_options: ClassVar[bool] = False
+
+    def is_custom(self, object_type: str, name: str) -> bool:
+        """Whether an admin creates the field (not one every account has)."""
+        raise NotImplementedError
+
+    def field_label(self, name: str) -> str:
+        """A label people can read for a field crmsync creates."""
+        raise NotImplementedError
+
+    def type_text(self, kind: str) -> str:
+        """The type to create a field of `kind` as, in the CRM's own words."""
+        return self.create_types[kind]
+
+    def type_details(self, kind: str) -> dict[str, str]:
+        """The type to create, as `crmsync fields --json` gives it."""
+        raise NotImplementedError
+
 
 class HubSpotFieldAdmin(FieldAdmin):
     noun = "property"
@@ -196,6 +218,36 @@ class HubSpotFieldAdmin(FieldAdmin):
 
     def fields_page(self, object_type: str) -> str:
         return f"HubSpot (Settings > Data Management > Properties > {object_type})"
+
+    # (type, fieldType) per kind. Valid pairs: "Property type and fieldType values",
+    # https://developers.hubspot.com/docs/api/crm/properties (bool: booleancheckbox;
+    # enumeration: select and others; date and datetime: date; string: text; number: number).
+    property_types: ClassVar[dict[str, tuple[str, str]]] = {
+        "picklist": ("enumeration", "select"),
+        "checkbox": ("bool", "booleancheckbox"),
+        "date": ("date", "date"),
+        "datetime": ("datetime", "date"),
+        "number": ("number", "number"),
+        "text": ("string", "text"),
+        "link": ("string", "text"),
+    }
+    create_types: ClassVar[dict[str, str]] = {
+        kind: f"{type_}/{field_type}" for kind, (type_, field_type) in property_types.items()}
+    flag_has_options = True  # a bool property lists Yes and No
+
+    def is_custom(self, object_type: str, name: str) -> bool:
+        return name not in HUBSPOT_DEFAULT_PROPERTIES.get(object_type, frozenset())
+
+    def field_label(self, name: str) -> str:
+        """`crmsync_icp_fit` -> "ICP fit (crmsync)"."""
+        words = name.removeprefix("crmsync_").replace("_", " ")
+        words = " ".join("ICP" if w == "icp" else w for w in words.split())
+        text = words[:1].upper() + words[1:]
+        return f"{text} (crmsync)" if name.startswith("crmsync_") else text
+
+    def type_details(self, kind: str) -> dict[str, str]:
+        type_, field_type = self.property_types[kind]
+        return {"hubspot_type": type_, "hubspot_field_type": field_type}
 
 
 class SalesforceFieldAdmin(FieldAdmin):
@@ -232,6 +284,31 @@ class SalesforceFieldAdmin(FieldAdmin):
 
     def fields_page(self, object_type: str) -> str:
         return f"Salesforce (Setup > Object Manager > {object_type} > Fields & Relationships)"
+
+    # Custom field types (Metadata API FieldType): Picklist, Checkbox, Date, DateTime, Number,
+    # Text. https://developer.salesforce.com/docs/atlas.en-us.api_meta.meta/api_meta/
+    # meta_field_types.htm
+    field_types: ClassVar[dict[str, str]] = {
+        "picklist": "Picklist",
+        "checkbox": "Checkbox",
+        "date": "Date",
+        "datetime": "DateTime",
+        "number": "Number",
+        "text": "Text",
+        "link": "Text",
+    }
+    create_types: ClassVar[dict[str, str]] = {
+        **field_types, "number": "Number(18, 2)", "text": "Text(255)", "link": "Text(255)"}
+
+    def is_custom(self, object_type: str, name: str) -> bool:
+        return name.lower().endswith("__c")  # custom fields' API names end in __c
+
+    def field_label(self, name: str) -> str:
+        """`Buying_Signal_Type__c` -> "Buying Signal Type" (labels: 40 characters at most)."""
+        return name.removesuffix("__c").replace("_", " ")[:40]
+
+    def type_details(self, kind: str) -> dict[str, str]:
+        return {"salesforce_type": self.field_types[kind]}
 
 
 class SystemCatalog:

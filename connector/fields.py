@@ -24,7 +24,6 @@ from typing import Any, Literal
 from connector.catalog import (
     CATALOG,
     HUBSPOT_DEFAULT_GROUPS,
-    HUBSPOT_DEFAULT_PROPERTIES,
 )
 from connector.mapping import Mapping, WriteRule
 from connector.preflight import DATE_SOURCES, FLAG_SOURCES, values_written
@@ -38,38 +37,12 @@ __all__ = [
     "hubspot_plan",
     "hubspot_property_body",
     "hubspot_scopes",
-    "hubspot_type",
     "problems_with",
-    "salesforce_type",
 ]
 
 # What a field holds, in crmsync's words; each system's own type follows from it.
 Kind = Literal["picklist", "checkbox", "date", "datetime", "number", "text", "link"]
 
-# HubSpot (type, fieldType) per kind. Valid pairs: "Property type and fieldType values",
-# https://developers.hubspot.com/docs/api/crm/properties (bool: booleancheckbox; enumeration:
-# select and others; date and datetime: date; string: text; number: number).
-HUBSPOT_TYPES: dict[str, tuple[str, str]] = {
-    "picklist": ("enumeration", "select"),
-    "checkbox": ("bool", "booleancheckbox"),
-    "date": ("date", "date"),
-    "datetime": ("datetime", "date"),
-    "number": ("number", "number"),
-    "text": ("string", "text"),
-    "link": ("string", "text"),
-}
-# Salesforce custom field types (Metadata API FieldType): Picklist, Checkbox, Date, DateTime,
-# Number, Text. https://developer.salesforce.com/docs/atlas.en-us.api_meta.meta/api_meta/
-# meta_field_types.htm
-SALESFORCE_TYPES: dict[str, str] = {
-    "picklist": "Picklist",
-    "checkbox": "Checkbox",
-    "date": "Date",
-    "datetime": "DateTime",
-    "number": "Number",
-    "text": "Text",
-    "link": "Text",
-}
 FLAG_VALUES = ("true", "false")
 # How a boolean's options read in HubSpot (its own bool properties list Yes and No).
 FLAG_LABELS = {"true": "Yes", "false": "No"}
@@ -113,17 +86,12 @@ class FieldNeed:
     def label(self) -> str:
         """A label people can read: `crmsync_icp_fit` -> "ICP fit (crmsync)",
         `Buying_Signal_Type__c` -> "Buying Signal Type"."""
-        if self.system == "salesforce":
-            return self.name.removesuffix("__c").replace("_", " ")[:40]
-        words = self.name.removeprefix("crmsync_").replace("_", " ")
-        words = " ".join("ICP" if w == "icp" else w for w in words.split())
-        text = words[:1].upper() + words[1:]
-        return f"{text} (crmsync)" if self.name.startswith("crmsync_") else text
+        return CATALOG[self.system].admin.field_label(self.name)
 
     @property
     def type_text(self) -> str:
         """The type to create, in the system's own words."""
-        return hubspot_type(self) if self.system == "hubspot" else salesforce_type(self)
+        return CATALOG[self.system].admin.type_text(self.kind)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -134,24 +102,7 @@ class FieldNeed:
                         for o in self.options],
             "rules": list(self.rules),
         }
-        if self.system == "hubspot":
-            out["hubspot_type"], out["hubspot_field_type"] = HUBSPOT_TYPES[self.kind]
-        else:
-            out["salesforce_type"] = SALESFORCE_TYPES[self.kind]
-        return out
-
-
-def hubspot_type(need: FieldNeed) -> str:
-    type_, field_type = HUBSPOT_TYPES[need.kind]
-    return f"{type_}/{field_type}"
-
-
-def salesforce_type(need: FieldNeed) -> str:
-    if need.kind == "number":
-        return "Number(18, 2)"
-    if need.kind in ("text", "link"):
-        return "Text(255)"
-    return SALESFORCE_TYPES[need.kind]
+        return {**out, **CATALOG[self.system].admin.type_details(self.kind)}
 
 
 # ---- deriving the list ------------------------------------------------------------------------
@@ -279,25 +230,18 @@ def _written_kind(mapping: Mapping, rule: WriteRule) -> tuple[Kind, list[str]]:
 
 def _merge(system: str, obj: str, name: str, usage: _Usage) -> FieldNeed:
     kind = usage.written_kind or min(usage.kinds, key=_KIND_ORDER.index)
-    custom = _is_custom(system, obj, name)
+    admin = CATALOG[system].admin
+    custom = admin.is_custom(obj, name)
     options: list[Option] = []
     if kind == "picklist":
         values = list(usage.written_options)
         _extend(values, usage.read_options)
         written = set(usage.written_options)
         options = [Option(v, v, v in written) for v in values]
-    elif kind == "checkbox" and system == "hubspot":
+    elif kind == "checkbox" and admin.flag_has_options:
         options = [Option(v, FLAG_LABELS[v], usage.written) for v in FLAG_VALUES]
     return FieldNeed(system, obj, name, kind, usage.read, usage.written, custom,
                      tuple(options), tuple(dict.fromkeys(usage.rules)))
-
-
-def _is_custom(system: str, obj: str, name: str) -> bool:
-    """Salesforce custom fields end in `__c`; a HubSpot property is custom unless it is one
-    every portal has (catalog.HUBSPOT_DEFAULT_PROPERTIES)."""
-    if system == "salesforce":
-        return name.lower().endswith("__c")
-    return name not in HUBSPOT_DEFAULT_PROPERTIES.get(obj, frozenset())
 
 
 def _flag_values(values: Iterable[str]) -> bool:
@@ -381,7 +325,7 @@ def hubspot_property_body(need: FieldNeed) -> dict[str, Any]:
     fieldType and groupName are required; options for enumeration and bool). The object's
     default information group exists in every portal, so no group has to be created first.
     https://developers.hubspot.com/docs/api/crm/properties ("Create a property")."""
-    type_, field_type = HUBSPOT_TYPES[need.kind]
+    type_, field_type = CATALOG["hubspot"].admin.property_types[need.kind]
     body: dict[str, Any] = {
         "name": need.name,
         "label": need.label,

@@ -42,9 +42,9 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from pathlib import Path
 
-from connector.catalog import SALESFORCE_COMPOUND_FIELDS, SALESFORCE_NO_FIELD_PERMISSION
+from connector.catalog import CATALOG, SALESFORCE_COMPOUND_FIELDS, SALESFORCE_NO_FIELD_PERMISSION
 from connector.exceptions import ConfigurationError
-from connector.fields import SALESFORCE_TYPES, FieldNeed
+from connector.fields import FieldNeed
 
 __all__ = [
     "PERMISSION_SET",
@@ -143,7 +143,7 @@ def field_xml(need: FieldNeed) -> str:
     """The `.field-meta.xml` of one custom field (its fullName is the field's API name; the
     object is the folder it sits in)."""
     root = ET.Element("CustomField", xmlns=NAMESPACE)
-    kind_type = SALESFORCE_TYPES[need.kind]
+    kind_type = CATALOG["salesforce"].admin.field_types[need.kind]
     children: dict[str, str | ET.Element] = {
         "description": _description(need),
         "externalId": "false",
