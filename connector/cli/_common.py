@@ -62,6 +62,20 @@ def settings_from(env_file: Path | None):
     return load_settings(env_file=env_file or Path(".env"), require_env_file=env_file is not None)
 
 
+def settings_for(tenant: str | None, env_file: Path | None):
+    """`--tenant NAME`'s settings (its own files, mapping and state: connector/tenants.py),
+    else `settings_from(env_file)`. Naming both would leave unclear whose settings count."""
+    if tenant is None:
+        return settings_from(env_file)
+    from connector.exceptions import ConfigurationError  # noqa: PLC0415
+    from connector.tenants import load_tenant  # noqa: PLC0415
+
+    if env_file is not None:
+        raise ConfigurationError("--tenant and --env-file both name the settings to use; a "
+                                 "tenant's settings are its own (see `crmsync tenants list`)")
+    return load_tenant(tenant).settings()
+
+
 def fail(message: str, code: int) -> typer.Exit:
     """One scrubbed message on stderr and the exit code; `raise fail(...)`."""
     from connector.exceptions import scrub  # noqa: PLC0415
@@ -80,6 +94,11 @@ ENV_FILE_OPTION = typer.Option(
     None, "--env-file", show_default=False,
     help="Settings file to read (KEY=VALUE lines, UTF-8). Default: ./.env when it exists; a "
          "file named here must exist.",
+)
+TENANT_OPTION = typer.Option(
+    None, "--tenant", show_default=False,
+    help="Run for this tenant of the registry (CRMSYNC_TENANTS_DIR, default ./tenants): its "
+         "settings, mapping and state. See `crmsync tenants list`.",
 )
 JSON_OPTION = typer.Option(False, "--json", help="Print a machine-readable JSON report.")
 DRY_RUN_OPTION = typer.Option(False, "--dry-run", help="Do everything but write to the CRMs.")
@@ -108,8 +127,9 @@ def interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def run_engine(action, *, mapping, state, env_file, progress=False, as_json=False):
-    """Build the engine and run `action(engine)`; configuration errors exit 2 before any read."""
+def run_engine(action, *, mapping, state, env_file, progress=False, as_json=False, tenant=None):
+    """Build the engine (for `tenant`, when named) and run `action(engine)`; configuration
+    errors exit 2 before any read."""
     from connector.exceptions import ConfigurationError  # noqa: PLC0415
     from connector.runtime import RichProgress, open_engine  # noqa: PLC0415
 
@@ -117,8 +137,8 @@ def run_engine(action, *, mapping, state, env_file, progress=False, as_json=Fals
     signal.signal(signal.SIGTERM, interrupt)
     bars = RichProgress() if progress and not as_json and sys.stderr.isatty() else None
     try:
-        with open_engine(settings=settings_from(env_file), mapping_path=mapping, state_path=state,
-                         progress=bars) as engine:
+        with open_engine(settings=settings_for(tenant, env_file), mapping_path=mapping,
+                         state_path=state, progress=bars) as engine:
             if bars is None:
                 return action(engine)
             with bars:
@@ -137,16 +157,20 @@ def write_private(path: Path, text: str) -> None:
         file.write(text)
 
 
-def open_state(state: Path | None, env_file: Path | None):
+def open_state(state: Path | None, env_file: Path | None, tenant: str | None = None):
+    """The state store to read: `--state` (a path or URL), else the settings' (or the
+    tenant's, with `--tenant`). A SQLite file must exist: reading must not create one."""
     from connector.exceptions import ConfigurationError  # noqa: PLC0415
     from connector.state import StateStore  # noqa: PLC0415
+    from connector.state.location import is_postgres_url  # noqa: PLC0415
 
     try:
-        path = state or settings_from(env_file).state_path
-        if not Path(path).exists():
+        settings = None if state and not tenant else settings_for(tenant, env_file)
+        path = state or settings.state_location()
+        if not is_postgres_url(path) and not Path(path).exists():
             raise ConfigurationError(f"no state DB at {path}: run `crmsync sync` or "
                                      "`crmsync backfill` first (or pass --state)")
-        return StateStore(path)
+        return StateStore(path, tenant=tenant or (settings.tenant if settings else None))
     except ConfigurationError as error:
         raise fail(str(error), 2) from None
 

@@ -8,7 +8,7 @@ from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
 from connector.model import Change, System
-from connector.state._sql import marks
+from connector.state._sql import marks, stream
 
 
 class ChangeSpool:
@@ -20,6 +20,8 @@ class ChangeSpool:
     """
 
     _COLUMNS = "system, object_type, record_id, field, step, before, after, rule, reason"
+    _TYPED = ("system TEXT, object_type TEXT, record_id TEXT, field TEXT, step INTEGER, "
+              "before TEXT, after TEXT, rule TEXT, reason TEXT")
     _C_COLUMNS = ", ".join(f"c.{column}" for column in _COLUMNS.split(", "))
     _PLAN_ORDER = "c.system, c.object_type, c.record_id, c.field, c.step"
 
@@ -27,7 +29,7 @@ class ChangeSpool:
         self.db = db
         db.execute("DROP TABLE IF EXISTS temp.spool_change")
         db.execute("DROP TABLE IF EXISTS temp.spool_result")
-        db.execute(f"CREATE TEMP TABLE spool_change (id INTEGER PRIMARY KEY, {self._COLUMNS})")
+        db.execute(f"CREATE TEMP TABLE spool_change (id INTEGER PRIMARY KEY, {self._TYPED})")
         db.execute("CREATE TEMP TABLE spool_result "
                    "(id INTEGER PRIMARY KEY, status TEXT NOT NULL, code TEXT, message TEXT)")
         self.count = 0
@@ -56,9 +58,8 @@ class ChangeSpool:
 
     def changes(self) -> Iterator[Change]:
         """Every change, in plan order."""
-        cursor = self.db.execute(f"SELECT c.id, {self._C_COLUMNS} FROM temp.spool_change AS c "
-                                 f"ORDER BY {self._PLAN_ORDER}")
-        while rows := cursor.fetchmany(2_000):
+        for rows in stream(self.db, f"SELECT c.id, {self._C_COLUMNS} FROM temp.spool_change "
+                                    f"AS c ORDER BY {self._PLAN_ORDER}"):
             for row in rows:
                 yield _spooled_change(row)[1]
 
@@ -114,10 +115,12 @@ class ChangeSpool:
         would then scan every record's `kind` once per change: quadratic, and a 100k-person
         backfill stalled for over a quarter of an hour); the plan must scan the spool once and
         look `kind` up through an automatic index (tests/test_state.py checks the plan)."""
-        confirmed = f"field IN ({marks(['?'] * confirmed_fields)})" if confirmed_fields else "0"
+        confirmed = (f"field IN ({marks(['?'] * confirmed_fields)})" if confirmed_fields
+                     else "1 = 0")
         return (
             f"WITH kind AS (SELECT record_id, CASE WHEN max(step) > 0 THEN 0 "
-            f"WHEN max({confirmed}) THEN 1 ELSE 2 END AS k FROM temp.spool_change "
+            f"WHEN max(CASE WHEN {confirmed} THEN 1 ELSE 0 END) = 1 THEN 1 ELSE 2 END AS k "
+            f"FROM temp.spool_change "
             f"WHERE system = ? AND object_type = ? GROUP BY record_id) "
             f"SELECT c.id{'' if ids_only else ', ' + cls._C_COLUMNS} "
             f"FROM temp.spool_change AS c JOIN kind USING (record_id) "
@@ -127,8 +130,10 @@ class ChangeSpool:
 
     def record_results(self, results: Iterable[tuple[int, str, str | None, str | None]]) -> None:
         """(spool id, status, code, message) of changes sent or skipped."""
-        self.db.executemany("INSERT OR REPLACE INTO temp.spool_result (id, status, code, message) "
-                            "VALUES (?, ?, ?, ?)", results)
+        self.db.executemany("INSERT INTO temp.spool_result (id, status, code, message) "
+                            "VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                            "status = excluded.status, code = excluded.code, "
+                            "message = excluded.message", results)
 
     def sent(self) -> int:
         """How many changes have an outcome."""
@@ -160,17 +165,14 @@ class ChangeSpool:
         return out
 
 
-_NATIVE = (str, int, float, type(None))  # SQLite keeps these types; a bool would become 1
+def _spooled_value(value: Any) -> str:
+    """A value as JSON text, which keeps its type exactly (a bool stays a bool, a number a
+    number) in a column of one type, as both SQLite and PostgreSQL need."""
+    return json.dumps(value, default=str)
 
 
-def _spooled_value(value: Any) -> Any:
-    """A value as SQLite keeps it exactly: itself, or JSON as bytes (a BLOB comes back as bytes,
-    so it cannot be mistaken for a text value)."""
-    return value if type(value) in _NATIVE else json.dumps(value, default=str).encode()
-
-
-def _unspooled(value: Any) -> Any:
-    return json.loads(value) if type(value) is bytes else value
+def _unspooled(value: str) -> Any:
+    return json.loads(value)
 
 
 def _spooled_change(row: tuple) -> tuple[int, Change]:
