@@ -16,6 +16,7 @@ from connector.cli._common import (
     LOG_LEVEL_OPTION,
     MAPPING_OPTION,
     STATE_OPTION,
+    TENANT_OPTION,
     VERBOSE_OPTION,
     LogFormat,
     LogLevel,
@@ -40,6 +41,7 @@ def sync_command(
     as_json: bool = JSON_OPTION,
     mapping: Path | None = MAPPING_OPTION,
     state: Path | None = STATE_OPTION,
+    tenant: str | None = TENANT_OPTION,
     env_file: Path | None = ENV_FILE_OPTION,
     log_format: LogFormat = LOG_FORMAT_OPTION,
     log_level: LogLevel = LOG_LEVEL_OPTION,
@@ -54,7 +56,8 @@ def sync_command(
     """
     setup_logging(log_format, log_level, verbose)
     report = run_engine(lambda e: e.sync(dry_run=dry_run, replan_all=replan_all),
-                         mapping=mapping, state=state, env_file=env_file, as_json=as_json)
+                         mapping=mapping, state=state, env_file=env_file, tenant=tenant,
+                         as_json=as_json)
     finish(report, as_json)
 
 
@@ -69,6 +72,7 @@ def backfill_command(
     as_json: bool = JSON_OPTION,
     mapping: Path | None = MAPPING_OPTION,
     state: Path | None = STATE_OPTION,
+    tenant: str | None = TENANT_OPTION,
     env_file: Path | None = ENV_FILE_OPTION,
     log_format: LogFormat = LOG_FORMAT_OPTION,
     log_level: LogLevel = LOG_LEVEL_OPTION,
@@ -87,7 +91,7 @@ def backfill_command(
         return engine.backfill(since=as_utc(since), until=as_utc(until),
                                objects=parse_objects(objects), dry_run=dry_run)
 
-    report = run_engine(action, mapping=mapping, state=state, env_file=env_file,
+    report = run_engine(action, mapping=mapping, state=state, env_file=env_file, tenant=tenant,
                          progress=True, as_json=as_json)
     finish(report, as_json)
 
@@ -98,6 +102,7 @@ def plan_command(
     as_json: bool = JSON_OPTION,
     mapping: Path | None = MAPPING_OPTION,
     state: Path | None = STATE_OPTION,
+    tenant: str | None = TENANT_OPTION,
     env_file: Path | None = ENV_FILE_OPTION,
     log_format: LogFormat = LOG_FORMAT_OPTION,
     log_level: LogLevel = LOG_LEVEL_OPTION,
@@ -109,7 +114,7 @@ def plan_command(
     """
     setup_logging(log_format, log_level, verbose)
     report, document = run_engine(lambda e: e.plan(), mapping=mapping, state=state,
-                                   env_file=env_file, as_json=as_json)
+                                   env_file=env_file, tenant=tenant, as_json=as_json)
     if output is not None and report.exit_code in (0, 1):
         write_private(output, document.to_json())
         typer.echo(f"plan with {len(document.changes)} change(s) saved to {output}", err=True)
@@ -123,6 +128,7 @@ def apply_command(
     as_json: bool = JSON_OPTION,
     mapping: Path | None = MAPPING_OPTION,
     state: Path | None = STATE_OPTION,
+    tenant: str | None = TENANT_OPTION,
     env_file: Path | None = ENV_FILE_OPTION,
     log_format: LogFormat = LOG_FORMAT_OPTION,
     log_level: LogLevel = LOG_LEVEL_OPTION,
@@ -143,7 +149,7 @@ def apply_command(
     except ConfigurationError as error:
         raise fail(str(error), 2) from None
     report = run_engine(lambda e: e.apply(document, dry_run=dry_run), mapping=mapping,
-                         state=state, env_file=env_file, as_json=as_json)
+                         state=state, env_file=env_file, tenant=tenant, as_json=as_json)
     finish(report, as_json)
 
 
@@ -154,6 +160,7 @@ def rollback_command(
     as_json: bool = JSON_OPTION,
     mapping: Path | None = MAPPING_OPTION,
     state: Path | None = STATE_OPTION,
+    tenant: str | None = TENANT_OPTION,
     env_file: Path | None = ENV_FILE_OPTION,
     log_format: LogFormat = LOG_FORMAT_OPTION,
     log_level: LogLevel = LOG_LEVEL_OPTION,
@@ -172,7 +179,7 @@ def rollback_command(
             raise ConfigurationError(f"no run {run_id} in {engine.store.path}")
         return engine.rollback(run_id, dry_run=dry_run)
 
-    report = run_engine(action, mapping=mapping, state=state, env_file=env_file,
+    report = run_engine(action, mapping=mapping, state=state, env_file=env_file, tenant=tenant,
                          as_json=as_json)
     finish(report, as_json)
 
