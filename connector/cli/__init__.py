@@ -13,7 +13,7 @@ import traceback
 # Importing a module registers its commands; `--help` lists them in this order.
 # Importing a module registers its commands, and `--help` lists them in import order.
 # isort: off
-from connector.cli import check, runs, state, demo, mappings, sandbox, tenants  # noqa: F401
+from connector.cli import check, runs, state, demo, mappings, sandbox, tenants, worker  # noqa: F401
 # isort: on
 from connector.cli._common import app, interrupt
 

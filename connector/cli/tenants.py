@@ -177,3 +177,49 @@ def tenants_check(
         Console().print(table)
     errors = [f for f in findings if f.level == "error"]
     raise typer.Exit(2 if any(f.config for f in errors) else 1 if errors else 0)
+
+
+@tenants_app.command("run")
+def tenants_run(
+    names: list[str] = typer.Argument(None, help="Tenants to run (default: all)."),
+    backfill: bool = typer.Option(False, "--backfill", help="A backfill instead of a sync."),
+    tenants_dir: Path | None = TENANTS_DIR_OPTION,
+    log_format: LogFormat = LOG_FORMAT_OPTION,
+    log_level: LogLevel = LOG_LEVEL_OPTION,
+    verbose: bool = VERBOSE_OPTION,
+) -> None:
+    """Send a run of each tenant to the workers now (`crmsync worker`), as beat does.
+
+    Prints one task id per tenant. A tenant a run already holds ends its task at once with
+    "already running". Exit 2 for an unknown tenant (nothing is sent), 4 when the broker
+    (CRMSYNC_BROKER_URL) cannot be reached.
+    """
+    import os  # noqa: PLC0415
+
+    from connector.exceptions import ConfigurationError  # noqa: PLC0415
+    from connector.tenants import list_tenants, load_tenant  # noqa: PLC0415
+
+    setup_logging(log_format, log_level, verbose)
+    try:
+        if names:
+            tenants = [load_tenant(name, tenants_dir) for name in names]
+        else:
+            tenants, problems = list_tenants(tenants_dir)
+            for problem in problems:
+                typer.echo(f"configuration error: {problem}", err=True)
+    except ConfigurationError as error:
+        raise fail(f"configuration error: {error}", 2) from None
+    if tenants_dir is not None:
+        os.environ["CRMSYNC_TENANTS_DIR"] = str(tenants_dir.resolve())
+    from kombu.exceptions import OperationalError  # noqa: PLC0415
+
+    from connector.orchestration import app as celery_app  # noqa: PLC0415
+
+    task = "crmsync.backfill" if backfill else "crmsync.sync"
+    try:
+        for tenant in tenants:
+            sent = celery_app.send_task(task, args=(tenant.name,))
+            typer.echo(f"{tenant.name}\t{task}\t{sent.id}")
+    except OperationalError as error:
+        raise fail(f"crmsync failed: the broker {celery_app.conf.broker_url} cannot be "
+                   f"reached: {error}", 4) from None
