@@ -310,6 +310,26 @@ def test_beat_sends_each_tenant_its_sync_on_the_tenants_own_schedule(cluster, tm
         assert never.counters()["total_requests"] == 0
 
 
+def test_tenants_run_sends_runs_to_the_workers_from_the_command_line(cluster):
+    with Sandbox(seed=SEED) as sandbox:
+        cluster.add_tenant("by-hand", sandbox)
+
+        def crmsync(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run([sys.executable, "-m", "connector", "tenants", "run", *args],
+                                  cwd=cluster.folder, env=cluster.env(), capture_output=True,
+                                  text=True, timeout=60, check=False)
+
+        unknown = crmsync("by-hamd")
+        assert unknown.returncode == 2 and "did you mean 'by-hand'?" in unknown.stderr
+        sent = crmsync("by-hand")
+        assert sent.returncode == 0, sent.stderr
+        assert sent.stdout.startswith("by-hand\tcrmsync.sync\t")
+        deadline = time.monotonic() + 120
+        while [run.status for run in runs_of(cluster, "by-hand")] != ["ok"]:
+            assert time.monotonic() < deadline, "the run sent never ran"
+            time.sleep(0.2)
+
+
 # ---- helpers ---------------------------------------------------------------------------------
 
 class _sandboxes:
