@@ -286,3 +286,33 @@ def test_a_migration_table_gains_the_tenant_its_key_and_a_policy():
     assert any(s.startswith("CREATE POLICY jobs_tenant") for s in statements)
     assert migration_to_postgres("CREATE INDEX jobs_name ON jobs (name) WHERE at > 0") == [
         "CREATE INDEX jobs_name ON jobs (tenant, name) WHERE at > 0"]
+
+
+def test_many_rows_go_as_one_statement_and_a_repeated_key_keeps_the_last_row(location):
+    from connector.state.dialect import bulk_form  # noqa: PLC0415
+
+    upsert = ("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET "
+              "value = excluded.value")
+    assert bulk_form(upsert) is not None and bulk_form(upsert).keys == [0]
+    assert bulk_form("UPDATE t SET a = a + 1 WHERE b = ?") is None  # not a plain a = ?
+    with StateStore(location.format("a")) as store:
+        store.db.executemany(upsert, [("x", "1"), ("y", "2")])
+        store.db.executemany(upsert, [("x", "3"), ("x", "4"), ("z", "5")])  # x twice
+        assert [store.meta(n) for n in "xyz"] == ["4", "2", "5"]
+        store.db.executemany("UPDATE meta SET value = ? WHERE name = ?",
+                             [("6", "y"), ("7", "z")])
+        assert [store.meta(n) for n in "xyz"] == ["4", "6", "7"]
+
+
+def test_ids_of_inserted_rows_are_theirs_while_another_tenant_inserts(location):
+    change = Change(System.HUBSPOT, "contacts", "1", "lifecyclestage", "lead", "mql", "r", "x")
+    with StateStore(location.format("a")) as a, StateStore(location.format("b")) as b:
+        for batch in range(5):
+            with a.transaction(), b.transaction():
+                ours = a.journal.record_intents(1, batch, [change] * 50)
+                b.journal.record_intents(1, batch, [change] * 7)  # between our statements
+                theirs = a.journal.record_intents(1, batch + 100, [change] * 3)
+            assert len(set(ours)) == 50 and ours == sorted(ours)
+            rows = {e.id: e.batch for e in a.journal.intents(1)}
+            assert {rows[i] for i in ours} == {batch} and {rows[i] for i in theirs} == \
+                {batch + 100}

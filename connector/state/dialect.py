@@ -183,3 +183,94 @@ def _top_level_items(body: str) -> list[str]:
             current.append(char)
     items.append("".join(current).strip())
     return [item for item in items if item]
+
+
+# ---- many rows in one statement ------------------------------------------------------------
+
+_LITERAL = re.compile(r"^(NULL|-?\d+(\.\d+)?|'(?:[^']|'')*')$", re.I)
+_INSERT = re.compile(r"^\s*INSERT\s+(OR\s+IGNORE\s+)?INTO\s+([\w.]+)\s*\(([^()]*)\)\s*VALUES\s*"
+                     r"\(([^()]*)\)\s*(ON\s+CONFLICT\b.*)?$", re.I | re.S)
+_UPDATE = re.compile(r"^\s*UPDATE\s+(\w+)\s+SET\s+(.*?)\s+WHERE\s+(.*)$", re.I | re.S)
+_ASSIGN = re.compile(r"^(\w+)\s*=\s*\?$")
+
+
+class Bulk:
+    """One statement for many rows, as PostgreSQL runs it from arrays (`unnest`): a plan and
+    a round of its work for the whole batch instead of one per row. `columns` are the table
+    columns the parameters go to, in parameter order (their types cast the arrays);
+    `keys` the parameter positions that identify a row (a conflict target, an UPDATE's
+    WHERE): a batch naming one twice is run row by row instead, so the last row wins as it
+    does row by row."""
+
+    def __init__(self, table: str, columns: list[str], keys: list[int], template: str) -> None:
+        self.table, self.columns, self.keys, self.template = table, columns, keys, template
+
+    def statement(self, types: dict[str, str]) -> str:
+        """The PostgreSQL statement, given the table's column types."""
+        arrays = ", ".join(f"?::{types[column]}[]" for column in self.columns)
+        return to_postgres(self.template.format(arrays=arrays))
+
+    def repeats_a_key(self, rows: list[tuple]) -> bool:
+        if not self.keys:
+            return False
+        seen = {tuple(row[i] for i in self.keys) for row in rows}
+        return len(seen) != len(rows)
+
+
+@lru_cache(maxsize=256)
+def bulk_form(sql: str) -> Bulk | None:
+    """The `unnest` form of an INSERT ... VALUES or an UPDATE ... SET a = ? WHERE b = ? whose
+    every parameter stands alone for one column; None for any other statement."""
+    insert = _INSERT.match(sql)
+    if insert:
+        return _bulk_insert(insert)
+    update = _UPDATE.match(sql)
+    if update and "?" not in _STRING.sub("", update.group(1)):
+        return _bulk_update(*update.groups())
+    return None
+
+
+def _bulk_insert(match: re.Match) -> Bulk | None:
+    ignore, table, names, values, conflict = match.groups()
+    columns = [c.strip() for c in names.split(",")]
+    items = [v.strip() for v in values.split(",")]
+    if len(columns) != len(items) or "?" in (conflict or ""):
+        return None
+    params, selected = [], []
+    for column, item in zip(columns, items, strict=True):
+        if item == "?":
+            params.append(column)
+            selected.append(f"v.p{len(params)}")
+        elif _LITERAL.match(item):
+            selected.append(item)
+        else:
+            return None
+    keys: list[int] = []
+    target = re.match(r"ON\s+CONFLICT\s*\(([^()]*)\)\s*DO\s+UPDATE", conflict or "", re.I)
+    if target:
+        named = [c.strip() for c in target.group(1).split(",")]
+        if any(c not in params for c in named):
+            return None
+        keys = [params.index(c) for c in named]
+    aliases = ", ".join(f"p{n}" for n in range(1, len(params) + 1))
+    template = (f"INSERT {ignore or ''}INTO {table} ({', '.join(columns)}) SELECT "
+                f"{', '.join(selected)} FROM unnest({{arrays}}) WITH ORDINALITY AS "
+                f"v({aliases}, n) ORDER BY v.n {conflict or ''}")
+    return Bulk(table, params, keys, template)
+
+
+def _bulk_update(table: str, assignments: str, condition: str) -> Bulk | None:
+    sets = [_ASSIGN.match(part.strip()) for part in assignments.split(",")]
+    wheres = [_ASSIGN.match(part.strip()) for part in re.split(r"\s+AND\s+", condition,
+                                                                 flags=re.I)]
+    if not all(sets) or not all(wheres):
+        return None
+    columns = [m.group(1) for m in sets] + [m.group(1) for m in wheres]
+    aliases = [f"p{n}" for n in range(1, len(columns) + 1)]
+    set_sql = ", ".join(f"{m.group(1)} = v.{alias}"
+                        for m, alias in zip(sets, aliases, strict=False))
+    where_sql = " AND ".join(f"{table}.{m.group(1)} = v.{alias}"
+                             for m, alias in zip(wheres, aliases[len(sets):], strict=True))
+    template = (f"UPDATE {table} SET {set_sql} FROM unnest({{arrays}}) AS "
+                f"v({', '.join(aliases)}) WHERE {where_sql}")
+    return Bulk(table, columns, list(range(len(sets), len(columns))), template)

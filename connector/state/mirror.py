@@ -18,7 +18,7 @@ import orjson
 
 from connector.catalog import CATALOG, identity_keys
 from connector.model import SourceRef, System
-from connector.state._sql import iso, now, parse, run_in, stream, values_in
+from connector.state._sql import analyze, iso, now, parse, run_in, stream, values_in
 from connector.state.ledger import Ledger
 
 _UPSERT_MIRROR = (
@@ -216,6 +216,7 @@ class Mirror:
         db.execute("DELETE FROM temp.plan_group")
         db.executemany("INSERT INTO temp.plan_group (ref, grp) VALUES (?, ?)", groups)
         db.execute("CREATE INDEX IF NOT EXISTS temp.plan_group_order ON plan_group (grp, position)")
+        analyze(db, "temp.plan_group")
         pages = stream(
             db, "SELECT g.grp, g.position, m.ref, m.record FROM temp.plan_group AS g "
             "JOIN mirror AS m ON m.ref = g.ref WHERE m.deleted = 0 ORDER BY g.grp, g.position",

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import socket
 import time
 import uuid
@@ -44,6 +45,7 @@ from connector.state.dialect import (
     TENANT_COLUMN,
     TENANT_POLICY,
     TENANT_SETTING,
+    bulk_form,
     is_schema_statement,
     migration_to_postgres,
     to_postgres,
@@ -87,6 +89,7 @@ class PgConnection:
 
     def __init__(self, raw: psycopg.Connection, location: StateLocation) -> None:
         self.raw, self.location = raw, location
+        self._column_types: dict[str, dict[str, str]] = {}
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> psycopg.Cursor:
         try:
@@ -101,20 +104,34 @@ class PgConnection:
         and a connection busy with a pipeline would wait on forever."""
         cursor = self.raw.cursor()
         translated = to_postgres(statement)
+        bulk = bulk_form(statement)
         iterator = iter(rows)
         try:
             while chunk := list(islice(iterator, _MANY_CHUNK)):
-                cursor.executemany(translated, chunk)
+                if bulk is not None and len(chunk) > 1 and not bulk.repeats_a_key(chunk):
+                    cursor.execute(bulk.statement(self._types(bulk.table)), _arrays(chunk))
+                else:
+                    cursor.executemany(translated, chunk)
         except psycopg.Error as exc:
             raise postgres_problem(self.location, exc) from None
         return cursor
 
     def insert_ids(self, statement: str, rows: list[Sequence[Any]]) -> list[int]:
-        """Run an INSERT once per row and return the ids given to them, in order."""
+        """Run an INSERT for each row and return the ids given to them, in order.
+
+        One statement from arrays: it inserts the rows in their order (`ORDER BY` the
+        arrays' ordinality), and a statement's identity values rise in the order it inserts,
+        so the ids sorted are the rows' ids in order, whatever other tenants insert
+        meanwhile."""
         if not rows:
             return []
+        bulk = bulk_form(statement)
         cursor = self.raw.cursor()
         try:
+            if bulk is not None and not bulk.repeats_a_key(rows):
+                cursor.execute(bulk.statement(self._types(bulk.table)) + " RETURNING id",
+                               _arrays(rows))
+                return sorted(int(row[0]) for row in cursor.fetchall())
             cursor.executemany(to_postgres(statement) + " RETURNING id", rows, returning=True)
             ids = []
             while True:
@@ -123,6 +140,18 @@ class PgConnection:
                     return ids
         except psycopg.Error as exc:
             raise postgres_problem(self.location, exc) from None
+
+    def _types(self, table: str) -> dict[str, str]:
+        """{column: type} of a table, for the casts of `Bulk` arrays (cached per table name:
+        a temporary table is made again with the same columns)."""
+        name = re.sub(r"^temp\.", "pg_temp.", table, flags=re.I)
+        if name not in self._column_types:
+            rows = self.raw.execute(
+                "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+                (name,)).fetchall()
+            self._column_types[name] = dict(rows)
+        return self._column_types[name]
 
     def stream(self, statement: str, params: Sequence[Any], size: int) -> Iterator[list[tuple]]:
         """The rows of a query `size` at a time: from a server-side cursor inside a
@@ -147,6 +176,11 @@ class PgConnection:
 
     def close(self) -> None:
         self.raw.close()
+
+
+def _arrays(rows: list[Sequence[Any]]) -> list[list[Any]]:
+    """Rows as one list per parameter (the arrays `Bulk` statements unnest)."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 def connect(location: StateLocation) -> PgConnection:
@@ -182,6 +216,12 @@ def _session(raw: psycopg.Connection, location: StateLocation) -> None:
     (and ends its session, releasing its run lock)."""
     raw.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(location.schema)))
     raw.execute("SET synchronous_commit TO off")
+    # a run's tables grow from nothing to millions of rows within one session: a plan made
+    # once for a prepared statement, while they were empty, must not outlive that
+    raw.execute("SET plan_cache_mode TO force_custom_plan")
+    # streamed reads (server-side cursors) are read to their end: plan them for the whole
+    # result, not its first rows (a nested loop "fast" to start made planning quadratic)
+    raw.execute("SET cursor_tuple_fraction TO 1.0")
     for name, value in (("tcp_keepalives_idle", 30), ("tcp_keepalives_interval", 10),
                         ("tcp_keepalives_count", 3)):
         raw.execute(sql.SQL("SET {} TO {}").format(sql.Identifier(name), sql.Literal(value)))

@@ -8,7 +8,7 @@ from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
 from connector.model import Change, System
-from connector.state._sql import marks, stream
+from connector.state._sql import analyze, marks, stream
 
 
 class ChangeSpool:
@@ -78,6 +78,7 @@ class ChangeSpool:
         # statements: a cursor left open across the batches would hold a read snapshot from
         # before the lock heartbeat's next commit, and the engine's next write transaction
         # could not start ("database is locked").
+        analyze(self.db, "temp.spool_change")
         self.db.execute("DROP TABLE IF EXISTS temp.spool_order")
         self.db.execute("CREATE TEMP TABLE spool_order (pos INTEGER PRIMARY KEY, id INTEGER)")
         self.db.execute("INSERT INTO temp.spool_order (id) "
