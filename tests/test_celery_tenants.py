@@ -370,3 +370,15 @@ def _wait_for_holder(cluster: Cluster, name: str, seconds: float = 120) -> dict:
             return holder
         assert time.monotonic() < deadline, f"no run of {name} started"
         time.sleep(0.05)
+
+
+def test_the_tenants_benchmark_still_runs(tmp_path, postgres_schema):
+    """`python -m bench --only tenants` at its smoke size: the figures are bench/RESULTS.md's,
+    this only keeps the code from rotting (it needs the same services as the tests here)."""
+    require_service(broker_unreachable(), "RabbitMQ")
+    done = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--only", "tenants"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "## Many tenants: Celery workers, and PostgreSQL against SQLite" in done.stdout
+    assert "| 2 | 3 | 60 |" in done.stdout and "| 300 | backfill |" in done.stdout
+    assert "| 300 | sync right after: re-reads the backfill's writes, plans 0 |" in done.stdout

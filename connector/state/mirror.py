@@ -21,12 +21,15 @@ from connector.model import SourceRef, System
 from connector.state._sql import analyze, iso, now, parse, run_in, stream, values_in
 from connector.state.ledger import Ledger
 
+# `{mark}` is 1 when a changed record is to be planned again (see `Mirror.save_records`): a
+# constant of the statement, not a parameter of each row, so that PostgreSQL can upsert a
+# page as one statement (dialect.bulk_form takes only statements whose parameters are values)
 _UPSERT_MIRROR = (
     "INSERT INTO mirror (ref, system, object_type, record_id, record, modified_at, seen_run, "
     "digest, dirty) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (ref) DO UPDATE SET "
     "record = excluded.record, modified_at = coalesce(excluded.modified_at, mirror.modified_at), "
     "seen_run = excluded.seen_run, digest = excluded.digest, "
-    "dirty = CASE WHEN ? = 1 OR mirror.deleted = 1 THEN 1 ELSE mirror.dirty END, "
+    "dirty = CASE WHEN {mark} = 1 OR mirror.deleted = 1 THEN 1 ELSE mirror.dirty END, "
     "deleted = 0, deleted_at = NULL, merged_into = NULL"
 )
 
@@ -156,8 +159,8 @@ class Mirror:
                 changed.append((row, text, digest))
         if not changed:
             return []
-        self.db.executemany(_UPSERT_MIRROR, [
-            (ref, system, obj, rid, text, modified_at, run_id, digest, int(mark_dirty))
+        self.db.executemany(_UPSERT_MIRROR.format(mark=int(mark_dirty)), [
+            (ref, system, obj, rid, text, modified_at, run_id, digest)
             for (ref, system, obj, rid, _, modified_at), text, digest in changed
         ])
         refs = [row[0] for row, _, _ in changed]
