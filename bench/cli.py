@@ -31,14 +31,16 @@ from bench.report import (
     quiet_table,
     rate_table,
 )
+from bench.tenants import measure_stores, measure_tenants, render_tenants
 from bench.workload import SizeResult, SizeScenario
 
 __all__ = ["main"]
 
 SECTIONS = ("api", "overhead", "core", "memory", "rate", "misconfigured")
-# Opt-in: 100k persons under minutes of churn (`--only convergence`), and a backfill of a
-# million Salesforce records through each write path (`--only bulk`), take a while of their own.
-EXTRA_SECTIONS = ("convergence", "bulk")
+# Opt-in: 100k persons under minutes of churn (`--only convergence`), a backfill of a
+# million Salesforce records through each write path (`--only bulk`), and tenants fanned
+# out over Celery workers (`--only tenants`) take a while of their own.
+EXTRA_SECTIONS = ("convergence", "bulk", "tenants")
 # Above these, a size is refused rather than left to exhaust the machine (see --help).
 MAX_PERSONS = 300_000
 MAX_MEMORY_RECORDS = 2_000_000
@@ -59,6 +61,10 @@ class Plan:
     convergence_persons: int = 100_000
     churn_seconds: float = 180.0
     bulk_records: int = 1_000_000
+    tenants: int = 24
+    tenant_persons: int = 1_000
+    tenant_workers: tuple[int, ...] = (1, 2, 4)
+    store_persons: int = 100_000
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -93,6 +99,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--bulk-records", default="1M",
                         help="bulk: Salesforce records backfilled through each write path "
                              "(default 1M)")
+    parser.add_argument("--tenants", type=int, default=24,
+                        help="tenants: how many tenants the workers share (default 24)")
+    parser.add_argument("--tenant-persons", default="1k",
+                        help="tenants: persons per tenant (default 1k)")
+    parser.add_argument("--tenant-workers", default="1,2,4",
+                        help="tenants: worker counts to measure (default 1,2,4)")
+    parser.add_argument("--store-persons", default="100k",
+                        help="tenants: persons for one tenant on SQLite against PostgreSQL "
+                             "(default 100k)")
     parser.add_argument("--no-wait", action="store_true",
                         help="skip the two-minute wait that keeps the backfill's writes out "
                              "of the quiet sync's overlap window")
@@ -112,12 +127,18 @@ def _plan(args: argparse.Namespace) -> Plan:
     if args.smoke:
         return Plan([300], [3_000], 300, 0.2, sections, wait=False, core_repeats=1,
                     misconfigured_contacts=500, convergence_persons=300, churn_seconds=3.0,
-                    bulk_records=3_000)
+                    bulk_records=3_000, tenants=3, tenant_persons=60,
+                    tenant_workers=(1, 2), store_persons=300)
     return Plan(parse_sizes(args.sizes), parse_sizes(args.memory_sizes),
                 parse_sizes(args.rate_persons)[0], args.rate_window, sections,
                 wait=not args.no_wait, core_repeats=args.core_repeats,
                 convergence_persons=parse_sizes(args.convergence_persons)[0],
-                churn_seconds=args.churn_seconds, bulk_records=parse_size(args.bulk_records))
+                churn_seconds=args.churn_seconds, bulk_records=parse_size(args.bulk_records),
+
+                tenants=args.tenants,
+                tenant_persons=parse_sizes(args.tenant_persons)[0],
+                tenant_workers=tuple(int(n) for n in args.tenant_workers.split(",") if n),
+                store_persons=parse_sizes(args.store_persons)[0])
 
 
 def _say(message: str) -> None:
@@ -192,6 +213,9 @@ def _render(plan: Plan, sizes: list[SizeResult], memory: list[MemoryResult],
         parts += ["## Convergence under churn", extra["convergence"]]
     if "bulk" in extra:
         parts += ["## Salesforce backfill: collections against Bulk API 2.0", extra["bulk"]]
+    if "tenants" in extra:
+        parts += ["## Many tenants: Celery workers, and PostgreSQL against SQLite",
+                  extra["tenants"]]
     notes = notes + [n for s in sizes for n in s.notes]
     if notes:
         parts += ["## Notes", "\n".join(f"- {n}" for n in dict.fromkeys(notes))]
@@ -237,6 +261,11 @@ def main(argv: list[str] | None = None) -> int:
             _say(f"[bench] bulk at {show_size(plan.bulk_records)} Salesforce records")
             _timed("bulk", lambda: extra.update(bulk=render_bulk(
                 measure_bulk(plan.bulk_records, workdir, _say))))
+        if "tenants" in plan.sections:
+            _timed("tenants", lambda: extra.update(tenants=render_tenants(
+                measure_tenants(plan.tenants, plan.tenant_persons, list(plan.tenant_workers),
+                                workdir / "tenants", _say),
+                measure_stores(plan.store_persons, workdir, _say))))
         if plan.sections & {"api", "overhead", "core"}:
             persons = _feasible(plan.sizes, MAX_PERSONS, "persons", notes)
             plan = replace(plan, sizes=persons)

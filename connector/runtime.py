@@ -47,15 +47,19 @@ def open_engine(
     *,
     env_file: Path | None = Path(".env"),
     mapping_path: Path | None = None,
-    state_path: Path | None = None,
+    state_path: Path | str | None = None,
     progress: Progress | None = None,
     settings: Settings | None = None,
     mapping: Mapping | None = None,
+    tenant: str | None = None,
 ) -> Iterator[Engine]:
     """An Engine from settings. The mapping is loaded first: a bad one stops before any read.
 
     `mapping` is one already loaded (tests and benchmarks that vary it); `mapping_path` and
-    the settings' own are then not read."""
+    the settings' own are then not read. The state store is `state_path` (a path or URL),
+    else the settings' (CRMSYNC_STATE_URL, else CRMSYNC_STATE_PATH): SQLite or PostgreSQL,
+    chosen by its form; `tenant` (else CRMSYNC_TENANT) names the pair's rows in a shared
+    PostgreSQL store."""
     from connector.mapping import load_mapping  # noqa: PLC0415 - see the module docstring
     from connector.settings import load_settings  # noqa: PLC0415
     from connector.state import StateStore  # noqa: PLC0415
@@ -65,7 +69,8 @@ def open_engine(
     settings = settings or load_settings(env_file=env_file)
     mapping = mapping or load_mapping(mapping_path or settings.mapping_path)
     adapters = build_adapters(settings)
-    with StateStore(state_path or settings.state_path) as store:
+    with StateStore(state_path or settings.state_location(),
+                    tenant=tenant or settings.tenant) as store:
         yield Engine(store, mapping, adapters, progress=progress,
                      options=EngineOptions.from_settings(settings))
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from connector.exceptions import SettingsError, register_secret
+from connector.exceptions import ConfigurationError, SettingsError, register_secret
 
 __all__ = [
     "ENV_PREFIX",
@@ -115,6 +115,20 @@ class Settings(BaseSettings):
     ca_bundle: Path | None = None
 
     state_path: Path = Path("crmsync.db")
+    # Where the state lives, as a URL: a plain path or sqlite:///path (the embedded default,
+    # one file per pair), or postgresql://user@host:port/database (one database for many
+    # pairs; see connector/state/location.py). Wins over state_path when set.
+    state_url: str | None = Field(
+        default=None,
+        description="The state store: a path, sqlite:///path, or "
+        "postgresql://user@host:port/database[?schema=crmsync]. Overrides CRMSYNC_STATE_PATH.",
+    )
+    # The name this pair's rows carry in a shared (PostgreSQL) state store.
+    tenant: str | None = Field(
+        default=None,
+        description="Tenant name in a shared PostgreSQL state store (default: the URL's "
+        "tenant parameter, else 'default'). `--tenant NAME` sets it.",
+    )
     mapping_path: Path | None = None
 
     # Budgets: stay under the servers' limits instead of bouncing off them.
@@ -212,6 +226,7 @@ class Settings(BaseSettings):
 
     _env_file: Path | None = PrivateAttr(default=None)
     _secrets_dir: Path | None = PrivateAttr(default=None)
+    _environment: bool = PrivateAttr(default=True)
 
     @field_validator("hubspot_base_url", "salesforce_instance_url", "salesforce_jwt_audience")
     @classmethod
@@ -228,6 +243,35 @@ class Settings(BaseSettings):
                 "over plain HTTP"
             )
         return value.rstrip("/")
+
+    @field_validator("state_url")
+    @classmethod
+    def _known_store(cls, value: str | None) -> str | None:
+        """A URL crmsync cannot use is refused when settings load, not at the first run."""
+        if value:
+            from connector.state.location import parse_location  # noqa: PLC0415
+
+            try:
+                parse_location(value)
+            except ConfigurationError as exc:
+                raise ValueError(str(exc)) from None
+        return value or None
+
+    @field_validator("tenant")
+    @classmethod
+    def _plain_tenant(cls, value: str | None) -> str | None:
+        if value:
+            from connector.state.location import check_tenant_name  # noqa: PLC0415
+
+            try:
+                check_tenant_name(value)
+            except ConfigurationError as exc:
+                raise ValueError(str(exc)) from None
+        return value or None
+
+    def state_location(self) -> str | Path:
+        """The state store these settings name: CRMSYNC_STATE_URL, else CRMSYNC_STATE_PATH."""
+        return self.state_url or self.state_path
 
     @classmethod
     def from_env_map(cls, env: Mapping[str, str], **overrides: Any) -> Settings:
@@ -327,7 +371,9 @@ class Settings(BaseSettings):
         """Every place a setting could have come from, in the order they are consulted."""
         env_file = self._env_file
         secrets = self._secrets_dir
-        places = ["Looked in:", "  1. environment variables (CRMSYNC_...)"]
+        places = ["Looked in:", "  1. environment variables (CRMSYNC_...)" if self._environment
+                  else "  1. environment variables: not used (a tenant's settings come from "
+                       "its own files)"]
         if env_file is None:
             places.append("  2. .env file: not used")
         else:
@@ -355,11 +401,23 @@ def _register_private_key(path: Path | None) -> None:
             register_secret(line.strip())
 
 
+class _FileSettings(Settings):
+    """Settings from files only: a tenant's env file or secrets directory, never the process
+    environment. A worker serves many tenants; a token in its environment would otherwise
+    become every tenant's token."""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings,
+                                   dotenv_settings, file_secret_settings):  # type: ignore[override]
+        return init_settings, dotenv_settings, file_secret_settings
+
+
 def load_settings(
     env_file: Path | None = Path(".env"),
     secrets_dir: Path | None = None,
     *,
     require_env_file: bool = False,
+    environment: bool = True,
 ) -> Settings:
     """Read settings from the environment, `env_file` and `secrets_dir`.
 
@@ -367,16 +425,18 @@ def load_settings(
     exist is skipped (and reported as such in error messages) rather than warned about. The
     default `.env` is optional, but a file someone named (`require_env_file`) must be readable:
     silently running without it would report every setting in it as missing.
+    `environment=False` (a tenant's settings): neither the process environment nor a default
+    secrets directory is read, only the files named.
     """
-    if secrets_dir is None:
+    if secrets_dir is None and environment:
         secrets_dir = Path(os.environ.get(ENV_PREFIX + "SECRETS_DIR", DEFAULT_SECRETS_DIR))
     if env_file is not None and require_env_file:
         _check_env_file(env_file)
     kwargs: dict[str, object] = {"_env_file": env_file}
-    if secrets_dir.is_dir():
+    if secrets_dir is not None and secrets_dir.is_dir():
         kwargs["_secrets_dir"] = secrets_dir
     try:
-        settings = Settings(**kwargs)  # type: ignore[arg-type]
+        settings = (Settings if environment else _FileSettings)(**kwargs)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise SettingsError(_describe_validation_error(exc, env_file, secrets_dir)) from None
     except UnicodeDecodeError as exc:
@@ -385,17 +445,19 @@ def load_settings(
         raise SettingsError(f"cannot read settings file {env_file}: {exc.strerror}") from None
     settings._env_file = env_file
     settings._secrets_dir = secrets_dir
+    settings._environment = environment
     return settings
 
 
-def _undecodable_file(env_file: Path | None, secrets_dir: Path) -> str:
+def _undecodable_file(env_file: Path | None, secrets_dir: Path | None) -> str:
     """Which file held the bad bytes: pydantic-settings does not say."""
     if env_file is not None and env_file.is_file():
         try:
             env_file.read_bytes().decode("utf-8")
         except UnicodeDecodeError:
             return str(env_file)
-    for path in sorted(secrets_dir.glob(ENV_PREFIX + "*")) if secrets_dir.is_dir() else ():
+    for path in (sorted(secrets_dir.glob(ENV_PREFIX + "*"))
+                 if secrets_dir is not None and secrets_dir.is_dir() else ()):
         try:
             path.read_bytes().decode("utf-8")
         except (OSError, UnicodeDecodeError):

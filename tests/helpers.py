@@ -75,10 +75,11 @@ FAST_RETRIES = {"retry_initial_wait_seconds": 0.01, "retry_max_wait_seconds": 0.
 
 
 @contextmanager
-def engine_for(sandbox, state: Path, mapping=None, **overrides) -> Iterator:
-    """An engine over the sandbox and the state DB at `state`, built by `open_engine` as the
-    `crmsync` command builds one; `overrides` are settings by name."""
-    settings = Settings.from_env_map(sandbox.settings_env(), state_path=state,
+def engine_for(sandbox, state: Path | str, mapping=None, **overrides) -> Iterator:
+    """An engine over the sandbox and the state DB at `state` (a path, or a PostgreSQL URL:
+    tests/state_backends.py), built by `open_engine` as the `crmsync` command builds one;
+    `overrides` are settings by name."""
+    settings = Settings.from_env_map(sandbox.settings_env(), state_url=str(state),
                                      **{**FAST_RETRIES, **overrides})
     with open_engine(settings=settings, state_path=state, mapping=mapping) as engine:
         yield engine
@@ -102,7 +103,13 @@ def rows(report) -> list[tuple]:
             for r in report.changes]
 
 
-def copy_db(source: Path, target: Path) -> Path:
+def copy_db(source: Path | str, target: Path) -> Path | str:
+    """A copy of a state store: the SQLite file at `target`, or, for a PostgreSQL tenant,
+    its rows under another tenant (whose location is returned)."""
+    if str(source).startswith("postgresql:"):
+        from tests.state_backends import copy_tenant  # noqa: PLC0415
+
+        return copy_tenant(str(source), Path(target).stem)
     with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
         src.backup(dst)
     return target

@@ -28,7 +28,8 @@ def _kill(pid: int) -> Callable[[], None]:
     return lambda: os.kill(pid, signal.SIGKILL)
 
 
-def _killed_backfill(sandbox: Sandbox, folder: Path, state: Path, *, after: bool) -> int:
+def _killed_backfill(sandbox: Sandbox, folder: Path, state: Path | str, *,
+                     after: bool) -> int:
     """Run `crmsync backfill` and kill it at its first write request: once the sandbox applied
     it (`after`), or as it arrives (the caller makes the sandbox refuse it); returns the killed
     run's id."""
@@ -49,9 +50,10 @@ def _changed(before: dict[str, dict], after: dict[str, dict]) -> dict[tuple[str,
             if values[name] != after[ref][name]}
 
 
-def test_changes_a_crm_accepted_before_a_kill_are_audited_with_the_killed_run(tmp_path):
+def test_changes_a_crm_accepted_before_a_kill_are_audited_with_the_killed_run(tmp_path,
+                                                                              state_location):
     with Sandbox(seed=SEED) as sandbox:
-        state = tmp_path / "state.db"
+        state = state_location
         untouched = snapshot(sandbox)
         killed = _killed_backfill(sandbox, tmp_path, state, after=True)
         accepted = _changed(untouched, snapshot(sandbox))
@@ -79,9 +81,9 @@ def test_changes_a_crm_accepted_before_a_kill_are_audited_with_the_killed_run(tm
         assert not not_restored, f"rollback left {len(not_restored)} field(s): {not_restored}"
 
 
-def test_a_batch_killed_before_it_was_sent_is_audited_as_not_applied(tmp_path):
+def test_a_batch_killed_before_it_was_sent_is_audited_as_not_applied(tmp_path, state_location):
     with Sandbox(seed=SEED) as sandbox:
-        state = tmp_path / "state.db"
+        state = state_location
         untouched = snapshot(sandbox)
         sandbox.set_faults(f"{FIRST_WRITE}:503=1.0")  # the write arrives but is not made
         killed = _killed_backfill(sandbox, tmp_path, state, after=False)
@@ -102,12 +104,12 @@ def test_a_batch_killed_before_it_was_sent_is_audited_as_not_applied(tmp_path):
             assert store.journal.entries(killed, status="not_applied") != []
 
 
-def test_intents_get_the_outcome_of_their_own_change(tmp_path):
+def test_intents_get_the_outcome_of_their_own_change(state_location):
     def change(rid: str, after: str) -> Change:
         return Change(system=System.SALESFORCE, object_type="Lead", record_id=rid,
                       field="Status", before=None, after=after, rule="r", reason="why")
 
-    with StateStore(tmp_path / "s.db") as store:
+    with StateStore(state_location) as store:
         with store.transaction():
             store.journal.audit(1, change("00Q0", "x").ref, "Status", None, "x", "old row")
             first = store.journal.record_intents(2, 1, [change("00Q1", "a"), change("00Q2", "b")])

@@ -30,7 +30,7 @@ SEED = 30
 SLOW = "*:slow=1.0,delay=0.03"  # every request takes a little while: room to kill mid-run
 
 
-def _prepare(kind: str, sandbox: Sandbox, state: Path, today: date) -> None:
+def _prepare(kind: str, sandbox: Sandbox, state: Path | str, today: date) -> None:
     if kind == "sync":
         run_to_end("backfill", sandbox, state)
         make_edits(sandbox, today)
@@ -50,7 +50,7 @@ KILL_POINTS: dict[str, tuple[str, Callable[[Sandbox, int], bool]]] = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("point", sorted(KILL_POINTS))
-def test_kill_9_then_rerun_ends_where_an_uninterrupted_run_ends(point, tmp_path):
+def test_kill_9_then_rerun_ends_where_an_uninterrupted_run_ends(point, tmp_path, state_location):
     kind, reached = KILL_POINTS[point]
     now = datetime.now(UTC).replace(microsecond=0)
     today = now.date()
@@ -60,7 +60,7 @@ def test_kill_9_then_rerun_ends_where_an_uninterrupted_run_ends(point, tmp_path)
         expected = snapshot(reference)
 
     with Sandbox(seed=SEED, now=now) as sandbox:
-        state = tmp_path / "state.db"
+        state = state_location
         _prepare(kind, sandbox, state, today)
         env_file = write_env(sandbox, tmp_path)
         with StateStore(state) as store:

@@ -50,8 +50,9 @@ def mirror_row(engine, ref: str) -> dict:
     return dict(zip(("deleted", "deleted_at", "merged_into"), row, strict=True))
 
 
-def test_a_deleted_duplicate_lead_no_longer_votes_for_the_persons_stage(sandbox, tmp_path):
-    with engine_for(sandbox, tmp_path / "state.db") as engine:
+def test_a_deleted_duplicate_lead_no_longer_votes_for_the_persons_stage(sandbox,
+                                                                         state_location):
+    with engine_for(sandbox, state_location) as engine:
         engine.backfill()
         contact, _ = early_linked_person(sandbox)
         email = contact["properties"]["email"]
@@ -74,8 +75,8 @@ def test_a_deleted_duplicate_lead_no_longer_votes_for_the_persons_stage(sandbox,
 
 
 def test_a_deleted_record_is_never_a_write_target_and_is_revived_when_read_again(sandbox,
-                                                                                  tmp_path):
-    with engine_for(sandbox, tmp_path / "state.db") as engine:
+                                                                                  state_location):
+    with engine_for(sandbox, state_location) as engine:
         engine.backfill()
         contact, sf_contact = early_linked_person(sandbox)
         tombstone = delete_in_salesforce(sandbox, "Contact", sf_contact["Id"])
@@ -97,8 +98,8 @@ def test_a_deleted_record_is_never_a_write_target_and_is_revived_when_read_again
         == "Opportunity"
 
 
-def test_a_merge_moves_stored_links_to_the_survivor(sandbox, tmp_path):
-    with engine_for(sandbox, tmp_path / "state.db") as engine:
+def test_a_merge_moves_stored_links_to_the_survivor(sandbox, tmp_path, state_location):
+    with engine_for(sandbox, state_location) as engine:
         engine.backfill()
         contact, loser = early_linked_person(sandbox)
         hs_ref, loser_ref = f"hubspot:contacts:{contact['id']}", f"salesforce:Contact:{loser['Id']}"
@@ -122,10 +123,10 @@ def test_a_merge_moves_stored_links_to_the_survivor(sandbox, tmp_path):
         == "Opportunity"
 
 
-def test_tombstones_on_a_read_page_count_and_status_shows_them(sandbox, tmp_path):
+def test_tombstones_on_a_read_page_count_and_status_shows_them(sandbox, tmp_path, state_location):
     from connector.reporting import status_data  # noqa: PLC0415
 
-    with engine_for(sandbox, tmp_path / "state.db") as engine:
+    with engine_for(sandbox, state_location) as engine:
         engine.backfill()
         _, sf_contact = early_linked_person(sandbox)
         tombstone = delete_in_salesforce(sandbox, "Contact", sf_contact["Id"])

@@ -26,8 +26,8 @@ def fit_account(sandbox: Sandbox) -> dict:
                 if str(a.get("ICP_Fit__c")).casefold() == "true" and not a["IsDeleted"])
 
 
-def test_fixing_an_email_replans_the_records_it_was_linked_with(sandbox, tmp_path):
-    state = tmp_path / "state.db"
+def test_fixing_an_email_replans_the_records_it_was_linked_with(sandbox, tmp_path, state_location):
+    state = state_location
     with engine_for(sandbox, state) as engine:
         assert engine.backfill().status == "ok"
     # one person in two records, tied only by the address: the Salesforce Contact works at
@@ -56,12 +56,12 @@ def test_fixing_an_email_replans_the_records_it_was_linked_with(sandbox, tmp_pat
     assert rows(incremental) == rows(full)
 
 
-def test_the_state_store_marks_dirty_whoever_shared_a_key_the_record_lost(tmp_path):
+def test_the_state_store_marks_dirty_whoever_shared_a_key_the_record_lost(state_location):
     lead = {"attributes": {"type": "Lead"}, "Id": "00Q000000000001", "Email": SHARED}
     other = {"attributes": {"type": "Lead"}, "Id": "00Q000000000002", "Email": SHARED}
     bystander = {"attributes": {"type": "Lead"}, "Id": "00Q000000000003",
                  "Email": "someone.else@quillworks-industrial.de"}
-    with StateStore(tmp_path / "s.db") as store:
+    with StateStore(state_location) as store:
         with store.transaction():
             store.mirror.save_reread("salesforce", "Lead", [(r["Id"], r) for r in
                                                                (lead, other, bystander)], 1)

@@ -53,10 +53,10 @@ class AfterReading(Progress):
 
 
 def test_an_edit_made_after_the_read_survives_the_write_and_is_carried_next_run(sandbox,
-                                                                                 tmp_path):
+                                                                                 state_location):
     """The Contact is read at MQL-ish, then set to Evangelist before the write: the run must
     not write Opportunity over it (a downgrade the mapping forbids)."""
-    with engine_for(sandbox, tmp_path / "state.db") as engine:
+    with engine_for(sandbox, state_location) as engine:
         engine.backfill()
         contact = linked_early_contact(sandbox)
         sf_id = contact["properties"]["salesforcecontactid"]
@@ -243,8 +243,8 @@ def test_a_run_whose_lock_was_taken_stops_before_its_next_write(sandbox, tmp_pat
 # ---- 4. writes left for a retry ---------------------------------------------------------------
 
 
-def test_writes_left_for_a_retry_end_the_run_with_exit_1_and_say_how_many(sandbox, tmp_path):
-    with engine_for(sandbox, tmp_path / "state.db") as engine:
+def test_writes_left_for_a_retry_end_the_run_with_exit_1_and_say_how_many(sandbox, state_location):
+    with engine_for(sandbox, state_location) as engine:
         engine.backfill()
         edit_across_systems(sandbox)
         sandbox.set_faults("hubspot.batch_update:500=1, salesforce.composite:500=1")
@@ -257,11 +257,11 @@ def test_writes_left_for_a_retry_end_the_run_with_exit_1_and_say_how_many(sandbo
 # ---- 5. unexpected errors and a broken state DB ------------------------------------------------
 
 
-def test_an_unexpected_error_fails_the_run_releases_the_lock_and_exits_4(sandbox, tmp_path):
+def test_an_unexpected_error_fails_the_run_releases_the_lock_and_exits_4(sandbox, state_location):
     def explode(obj, updates) -> None:
         raise RuntimeError("boom\nwith a second line")
 
-    with engine_for(sandbox, tmp_path / "state.db") as engine:
+    with engine_for(sandbox, state_location) as engine:
         wrap(engine, hubspot={"on_write": explode})
         report = engine.backfill()
         [run] = engine.store.journal.runs(1)
@@ -363,8 +363,8 @@ def test_a_saved_plan_file_is_private(sandbox, tmp_path):
 # ---- 8. search lag ------------------------------------------------------------------------------
 
 
-def test_the_sync_watermark_stays_a_safety_lag_behind_the_run_start(sandbox, tmp_path):
-    with engine_for(sandbox, tmp_path / "state.db", hubspot_safety_lag_seconds=900) as engine:
+def test_the_sync_watermark_stays_a_safety_lag_behind_the_run_start(sandbox, state_location):
+    with engine_for(sandbox, state_location, hubspot_safety_lag_seconds=900) as engine:
         backfill = engine.backfill()
         edit_across_systems(sandbox)
         sync = engine.sync()

@@ -25,8 +25,8 @@ def sandbox() -> Iterator[Sandbox]:
         yield sb
 
 
-def test_incremental_plan_equals_a_full_plan(sandbox, tmp_path):
-    state = tmp_path / "state.db"
+def test_incremental_plan_equals_a_full_plan(sandbox, tmp_path, state_location):
+    state = state_location
     with engine_for(sandbox, state) as engine:
         assert engine.backfill().status == "ok"
     edit_across_systems(sandbox)
@@ -43,8 +43,8 @@ def test_incremental_plan_equals_a_full_plan(sandbox, tmp_path):
 
 
 def test_runs_plan_nothing_when_nothing_changed_not_even_on_reading_their_writes(sandbox,
-                                                                                 tmp_path):
-    with engine_for(sandbox, tmp_path / "state.db") as engine:
+                                                                                 state_location):
+    with engine_for(sandbox, state_location) as engine:
         engine.backfill()
         echo = engine.sync()  # re-reads what the backfill wrote
         assert sum(echo.read.values()) > 0
@@ -69,8 +69,8 @@ def other_icp(tmp_path):
     return load_mapping(path)
 
 
-def test_a_new_mapping_plans_everything(sandbox, tmp_path, other_icp):
-    with engine_for(sandbox, tmp_path / "state.db") as engine:
+def test_a_new_mapping_plans_everything(sandbox, tmp_path, other_icp, state_location):
+    with engine_for(sandbox, state_location) as engine:
         engine.backfill()
         everything = engine.store.mirror.count()
         engine.mapping = other_icp
@@ -80,7 +80,7 @@ def test_a_new_mapping_plans_everything(sandbox, tmp_path, other_icp):
 
 
 def test_on_the_day_a_trigger_starts_or_ends_its_organisation_is_planned_though_nothing_changed(
-        sandbox, tmp_path):
+        sandbox, tmp_path, state_location):
     """Funding is active for 180 days: one account's funding ends tomorrow, another's starts."""
     today = date.today()
     quiet = [a for a in sandbox.salesforce_records("Account")
@@ -91,7 +91,7 @@ def test_on_the_day_a_trigger_starts_or_ends_its_organisation_is_planned_though_
         "Funding_Announced_Date__c": (today - timedelta(days=179)).isoformat()})
     sandbox.update_salesforce("Account", starting, {
         "Funding_Announced_Date__c": (today + timedelta(days=1)).isoformat()})
-    state = tmp_path / "state.db"
+    state = state_location
     with engine_for(sandbox, state) as engine:
         engine.backfill()
         assert engine.sync().records_planned == 0
@@ -115,8 +115,8 @@ def test_on_the_day_a_trigger_starts_or_ends_its_organisation_is_planned_though_
         assert engine.sync().records_planned == 0
 
 
-def test_a_dry_run_leaves_its_changes_to_the_next_real_run(sandbox, tmp_path):
-    with engine_for(sandbox, tmp_path / "state.db") as engine:
+def test_a_dry_run_leaves_its_changes_to_the_next_real_run(sandbox, tmp_path, state_location):
+    with engine_for(sandbox, state_location) as engine:
         engine.backfill()
         edit_across_systems(sandbox)
         dry = engine.sync(dry_run=True)
@@ -126,9 +126,9 @@ def test_a_dry_run_leaves_its_changes_to_the_next_real_run(sandbox, tmp_path):
         assert real.applied == dry.planned
 
 
-def test_a_rolled_back_run_is_planned_again(sandbox, tmp_path):
+def test_a_rolled_back_run_is_planned_again(sandbox, tmp_path, state_location):
     """As before incremental planning: the next sync writes the reconciled values again."""
-    with engine_for(sandbox, tmp_path / "state.db") as engine:
+    with engine_for(sandbox, state_location) as engine:
         engine.backfill()
         edit_across_systems(sandbox)
         carried = engine.sync()
@@ -139,8 +139,8 @@ def test_a_rolled_back_run_is_planned_again(sandbox, tmp_path):
         assert {r["record_id"] for r in again.changes} == {r["record_id"] for r in undone.changes}
 
 
-def test_writes_that_failed_are_planned_again_though_nothing_changed(sandbox, tmp_path):
-    with engine_for(sandbox, tmp_path / "state.db") as engine:
+def test_writes_that_failed_are_planned_again_though_nothing_changed(sandbox, state_location):
+    with engine_for(sandbox, state_location) as engine:
         engine.backfill()
         edit_across_systems(sandbox)
         sandbox.set_faults("hubspot.batch_update:500=1, salesforce.composite:500=1")
@@ -154,9 +154,10 @@ def test_writes_that_failed_are_planned_again_though_nothing_changed(sandbox, tm
         assert engine.sync().planned == 0
 
 
-def test_the_report_lists_the_first_changes_and_counts_the_rest(sandbox, tmp_path, monkeypatch):
+def test_the_report_lists_the_first_changes_and_counts_the_rest(sandbox, monkeypatch,
+                                                                 state_location):
     monkeypatch.setattr("connector.sync.report.REPORT_CHANGE_ROWS", 7)
-    with engine_for(sandbox, tmp_path / "state.db") as engine:
+    with engine_for(sandbox, state_location) as engine:
         report = engine.backfill(dry_run=True)
     assert len(report.changes) == 7
     assert report.changes_not_listed == report.planned - 7 > 0

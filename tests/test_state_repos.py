@@ -24,8 +24,9 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def store(tmp_path):
-    with StateStore(tmp_path / "state.db") as s:
+def store(state_location):
+    """The store on each backend (tests/state_backends.py): every test here runs on both."""
+    with StateStore(state_location) as s:
         yield s
 
 
@@ -198,7 +199,7 @@ def test_planned_that_fails_part_way_keeps_every_dirty_flag(store, monkeypatch):
 
 # ---- the seam and the package's names ---------------------------------------------------------
 
-def test_the_sqlite_store_implements_the_store_protocol(store):
+def test_the_store_implements_the_store_protocol(store):
     assert isinstance(store, StateStoreProtocol)
     for repo, protocol in ((store.lock, RunLockProtocol), (store.journal, JournalProtocol),
                            (store.cursors, CursorsProtocol), (store.mirror, MirrorProtocol),
@@ -218,7 +219,11 @@ def test_every_name_the_package_exports_exists():
         assert getattr(state, name) is not None, name
 
 
-def test_sqlite_errors_inside_an_operation_leave_as_state_store_errors(store):
-    store.db.execute("PRAGMA query_only = ON")
+def test_database_errors_inside_an_operation_leave_as_state_store_errors(store,
+                                                                         store_backend):
+    if store_backend == "sqlite":
+        store.db.execute("PRAGMA query_only = ON")
+    else:  # as a read-only replica answers
+        store.db.raw.execute("SET default_transaction_read_only = on")
     with pytest.raises(StateStoreError, match=r"read-only|readonly"):
         store.planned("all", "sha-1")

@@ -31,8 +31,9 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 @pytest.fixture
-def engine(sandbox, tmp_path) -> Iterator[Engine]:
-    with engine_for(sandbox, tmp_path / "state.db") as built:
+def engine(sandbox, state_location) -> Iterator[Engine]:
+    """An engine on each state store backend (tests/state_backends.py)."""
+    with engine_for(sandbox, state_location) as built:
         yield built
 
 
@@ -73,8 +74,8 @@ def test_dry_run_plans_exactly_what_the_real_run_does_and_writes_nothing(engine,
     assert key(real.changes) == key(dry.changes)
 
 
-def test_a_second_concurrent_run_refuses_and_writes_nothing(sandbox, tmp_path):
-    state = tmp_path / "state.db"
+def test_a_second_concurrent_run_refuses_and_writes_nothing(sandbox, state_location):
+    state = state_location
     StateStore(state).close()
     ctx = multiprocessing.get_context("spawn")
     ready, release = ctx.Event(), ctx.Event()

@@ -26,6 +26,8 @@ from connector.cli import (  # noqa: F401
     demo,
     mappings,
     sandbox,
+    tenants,
+    worker,
 )
 # isort: on
 from connector.cli._common import app, interrupt, report_failure

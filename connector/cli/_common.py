@@ -168,6 +168,20 @@ def settings_from(env_file: Path | None):
     return load_settings(env_file=env_file or Path(".env"), require_env_file=env_file is not None)
 
 
+def settings_for(tenant: str | None, env_file: Path | None):
+    """`--tenant NAME`'s settings (its own files, mapping and state: connector/tenants.py),
+    else `settings_from(env_file)`. Naming both would leave unclear whose settings count."""
+    if tenant is None:
+        return settings_from(env_file)
+    from connector.exceptions import ConfigurationError  # noqa: PLC0415
+    from connector.tenants import load_tenant  # noqa: PLC0415
+
+    if env_file is not None:
+        raise ConfigurationError("--tenant and --env-file both name the settings to use; a "
+                                 "tenant's settings are its own (see `crmsync tenants list`)")
+    return load_tenant(tenant).settings()
+
+
 # The status a failure's exit code stands for, as runs record it (connector/sync/report.py).
 _STATUS_OF_CODE = {2: "config_error", 3: "stopped", 4: "failed", 130: "interrupted"}
 
@@ -223,6 +237,11 @@ ALL_OPTION = typer.Option(
          "every transition of the summary and every rejected record, not only the first 25 "
          "changes.",
 )
+TENANT_OPTION = typer.Option(
+    None, "--tenant", metavar="NAME", show_default=False,
+    help="Run for this tenant of the registry (CRMSYNC_TENANTS_DIR, default ./tenants): its "
+         "settings, mapping and state. See `crmsync tenants list`.",
+)
 
 # SQLite stores integers in 8 bytes; a larger run id cannot name a run.
 LARGEST_RUN_ID = 2**63 - 1
@@ -245,8 +264,9 @@ def interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def run_engine(action, *, mapping, state, env_file, progress=False, as_json=False):
-    """Build the engine and run `action(engine)`; configuration errors exit 2 before any read."""
+def run_engine(action, *, mapping, state, env_file, progress=False, as_json=False, tenant=None):
+    """Build the engine (for `tenant`, when named) and run `action(engine)`; configuration
+    errors exit 2 before any read."""
     from connector.exceptions import ConfigurationError  # noqa: PLC0415
     from connector.runtime import RichProgress, open_engine  # noqa: PLC0415
 
@@ -254,9 +274,10 @@ def run_engine(action, *, mapping, state, env_file, progress=False, as_json=Fals
     signal.signal(signal.SIGTERM, interrupt)
     bars = RichProgress() if progress and not as_json and sys.stderr.isatty() else None
     try:
-        mapping, state = from_project(mapping, state)
-        with open_engine(settings=settings_from(env_file), mapping_path=mapping, state_path=state,
-                         progress=bars) as engine:
+        if tenant is None:  # a tenant's mapping and state are its own, not the project's
+            mapping, state = from_project(mapping, state)
+        with open_engine(settings=settings_for(tenant, env_file), mapping_path=mapping,
+                         state_path=state, progress=bars) as engine:
             if bars is None:
                 return action(engine)
             with bars:
@@ -275,16 +296,24 @@ def write_private(path: Path, text: str) -> None:
         file.write(text)
 
 
-def open_state(state: Path | None, env_file: Path | None, *, as_json: bool = False):
+def open_state(state: Path | None, env_file: Path | None, tenant: str | None = None, *,
+               as_json: bool = False):
+    """The state store to read: `--state` (a path or URL), else the project file's, else the
+    settings' (or the tenant's, with `--tenant`). A SQLite file must exist: reading must not
+    create one."""
     from connector.exceptions import ConfigurationError  # noqa: PLC0415
     from connector.state import StateStore  # noqa: PLC0415
+    from connector.state.location import is_postgres_url  # noqa: PLC0415
 
     try:
-        path = from_project(state=state)[1] or settings_from(env_file).state_path
-        if not Path(path).exists():
+        if tenant is None:
+            state = from_project(state=state)[1]
+        settings = None if state and not tenant else settings_for(tenant, env_file)
+        path = state or settings.state_location()
+        if not is_postgres_url(path) and not Path(path).exists():
             raise ConfigurationError(f"no state DB at {path}: run `crmsync sync` or "
                                      "`crmsync backfill` first (or pass --state)")
-        return StateStore(path)
+        return StateStore(path, tenant=tenant or (settings.tenant if settings else None))
     except ConfigurationError as error:
         raise fail(str(error), 2, as_json=as_json) from None
 

@@ -17,6 +17,7 @@ from connector.cli._common import (
     LOG_LEVEL_OPTION,
     MAPPING_OPTION,
     STATE_OPTION,
+    TENANT_OPTION,
     VERBOSE_OPTION,
     LogFormat,
     LogLevel,
@@ -82,6 +83,7 @@ def sync_command(
     show_all: bool = ALL_OPTION,
     mapping: Path | None = MAPPING_OPTION,
     state: Path | None = STATE_OPTION,
+    tenant: str | None = TENANT_OPTION,
     env_file: Path | None = ENV_FILE_OPTION,
     log_format: LogFormat = LOG_FORMAT_OPTION,
     log_level: LogLevel = LOG_LEVEL_OPTION,
@@ -108,7 +110,7 @@ def sync_command(
                            guards=guards)
 
     report = run_engine(action, mapping=mapping, state=state, env_file=env_file,
-                         as_json=as_json)
+                         tenant=tenant, as_json=as_json)
     finish(report, as_json, show_all)
 
 
@@ -126,6 +128,7 @@ def backfill_command(
     show_all: bool = ALL_OPTION,
     mapping: Path | None = MAPPING_OPTION,
     state: Path | None = STATE_OPTION,
+    tenant: str | None = TENANT_OPTION,
     env_file: Path | None = ENV_FILE_OPTION,
     log_format: LogFormat = LOG_FORMAT_OPTION,
     log_level: LogLevel = LOG_LEVEL_OPTION,
@@ -148,7 +151,7 @@ def backfill_command(
         return engine.backfill(since=as_utc(since), until=as_utc(until),
                                objects=chosen, dry_run=dry_run, guards=guards)
 
-    report = run_engine(action, mapping=mapping, state=state, env_file=env_file,
+    report = run_engine(action, mapping=mapping, state=state, env_file=env_file, tenant=tenant,
                          progress=True, as_json=as_json)
     finish(report, as_json, show_all)
 
@@ -161,6 +164,7 @@ def plan_command(
     show_all: bool = ALL_OPTION,
     mapping: Path | None = MAPPING_OPTION,
     state: Path | None = STATE_OPTION,
+    tenant: str | None = TENANT_OPTION,
     env_file: Path | None = ENV_FILE_OPTION,
     log_format: LogFormat = LOG_FORMAT_OPTION,
     log_level: LogLevel = LOG_LEVEL_OPTION,
@@ -175,7 +179,8 @@ def plan_command(
     setup_logging(log_format, log_level, verbose)
     chosen = _objects(objects)
     report, document = run_engine(lambda e: e.plan(objects=chosen), mapping=mapping,
-                                   state=state, env_file=env_file, as_json=as_json)
+                                   state=state, env_file=env_file, tenant=tenant,
+                                   as_json=as_json)
     if output is not None and report.exit_code in (0, 1):
         write_private(output, document.to_json())
         typer.echo(f"plan with {len(document.changes)} change(s) saved to {output}", err=True)
@@ -190,6 +195,7 @@ def apply_command(
     show_all: bool = ALL_OPTION,
     mapping: Path | None = MAPPING_OPTION,
     state: Path | None = STATE_OPTION,
+    tenant: str | None = TENANT_OPTION,
     env_file: Path | None = ENV_FILE_OPTION,
     log_format: LogFormat = LOG_FORMAT_OPTION,
     log_level: LogLevel = LOG_LEVEL_OPTION,
@@ -214,7 +220,7 @@ def apply_command(
     except ConfigurationError as error:
         raise fail(str(error), 2, as_json=as_json) from None
     report = run_engine(lambda e: e.apply(document, dry_run=dry_run), mapping=mapping,
-                         state=state, env_file=env_file, as_json=as_json)
+                         state=state, env_file=env_file, tenant=tenant, as_json=as_json)
     finish(report, as_json, show_all)
 
 
@@ -226,6 +232,7 @@ def rollback_command(
     show_all: bool = ALL_OPTION,
     mapping: Path | None = MAPPING_OPTION,
     state: Path | None = STATE_OPTION,
+    tenant: str | None = TENANT_OPTION,
     env_file: Path | None = ENV_FILE_OPTION,
     log_format: LogFormat = LOG_FORMAT_OPTION,
     log_level: LogLevel = LOG_LEVEL_OPTION,
@@ -246,7 +253,7 @@ def rollback_command(
             raise ConfigurationError(f"no run {run_id} in {engine.store.path}")
         return engine.rollback(run_id, dry_run=dry_run)
 
-    report = run_engine(action, mapping=mapping, state=state, env_file=env_file,
+    report = run_engine(action, mapping=mapping, state=state, env_file=env_file, tenant=tenant,
                          as_json=as_json)
     finish(report, as_json, show_all)
 

@@ -1,4 +1,6 @@
-"""The state store: SQLite in WAL mode, one file, safe to kill at any point.
+"""The state store: SQLite in WAL mode, one file, safe to kill at any point; or, for many
+tenants, one PostgreSQL database (postgres.py, dialect.py, location.py) through the same
+repositories.
 
 `StateStore` (store.py) owns the connection, schema and transactions, and exposes the data as
 repositories: `lock` (lock.py), `journal` (runs and audit, journal.py), `cursors`
@@ -6,7 +8,7 @@ repositories: `lock` (lock.py), `journal` (runs and audit, journal.py), `cursors
 `ledger` (rejects, ledger.py), `admin` (the pinned mapping and a pause, admin.py),
 `snapshots` (the report's tally and each run's totals, snapshots.py) and `jobs` (Salesforce
 Bulk API jobs, jobs.py); `new_spool()` gives a run's `ChangeSpool` (spool.py).
-`StateStoreProtocol` (protocol.py) is what another backend would implement.
+`StateStoreProtocol` (protocol.py) is the interface both backends satisfy.
 """
 
 from __future__ import annotations

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from connector.model import Change, SourceRef, System
-from connector.state._sql import iso, now, parse, scrubbed
+from connector.state._sql import dict_rows, insert_ids, iso, now, parse, scrubbed
 from connector.state.lock import RunLock
 
 _RUN_COLUMNS = "id, kind, started_at, ended_at, status, dry_run, counts, api_calls, message"
@@ -37,7 +37,7 @@ class RunRecord:
     message: str | None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> RunRecord:
+    def from_row(cls, row: Mapping[str, Any]) -> RunRecord:
         return cls(row["id"], row["kind"], parse(row["started_at"]), parse(row["ended_at"]),
                    row["status"], bool(row["dry_run"]), json.loads(row["counts"]),
                    json.loads(row["api_calls"]), row["message"])
@@ -59,7 +59,7 @@ class AuditEntry:
     reason: str | None = None  # why the plan made the change; None in rows from before
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> AuditEntry:
+    def from_row(cls, row: Mapping[str, Any]) -> AuditEntry:
         ref = SourceRef(system=System(row["system"]), object_type=row["object_type"],
                         record_id=row["record_id"])
         return cls(row["id"], row["run_id"], ref, row["field"], json.loads(row["before"]),
@@ -80,20 +80,18 @@ class Journal:
     def __init__(self, db: sqlite3.Connection, lock: RunLock) -> None:
         self.db, self._lock = db, lock
 
-    def _rows(self, query: str, args: tuple) -> list[sqlite3.Row]:
-        cursor = self.db.cursor()
-        cursor.row_factory = sqlite3.Row
-        return cursor.execute(query, args).fetchall()
+    def _rows(self, query: str, args: tuple) -> list[dict[str, Any]]:
+        return dict_rows(self.db.execute(query, args))
 
     # ---- runs ------------------------------------------------------------------------------
 
     def start_run(self, kind: str, *, dry_run: bool = False) -> int:
         """Record a run; the lock remembers it, so a killed run is marked interrupted later."""
-        cursor = self.db.execute(
+        [run_id] = insert_ids(
+            self.db,
             "INSERT INTO runs (kind, started_at, status, dry_run) VALUES (?, ?, 'running', ?)",
-            (kind, iso(now()), int(dry_run)),
+            [(kind, iso(now()), int(dry_run))],
         )
-        run_id = int(cursor.lastrowid)
         self._lock.attach_run(run_id)
         return run_id
 
@@ -154,16 +152,14 @@ class Journal:
         the caller's transaction, which must commit before the send); returns their audit ids,
         in order, for `resolve_intents`."""
         at = iso(now())
-        self.db.executemany(
+        return insert_ids(
+            self.db,
             "INSERT INTO audit (run_id, system, object_type, record_id, field, before, after, "
             "rule, at, reason, status, step, batch) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'intent', ?, ?)",
             [(*_audit_row(run_id, c.ref, c.field, c.before, c.after, c.rule, at, c.reason),
               c.step, batch) for c in changes],
         )
-        # one writer (the transaction), so AUTOINCREMENT gave them consecutive ids
-        last = int(self.db.execute("SELECT last_insert_rowid()").fetchone()[0])
-        return list(range(last - len(changes) + 1, last + 1))
 
     def resolve_intents(self, outcomes: Iterable[tuple[int, str]]) -> None:
         """(audit id, status) for intended writes whose outcome is now known."""

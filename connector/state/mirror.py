@@ -19,15 +19,18 @@ import orjson
 
 from connector.catalog import CATALOG, identity_keys
 from connector.model import SourceRef, System
-from connector.state._sql import iso, now, parse, run_in, values_in
+from connector.state._sql import analyze, iso, now, parse, run_in, stream, values_in
 from connector.state.ledger import Ledger
 
+# `{mark}` is 1 when a changed record is to be planned again (see `Mirror.save_records`): a
+# constant of the statement, not a parameter of each row, so that PostgreSQL can upsert a
+# page as one statement (dialect.bulk_form takes only statements whose parameters are values)
 _UPSERT_MIRROR = (
     "INSERT INTO mirror (ref, system, object_type, record_id, record, modified_at, seen_run, "
     "digest, dirty) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (ref) DO UPDATE SET "
     "record = excluded.record, modified_at = coalesce(excluded.modified_at, mirror.modified_at), "
     "seen_run = excluded.seen_run, digest = excluded.digest, "
-    "dirty = CASE WHEN ? OR mirror.deleted THEN 1 ELSE mirror.dirty END, "
+    "dirty = CASE WHEN {mark} = 1 OR mirror.deleted = 1 THEN 1 ELSE mirror.dirty END, "
     "deleted = 0, deleted_at = NULL, merged_into = NULL"
 )
 
@@ -170,8 +173,8 @@ class Mirror:
                 changed.append((row, text, digest))
         if not changed:
             return []
-        self.db.executemany(_UPSERT_MIRROR, [
-            (ref, system, obj, rid, text, modified_at, run_id, digest, mark_dirty)
+        self.db.executemany(_UPSERT_MIRROR.format(mark=int(mark_dirty)), [
+            (ref, system, obj, rid, text, modified_at, run_id, digest)
             for (ref, system, obj, rid, _, modified_at), text, digest in changed
         ])
         refs = [row[0] for row, _, _ in changed]
@@ -198,7 +201,7 @@ class Mirror:
     def _digests(self, refs: list[str]) -> dict[str, str | None]:
         """Each mirrored record's digest; none for a deleted one, so reading it again revives
         it even when its content is unchanged (restored from the recycle bin)."""
-        return dict(run_in(self.db, "SELECT ref, CASE WHEN deleted THEN NULL ELSE digest END "
+        return dict(run_in(self.db, "SELECT ref, CASE WHEN deleted = 1 THEN NULL ELSE digest END "
                                  "FROM mirror WHERE ref IN ({})", refs))
 
     def raw(self, refs: Iterable[SourceRef] | None = None) -> dict[str, dict[str, Any]]:
@@ -212,8 +215,7 @@ class Mirror:
 
     def iter_raw(self, batch: int = 2_000) -> Iterator[tuple[str, dict[str, Any]]]:
         """Every last-seen raw record as (ref string, record), decoded a batch at a time."""
-        cursor = self.db.execute("SELECT ref, record FROM mirror")
-        while rows := cursor.fetchmany(batch):
+        for rows in stream(self.db, "SELECT ref, record FROM mirror", (), batch):
             for ref, record in rows:
                 yield ref, orjson.loads(record)
 
@@ -231,13 +233,14 @@ class Mirror:
         db.execute("DELETE FROM temp.plan_group")
         db.executemany("INSERT INTO temp.plan_group (ref, grp) VALUES (?, ?)", groups)
         db.execute("CREATE INDEX IF NOT EXISTS temp.plan_group_order ON plan_group (grp, position)")
-        cursor = db.execute(
-            "SELECT g.grp, g.position, m.ref, m.record FROM temp.plan_group AS g "
-            "JOIN mirror AS m ON m.ref = g.ref WHERE NOT m.deleted ORDER BY g.grp, g.position"
-        )
+        analyze(db, "temp.plan_group")
+        pages = stream(
+            db, "SELECT g.grp, g.position, m.ref, m.record FROM temp.plan_group AS g "
+            "JOIN mirror AS m ON m.ref = g.ref WHERE m.deleted = 0 ORDER BY g.grp, g.position",
+            (), batch)
         try:
             current, rows = None, []
-            while fetched := cursor.fetchmany(batch):
+            for fetched in pages:
                 for group, position, ref, record in fetched:
                     if group != current and rows:
                         yield rows
@@ -247,7 +250,7 @@ class Mirror:
             if rows:
                 yield rows
         finally:
-            cursor.close()
+            pages.close()
             db.execute("DROP TABLE IF EXISTS temp.plan_group")
 
     # ---- planning groups -------------------------------------------------------------------
@@ -261,13 +264,13 @@ class Mirror:
         if refs is None:
             cursor = self.db.execute(
                 "SELECT m.ref, coalesce(i.key, m.ref) FROM mirror AS m "
-                "LEFT JOIN identity AS i ON i.ref = m.ref WHERE NOT m.deleted ORDER BY m.rowid")
+                "LEFT JOIN identity AS i ON i.ref = m.ref WHERE m.deleted = 0 ORDER BY m.rowid")
             while rows := cursor.fetchmany(5_000):
                 yield from rows
             return
         yield from run_in(self.db,
             "SELECT m.ref, coalesce(i.key, m.ref) FROM mirror AS m LEFT JOIN identity AS i "
-            "ON i.ref = m.ref WHERE m.ref IN ({}) AND NOT m.deleted", sorted(refs))
+            "ON i.ref = m.ref WHERE m.ref IN ({}) AND m.deleted = 0", sorted(refs))
 
     def group_closure(self, seeds: Iterable[str]) -> set[str]:
         """The mirrored records tied to `seeds`, directly or through others, by a shared
@@ -284,7 +287,8 @@ class Mirror:
             found |= values_in(self.db, "SELECT b FROM links WHERE a IN ({})", frontier)
             found |= values_in(self.db, "SELECT a FROM links WHERE b IN ({})", frontier)
             frontier = found - refs
-        return values_in(self.db, "SELECT ref FROM mirror WHERE ref IN ({}) AND NOT deleted", refs)
+        return values_in(self.db, "SELECT ref FROM mirror WHERE ref IN ({}) AND deleted = 0",
+                         refs)
 
     def dirty_refs(self) -> list[str]:
         return [row[0] for row in self.db.execute("SELECT ref FROM mirror WHERE dirty = 1")]
@@ -295,7 +299,8 @@ class Mirror:
 
     def live_refs(self, refs: Collection[str]) -> set[str]:
         """Those of `refs` that are mirrored and not deleted: the only possible write targets."""
-        return values_in(self.db, "SELECT ref FROM mirror WHERE ref IN ({}) AND NOT deleted", refs)
+        return values_in(self.db, "SELECT ref FROM mirror WHERE ref IN ({}) AND deleted = 0",
+                         refs)
 
     # ---- deletions and merges --------------------------------------------------------------
 
@@ -311,7 +316,7 @@ class Mirror:
         deleted = merged = 0
         for tombstone in tombstones:
             ref = f"{system}:{object_type}:{tombstone.record_id}"
-            row = self.db.execute("SELECT modified_at FROM mirror WHERE ref = ? AND NOT deleted",
+            row = self.db.execute("SELECT modified_at FROM mirror WHERE ref = ? AND deleted = 0",
                                   (ref,)).fetchone()
             when = tombstone.deleted_at
             if row is None or (when is not None and row[0] and parse(row[0]) > when):
@@ -350,8 +355,10 @@ class Mirror:
         of those recorded for them before."""
         run_in(self.db, "DELETE FROM duplicates WHERE ref IN ({})", planned)
         self.db.executemany(
-            "INSERT OR REPLACE INTO duplicates (ref, grp, entity, system, linked_by, found_run) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO duplicates (ref, grp, entity, system, linked_by, found_run) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (ref) DO UPDATE SET grp = excluded.grp, "
+            "entity = excluded.entity, system = excluded.system, "
+            "linked_by = excluded.linked_by, found_run = excluded.found_run",
             [(ref, group.records[0], group.entity, group.system, json.dumps(group.linked_by),
               run_id) for group in found for ref in group.records])
 
@@ -359,10 +366,11 @@ class Mirror:
         """How many duplicate groups are recorded, and the first `limit` (by first record)."""
         count = int(self.db.execute("SELECT count(DISTINCT grp) FROM duplicates").fetchone()[0])
         rows = self.db.execute(
-            "SELECT grp, entity, system, linked_by, group_concat(ref, ' ') FROM "
+            "SELECT grp, min(entity), min(system), min(linked_by), group_concat(ref, ' ') FROM "
             "(SELECT * FROM duplicates WHERE grp IN (SELECT DISTINCT grp FROM duplicates "
-            "ORDER BY grp LIMIT ?) ORDER BY ref) GROUP BY grp ORDER BY grp", (limit,)).fetchall()
-        return count, [{"entity": entity, "system": system, "records": refs.split(" "),
+            "ORDER BY grp LIMIT ?) ORDER BY ref) AS d GROUP BY grp ORDER BY grp",
+            (limit,)).fetchall()
+        return count, [{"entity": entity, "system": system, "records": sorted(refs.split(" ")),
                         "linked_by": json.loads(linked_by)}
                        for _, entity, system, linked_by, refs in rows]
 

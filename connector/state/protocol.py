@@ -1,6 +1,7 @@
-"""What a state store offers, as Protocols: the seam a second backend (a shared PostgreSQL
-store) implements. `StateStore` (SQLite) is the one implementation today; the test
-tests/test_state_repos.py checks that it satisfies every Protocol here.
+"""What a state store offers, as Protocols. `StateStore` implements them on SQLite and on
+PostgreSQL alike: one set of repositories over a connection that speaks SQLite's SQL
+(postgres.PgConnection translates it); tests/test_state_repos.py checks that it satisfies
+every Protocol here, on both.
 
 Only the repositories' interfaces and the intent-level operations belong here, not SQLite's
 connection or temporary tables: the engine must not need them.

@@ -101,7 +101,7 @@ class Snapshots:
     def stage_counts(self) -> list[tuple[str, str | None, int]]:
         """(system, own stage, records) of the person records counted."""
         return self.db.execute(
-            "SELECT system, stage, count(*) FROM tally WHERE kind = 'person' AND counted "
+            "SELECT system, stage, count(*) FROM tally WHERE kind = 'person' AND counted = 1 "
             "GROUP BY system, stage ORDER BY system, stage").fetchall()
 
     def agreement_counts(self, first: str, second: str, order: Sequence[str | None]
@@ -117,7 +117,7 @@ class Snapshots:
             f"SELECT a, b, count(*) FROM (SELECT "
             f"max(CASE WHEN system = ? THEN {rank} END) AS a, "
             f"max(CASE WHEN system = ? THEN {rank} END) AS b "
-            f"FROM tally WHERE kind = 'person' AND counted GROUP BY entity) "
+            f"FROM tally WHERE kind = 'person' AND counted = 1 GROUP BY entity) AS pairs "
             f"WHERE a IS NOT NULL AND b IS NOT NULL GROUP BY a, b ORDER BY a, b",
             [first, *args, second, *args]).fetchall()
         return [(order[a], order[b], count) for a, b, count in rows]

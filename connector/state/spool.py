@@ -8,7 +8,7 @@ from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
 from connector.model import Change, System
-from connector.state._sql import marks
+from connector.state._sql import analyze, marks, stream
 
 
 class ChangeSpool:
@@ -20,6 +20,8 @@ class ChangeSpool:
     """
 
     _COLUMNS = "system, object_type, record_id, field, step, before, after, rule, reason"
+    _TYPED = ("system TEXT, object_type TEXT, record_id TEXT, field TEXT, step INTEGER, "
+              "before TEXT, after TEXT, rule TEXT, reason TEXT")
     _C_COLUMNS = ", ".join(f"c.{column}" for column in _COLUMNS.split(", "))
     _PLAN_ORDER = "c.system, c.object_type, c.record_id, c.field, c.step"
 
@@ -27,7 +29,7 @@ class ChangeSpool:
         self.db = db
         db.execute("DROP TABLE IF EXISTS temp.spool_change")
         db.execute("DROP TABLE IF EXISTS temp.spool_result")
-        db.execute(f"CREATE TEMP TABLE spool_change (id INTEGER PRIMARY KEY, {self._COLUMNS})")
+        db.execute(f"CREATE TEMP TABLE spool_change (id INTEGER PRIMARY KEY, {self._TYPED})")
         db.execute("CREATE TEMP TABLE spool_result "
                    "(id INTEGER PRIMARY KEY, status TEXT NOT NULL, code TEXT, message TEXT)")
         self.count = 0
@@ -71,7 +73,7 @@ class ChangeSpool:
                 "object_type = ?", (system, object_type)).fetchone()[0])
         return int(self.db.execute(
             "SELECT count(*) FROM (SELECT DISTINCT system, object_type, record_id "
-            "FROM temp.spool_change)").fetchone()[0])
+            "FROM temp.spool_change) AS changed").fetchone()[0])
 
     def changes_to(self, fields: Collection[tuple[str, str, str]]) -> Iterator[Change]:
         """Every change to one of `fields`, (system, object, field), in plan order: a guard
@@ -101,9 +103,8 @@ class ChangeSpool:
 
     def changes(self) -> Iterator[Change]:
         """Every change, in plan order."""
-        cursor = self.db.execute(f"SELECT c.id, {self._C_COLUMNS} FROM temp.spool_change AS c "
-                                 f"ORDER BY {self._PLAN_ORDER}")
-        while rows := cursor.fetchmany(2_000):
+        for rows in stream(self.db, f"SELECT c.id, {self._C_COLUMNS} FROM temp.spool_change "
+                                    f"AS c ORDER BY {self._PLAN_ORDER}"):
             for row in rows:
                 yield _spooled_change(row)[1]
 
@@ -122,6 +123,7 @@ class ChangeSpool:
         # statements: a cursor left open across the batches would hold a read snapshot from
         # before the lock heartbeat's next commit, and the engine's next write transaction
         # could not start ("database is locked").
+        analyze(self.db, "temp.spool_change")
         self.db.execute("DROP TABLE IF EXISTS temp.spool_order")
         self.db.execute("CREATE TEMP TABLE spool_order (pos INTEGER PRIMARY KEY, id INTEGER)")
         self.db.execute("INSERT INTO temp.spool_order (id) "
@@ -159,10 +161,12 @@ class ChangeSpool:
         would then scan every record's `kind` once per change: quadratic, and a 100k-person
         backfill stalled for over a quarter of an hour); the plan must scan the spool once and
         look `kind` up through an automatic index (tests/test_state.py checks the plan)."""
-        confirmed = f"field IN ({marks(['?'] * confirmed_fields)})" if confirmed_fields else "0"
+        confirmed = (f"field IN ({marks(['?'] * confirmed_fields)})" if confirmed_fields
+                     else "1 = 0")
         return (
             f"WITH kind AS (SELECT record_id, CASE WHEN max(step) > 0 THEN 0 "
-            f"WHEN max({confirmed}) THEN 1 ELSE 2 END AS k FROM temp.spool_change "
+            f"WHEN max(CASE WHEN {confirmed} THEN 1 ELSE 0 END) = 1 THEN 1 ELSE 2 END AS k "
+            f"FROM temp.spool_change "
             f"WHERE system = ? AND object_type = ? GROUP BY record_id) "
             f"SELECT c.id{'' if ids_only else ', ' + cls._C_COLUMNS} "
             f"FROM temp.spool_change AS c JOIN kind USING (record_id) "
@@ -172,8 +176,10 @@ class ChangeSpool:
 
     def record_results(self, results: Iterable[tuple[int, str, str | None, str | None]]) -> None:
         """(spool id, status, code, message) of changes sent or skipped."""
-        self.db.executemany("INSERT OR REPLACE INTO temp.spool_result (id, status, code, message) "
-                            "VALUES (?, ?, ?, ?)", results)
+        self.db.executemany("INSERT INTO temp.spool_result (id, status, code, message) "
+                            "VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                            "status = excluded.status, code = excluded.code, "
+                            "message = excluded.message", results)
 
     def sent(self) -> int:
         """How many changes have an outcome."""
@@ -224,7 +230,8 @@ class ChangeSpool:
         rows = self.db.execute(
             f"SELECT c.system, c.object_type, c.field, c.before, c.after, {status}, count(*), "
             f"1 FROM temp.spool_change AS c LEFT JOIN "
-            f"temp.spool_result AS r USING (id) WHERE 1 {sent}{apart} GROUP BY 1, 2, 3, 4, 5, 6",
+            f"temp.spool_result AS r USING (id) WHERE 1 = 1 {sent}{apart} "
+            f"GROUP BY 1, 2, 3, 4, 5, 6",
             [value for key in two_step for value in key]).fetchall()
         for key in two_step:
             rows += self.db.execute(
@@ -235,7 +242,7 @@ class ChangeSpool:
                 f"max(c.step) OVER steps AS last_step FROM temp.spool_change AS c LEFT JOIN "
                 f"temp.spool_result AS r USING (id) WHERE c.system = ? AND c.object_type = ? "
                 f"AND c.field = ? WINDOW steps AS (PARTITION BY c.record_id ORDER BY c.step "
-                f"ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) "
+                f"ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) AS moves "
                 f"WHERE step = last_step AND status IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6, 8",
                 key).fetchall()
         return [(*row[:3], _unspooled(row[3]), _unspooled(row[4]), *row[5:]) for row in rows]
@@ -245,20 +252,17 @@ class ChangeSpool:
         join = "JOIN temp.spool_result AS r USING (id)" if sent_only else ""
         return int(self.db.execute(
             f"SELECT count(*) FROM (SELECT DISTINCT c.system, c.object_type, c.record_id "
-            f"FROM temp.spool_change AS c {join})").fetchone()[0])
+            f"FROM temp.spool_change AS c {join}) AS touched").fetchone()[0])
 
 
-_NATIVE = (str, int, float, type(None))  # SQLite keeps these types; a bool would become 1
+def _spooled_value(value: Any) -> str:
+    """A value as JSON text, which keeps its type exactly (a bool stays a bool, a number a
+    number) in a column of one type, as both SQLite and PostgreSQL need."""
+    return json.dumps(value, default=str)
 
 
-def _spooled_value(value: Any) -> Any:
-    """A value as SQLite keeps it exactly: itself, or JSON as bytes (a BLOB comes back as bytes,
-    so it cannot be mistaken for a text value)."""
-    return value if type(value) in _NATIVE else json.dumps(value, default=str).encode()
-
-
-def _unspooled(value: Any) -> Any:
-    return json.loads(value) if type(value) is bytes else value
+def _unspooled(value: str) -> Any:
+    return json.loads(value)
 
 
 def _spooled_change(row: tuple) -> tuple[int, Change]:

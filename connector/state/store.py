@@ -1,4 +1,5 @@
-"""The state store: SQLite in WAL mode, one file, safe to kill at any point.
+"""The state store: SQLite in WAL mode, one file, safe to kill at any point; or a tenant's
+rows in a shared PostgreSQL database (postgres.py), through the same repositories.
 
 It holds what a run needs to be incremental, idempotent and auditable: runs, watermarks,
 links between the two systems' records, a mirror of last-seen mapped values (so a run reads
@@ -34,6 +35,7 @@ from connector.state.cursors import Cursors
 from connector.state.jobs import BulkJobs
 from connector.state.journal import Journal
 from connector.state.ledger import Ledger
+from connector.state.location import StateLocation, parse_location
 from connector.state.lock import STALE_LOCK_SECONDS, RunLock
 from connector.state.mirror import Mirror
 from connector.state.schema import MIGRATIONS, SCHEMA_VERSION
@@ -65,11 +67,40 @@ class PageCheckpoint(NamedTuple):
 
 
 class StateStore:
-    """All persistent state of crmsync. One instance per process; not shared across threads."""
+    """All persistent state of crmsync. One instance per process; not shared across threads.
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
+    `path` is a SQLite file, or a URL (`sqlite:///...`, `postgresql://...`; see
+    location.py); `tenant` names the pair whose rows a PostgreSQL store reads and writes."""
+
+    def __init__(self, path: Path | str, *, tenant: str | None = None) -> None:
+        self.location: StateLocation = parse_location(path, tenant)
         self._depth = 0  # transactions open: the outermost BEGINs, those inside are SAVEPOINTs
+        if self.location.is_postgres:
+            self._open_postgres()
+        else:
+            self._open_sqlite(self.location.path)
+        self.journal = Journal(self.db, self.lock)
+        self.cursors = Cursors(self.db)
+        self.ledger = Ledger(self.db)
+        self.mirror = Mirror(self.db, self.ledger)
+        self.admin = Admin(self.db)
+        self.snapshots = Snapshots(self.db)
+        self.jobs = BulkJobs(self.db)
+
+    @property
+    def tenant(self) -> str | None:
+        """The tenant whose rows this store holds (PostgreSQL); a SQLite file holds one pair."""
+        return self.location.tenant if self.location.is_postgres else None
+
+    def _open_postgres(self) -> None:
+        from connector.state import postgres  # noqa: PLC0415 - psycopg only when asked for
+
+        self.path = self.location  # messages name it; its str() hides a password
+        self.db = postgres.connect(self.location)
+        self.lock = postgres.AdvisoryRunLock(self.db, self.location, self.transaction)
+
+    def _open_sqlite(self, path: Path) -> None:
+        self.path = Path(path)
         try:
             if not self.path.parent.exists():
                 self.path.parent.mkdir(parents=True, mode=PRIVATE_FOLDER)
@@ -88,13 +119,6 @@ class StateStore:
             os.umask(old_umask)
         self._make_private()
         self.lock = RunLock(self.db, self.path, self.transaction)
-        self.journal = Journal(self.db, self.lock)
-        self.cursors = Cursors(self.db)
-        self.ledger = Ledger(self.db)
-        self.mirror = Mirror(self.db, self.ledger)
-        self.admin = Admin(self.db)
-        self.snapshots = Snapshots(self.db)
-        self.jobs = BulkJobs(self.db)
 
     def _make_private(self) -> None:
         """Take group and other access from the DB and its -wal and -shm: SQLite gives those
@@ -129,6 +153,10 @@ class StateStore:
     # ---- schema ----------------------------------------------------------------------------
 
     def schema_version(self) -> int:
+        if self.location.is_postgres:
+            from connector.state.postgres import tenant_schema_version  # noqa: PLC0415
+
+            return tenant_schema_version(self.db)
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])
 
     def _migrate(self) -> None:
@@ -140,7 +168,7 @@ class StateStore:
             )
         for version in range(current, SCHEMA_VERSION):
             with self.transaction():
-                for statement in _statements(MIGRATIONS[version]):
+                for statement in _sql.statements(MIGRATIONS[version]):
                     self.db.execute(statement)
                 self.db.execute(f"PRAGMA user_version = {version + 1}")
 
@@ -331,10 +359,6 @@ def state_db_problem(path: Path, exc: sqlite3.Error) -> StateStoreError:
     else:
         message = f"state DB {path}: {type(exc).__name__}: {text}"
     return StateStoreError(message)
-
-
-def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
 
 
 __all__ = ["PRIVATE_FILE", "PRIVATE_FOLDER", "STALE_LOCK_SECONDS", "PageCheckpoint",
