@@ -21,10 +21,20 @@ import orjson
 
 from connector.state._sql import iso, now, parse, run_in
 
+# SQL both SQLite and PostgreSQL run (connector/state/dialect.py carries it to PostgreSQL)
 _INSERT_TALLY = (
-    "INSERT OR REPLACE INTO tally (ref, system, kind, entity, stage, counted, entity_stage, fit, "
+    "INSERT INTO tally (ref, system, kind, entity, stage, counted, entity_stage, fit, "
     "priority, triggers, digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-    "(SELECT digest FROM mirror WHERE ref = ?))"
+    "(SELECT digest FROM mirror WHERE ref = ?)) ON CONFLICT (ref) DO UPDATE SET "
+    "system = excluded.system, kind = excluded.kind, entity = excluded.entity, "
+    "stage = excluded.stage, counted = excluded.counted, entity_stage = excluded.entity_stage, "
+    "fit = excluded.fit, priority = excluded.priority, triggers = excluded.triggers, "
+    "digest = excluded.digest"
+)
+_INSERT_SNAPSHOT = (
+    "INSERT INTO snapshots (run_id, taken_at, totals, same_as) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (run_id) DO UPDATE SET taken_at = excluded.taken_at, "
+    "totals = excluded.totals, same_as = excluded.same_as"
 )
 
 
@@ -87,7 +97,8 @@ class Snapshots:
         changed since they were tallied: their own stage may have moved."""
         rows = self.db.execute(
             "SELECT t.ref, m.record FROM tally AS t JOIN mirror AS m ON m.ref = t.ref "
-            "WHERE t.kind = 'person' AND NOT m.deleted AND m.digest IS NOT t.digest AND t.ref IN "
+            "WHERE t.kind = 'person' AND m.deleted = 0 "
+            "AND coalesce(m.digest, '') <> coalesce(t.digest, '') AND t.ref IN "
             "(SELECT system || ':' || object_type || ':' || record_id FROM audit "
             "WHERE run_id = ? AND status = 'applied')", (run_id,)).fetchall()
         return [(ref, orjson.loads(record)) for ref, record in rows]
@@ -141,11 +152,9 @@ class Snapshots:
         latest = self.latest(before=run_id)
         if latest is not None and json.dumps(latest.totals, sort_keys=True,
                                              separators=(",", ":")) == text:
-            self.db.execute("INSERT OR REPLACE INTO snapshots (run_id, taken_at, same_as) "
-                            "VALUES (?, ?, ?)", (run_id, iso(now()), latest.source_run))
+            self.db.execute(_INSERT_SNAPSHOT, (run_id, iso(now()), None, latest.source_run))
             return
-        self.db.execute("INSERT OR REPLACE INTO snapshots (run_id, taken_at, totals) "
-                        "VALUES (?, ?, ?)", (run_id, iso(now()), text))
+        self.db.execute(_INSERT_SNAPSHOT, (run_id, iso(now()), text, None))
 
     def of_run(self, run_id: int) -> Snapshot | None:
         """The totals `run_id` ended with, or None if it took none (it ran before crmsync
