@@ -422,7 +422,7 @@ class Mirror:
         """Live records indexed under one identity key (`email:...`, `domain:...`, a ref
         another record names): those an e-mail address or a domain ties together."""
         return values_in(self.db, "SELECT i.ref FROM identity AS i JOIN mirror AS m "
-                                  "ON m.ref = i.ref WHERE i.key IN ({}) AND NOT m.deleted", [key])
+                                  "ON m.ref = i.ref WHERE i.key IN ({}) AND m.deleted = 0", [key])
 
     def records_containing(self, text: str, objects: Collection[tuple[str, str]]
                            ) -> list[tuple[str, dict[str, Any]]]:
@@ -437,8 +437,8 @@ class Mirror:
         found: list[tuple[str, dict[str, Any]]] = []
         for system, object_type in sorted(objects):
             cursor = self.db.execute(
-                "SELECT ref, record FROM mirror WHERE system = ? AND object_type = ? AND NOT "
-                "deleted AND CAST(record AS TEXT) LIKE ? ESCAPE '\\'",
+                "SELECT ref, record FROM mirror WHERE system = ? AND object_type = ? AND "
+                "deleted = 0 AND CAST(record AS TEXT) LIKE ? ESCAPE '\\'",
                 (system, object_type, pattern))
             found += [(ref, orjson.loads(record)) for ref, record in cursor]
         return found
@@ -448,6 +448,6 @@ class Mirror:
 
     def live_count(self) -> int:
         """Mirrored records not deleted or merged away: what a run could write to."""
-        return int(self.db.execute("SELECT COUNT(*) FROM mirror WHERE NOT deleted")
+        return int(self.db.execute("SELECT COUNT(*) FROM mirror WHERE deleted = 0")
                    .fetchone()[0])
 
