@@ -44,7 +44,7 @@ def test_a_run_with_tenant_uses_that_tenants_settings_state_and_nobody_elses(tmp
         add(tmp_path, "first", first, "--state", str(tmp_path / "first.db"))
         add(tmp_path, "second", second, "--state", str(tmp_path / "second.db"))
         second.reset_counters()
-        run = crmsync("sync", "--tenant", "first", "--json", cwd=tmp_path)
+        run = crmsync("sync", "--allow-empty-state", "--tenant", "first", "--json", cwd=tmp_path)
         assert run.returncode == 0, run.stderr
         assert json.loads(run.stdout)["applied"] > 0
         assert second.counters()["total_requests"] == 0  # the other tenant's CRMs: untouched
@@ -58,7 +58,7 @@ def test_the_process_environment_never_becomes_a_tenants_setting(tmp_path):
     in for) a tenant's own."""
     with Sandbox(seed=SEED) as sandbox:
         add(tmp_path, "acme", sandbox, "--state", str(tmp_path / "acme.db"))
-        run = crmsync("sync", "--tenant", "acme", cwd=tmp_path,
+        run = crmsync("sync", "--allow-empty-state", "--tenant", "acme", cwd=tmp_path,
                       env={"CRMSYNC_HUBSPOT_ACCESS_TOKEN": "pat-not-this-tenants-token",
                            "CRMSYNC_STATE_PATH": str(tmp_path / "shared.db")})
         assert run.returncode == 0, run.stderr
@@ -68,10 +68,11 @@ def test_the_process_environment_never_becomes_a_tenants_setting(tmp_path):
 def test_an_unknown_tenant_or_two_sources_of_settings_are_configuration_errors(tmp_path):
     with Sandbox(seed=SEED) as sandbox:
         env_file = add(tmp_path, "acme", sandbox)
-        unknown = crmsync("sync", "--tenant", "acne", cwd=tmp_path)
+        unknown = crmsync("sync", "--allow-empty-state", "--tenant", "acne", cwd=tmp_path)
         assert unknown.returncode == 2
         assert "no tenant 'acne'" in unknown.stderr and "did you mean 'acme'?" in unknown.stderr
-        both = crmsync("sync", "--tenant", "acme", "--env-file", str(env_file), cwd=tmp_path)
+        both = crmsync("sync", "--allow-empty-state", "--tenant", "acme", "--env-file",
+                       str(env_file), cwd=tmp_path)
         assert both.returncode == 2
         assert "--tenant and --env-file" in both.stderr
         assert sandbox.counters()["total_requests"] == 0
@@ -118,7 +119,7 @@ def test_check_reports_each_tenant_and_one_broken_tenant_does_not_stop_the_other
         add(tmp_path, "good", sandbox, "--state", str(tmp_path / "good.db"))
         broken_env = add(tmp_path, "broken", sandbox)
         broken_env.write_text("CRMSYNC_HTTP_TIMEOUT_SECONDS=-1\n", encoding="utf-8")
-        synced = crmsync("sync", "--tenant", "good", cwd=tmp_path)
+        synced = crmsync("sync", "--allow-empty-state", "--tenant", "good", cwd=tmp_path)
         assert synced.returncode == 0, synced.stderr
         checked = crmsync("tenants", "check", "--crm", "--json", cwd=tmp_path)
     assert checked.returncode == 2, checked.stderr
@@ -142,7 +143,7 @@ def test_tenants_share_one_postgresql_database_each_with_its_own_rows(tmp_path,
         add(tmp_path, "pg-first", first, "--state", shared)
         add(tmp_path, "pg-second", second, "--state", shared)
         for name in ("pg-first", "pg-second", "pg-first"):
-            run = crmsync("sync", "--tenant", name, "--json", cwd=tmp_path)
+            run = crmsync("sync", "--allow-empty-state", "--tenant", name, "--json", cwd=tmp_path)
             assert run.returncode == 0, run.stderr
         with StateStore(shared, tenant="pg-first") as one, \
                 StateStore(shared, tenant="pg-second") as two:

@@ -86,7 +86,7 @@ def tenants_add(
         help="Or: a folder with one file per setting (Docker/Kubernetes secrets)."),
     mapping: Path | None = MAPPING_OPTION,
     state: str | None = typer.Option(
-        None, "--state", show_default=False,
+        None, "--state", metavar="PATH", show_default=False,
         help="Its state: a SQLite path, or postgresql://user@host:port/database shared with "
              "other tenants (default: its settings' CRMSYNC_STATE_URL or _PATH)."),
     sync_every: str | None = typer.Option(
