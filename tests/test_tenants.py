@@ -167,3 +167,26 @@ def test_a_schedule_that_is_not_an_interval_is_refused(text, tmp_path):
 
     with pytest.raises(ConfigurationError, match="is not an interval"):
         parse_interval(text, "here")
+
+
+def test_a_scheduled_tenant_run_meets_the_guards_a_sync_meets(tmp_path, monkeypatch):
+    """The worker's run of a tenant: its first sync may start from an empty state DB, but a
+    later one whose mapping is not the pinned one stops (as `crmsync sync` does) and writes
+    nothing; the admin accepts the change from the command line."""
+    from connector.orchestration.tasks import TenantRunFailed, run_tenant  # noqa: PLC0415
+
+    mapping = tmp_path / "acme.yaml"
+    mapping.write_text((ROOT / "mappings" / "default.yaml").read_text())
+    with Sandbox(seed=SEED) as sandbox:
+        add(tmp_path, "acme", sandbox, "--state", str(tmp_path / "acme.db"),
+            "--mapping", str(mapping))
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.delenv("CRMSYNC_TENANTS_DIR", raising=False)
+        first = run_tenant("acme", "sync")
+        assert first["status"] == "ok" and first["applied"] > 0, first
+        mapping.write_text(mapping.read_text().replace("at_least: 5000000",
+                                                       "at_least: 500000000000"))
+        written = sum(sandbox.counters()["records_written"].values())
+        with pytest.raises(TenantRunFailed, match="pinned"):
+            run_tenant("acme", "sync")
+        assert sum(sandbox.counters()["records_written"].values()) == written

@@ -39,6 +39,14 @@ def _redelivered(task: Any) -> bool:
     return bool((task.request.delivery_info or {}).get("redelivered"))
 
 
+# A scheduled tenant run meets the guards a `crmsync sync` meets (connector/sync/guards.py):
+# the pinned mapping, the blast radius, the pause. A new tenant's first scheduled run may start
+# from an empty state DB (nobody is there to run its backfill by hand); being its first full
+# run, it is exempt from the record limits as a first backfill is. Accepting a mapping change
+# or a large write is an admin's decision: `crmsync sync --tenant NAME --accept-mapping-change`.
+SCHEDULED_GUARDS = {"allow_empty_state": True}
+
+
 def run_tenant(name: str, kind: str, *, redelivered: bool = False,
                **options: Any) -> dict[str, Any]:
     """Run `kind` ("sync" or "backfill") for the tenant `name`; a summary of the run.
@@ -49,6 +57,7 @@ def run_tenant(name: str, kind: str, *, redelivered: bool = False,
     lock, may take a moment to end.
     """
     from connector.runtime import open_engine  # noqa: PLC0415 - the SDKs load per run
+    from connector.sync import Guards  # noqa: PLC0415
     from connector.tenants import load_tenant  # noqa: PLC0415
 
     started = time.monotonic()
@@ -59,7 +68,7 @@ def run_tenant(name: str, kind: str, *, redelivered: bool = False,
         if holder is not None:
             return _already_running(name, kind, holder, started)
         with open_engine(settings=settings, tenant=name) as engine:
-            report = getattr(engine, kind)(**options)
+            report = getattr(engine, kind)(guards=Guards(**SCHEDULED_GUARDS), **options)
     except CrmsyncError as exc:  # before a run could start: settings, mapping, state
         log.error("tenant %s: %s failed: %s", name, kind, exc,
                   extra={"fields": {"tenant": name, "kind": kind}})
