@@ -6,50 +6,13 @@ maps, triggers and picklists), not computed."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from connector.catalog import HUBSPOT_FIELD_CREATION_SCOPES, HUBSPOT_SCOPES
 from connector.fields import fields_needed, hubspot_plan, hubspot_scopes, problems_with
-from connector.mapping import DEFAULT_MAPPING, Mapping, load_mapping
+from connector.mapping import Mapping
 from connector.systems.base import FieldInfo
-
-PRIORITIES = ["trigger_fit", "fit", "nonfit_lead", "other"]
-TRIGGER_TYPES = ["cost_savings", "expansion", "funding", "new_executive"]
-
-# (object, field) -> (type to create, options) for every custom field default.yaml names
-HUBSPOT_CUSTOM = {
-    ("contacts", "crmsync_icp_fit"): ("bool/booleancheckbox", ["true", "false"]),
-    ("contacts", "crmsync_priority"): ("enumeration/select", PRIORITIES),
-    ("companies", "crmsync_icp_fit"): ("bool/booleancheckbox", ["true", "false"]),
-    ("companies", "crmsync_trigger_active"): ("bool/booleancheckbox", ["true", "false"]),
-    ("companies", "crmsync_trigger_type"): ("enumeration/select", TRIGGER_TYPES),
-    ("companies", "crmsync_trigger_date"): ("date/date", []),
-    ("companies", "crmsync_priority"): ("enumeration/select", PRIORITIES),
-    ("companies", "recent_funding_date"): ("date/date", []),
-    ("companies", "new_executive_date"): ("date/date", []),
-    ("companies", "expansion_announced_date"): ("date/date", []),
-    ("companies", "cost_savings_announced_date"): ("date/date", []),
-}
-SALESFORCE_CUSTOM = {
-    ("Lead", "ICP_Fit__c"): ("Checkbox", []),
-    ("Lead", "Priority__c"): ("Picklist", PRIORITIES),
-    ("Contact", "ICP_Fit__c"): ("Checkbox", []),
-    ("Contact", "Priority__c"): ("Picklist", PRIORITIES),
-    ("Contact", "Lifecycle_Stage__c"): ("Picklist", [
-        "Subscriber", "Lead", "MQL", "SQL", "Opportunity", "Customer", "Evangelist", "Other",
-        "Disqualified"]),
-    ("Account", "ICP_Fit__c"): ("Checkbox", []),
-    ("Account", "Buying_Signal__c"): ("Checkbox", []),
-    ("Account", "Buying_Signal_Type__c"): ("Picklist", TRIGGER_TYPES),
-    ("Account", "Buying_Signal_Date__c"): ("Date", []),
-    ("Account", "Priority__c"): ("Picklist", PRIORITIES),
-    ("Account", "Funding_Announced_Date__c"): ("Date", []),
-    ("Account", "New_Executive_Date__c"): ("Date", []),
-    ("Account", "Expansion_Date__c"): ("Date", []),
-    ("Account", "Cost_Savings_Announced_Date__c"): ("Date", []),
-}
+from tests.fields_data import HUBSPOT_CUSTOM, SALESFORCE_CUSTOM, mapping_variant
 
 
 def _custom(mapping: Mapping, system: str) -> dict:
@@ -92,22 +55,8 @@ def test_a_standard_picklist_lists_what_is_written_apart_from_what_is_only_read(
     assert "Liidi" not in {o.value for o in status.options}
 
 
-def _variant(tmp_path: Path, *edits: tuple[str, str]) -> Mapping:
-    text = DEFAULT_MAPPING.read_text(encoding="utf-8")
-    for old, new in edits:
-        assert text.count(old) == 1, old
-        text = text.replace(old, new)
-    folder = tmp_path / "mappings"
-    folder.mkdir()
-    (folder / "labels").symlink_to(DEFAULT_MAPPING.parent / "labels")
-    (folder / "schema").symlink_to(DEFAULT_MAPPING.parent / "schema")
-    path = folder / "mine.yaml"
-    path.write_text(text, encoding="utf-8")
-    return load_mapping(path)
-
-
 def test_a_flag_written_as_words_needs_a_dropdown_with_those_words(tmp_path) -> None:
-    mine = _variant(tmp_path, (
+    mine = mapping_variant(tmp_path, (
         '      crmsync_icp_fit: {from: person.fit, values: {"true": "true", "false": "false"}}\n'
         "      crmsync_priority: {from: person.priority}\n",
         '      crmsync_fit_label: {from: person.fit, values: {"true": "Fit", "false": "No fit"}}\n'
@@ -128,7 +77,7 @@ def test_scopes_follow_what_the_mapping_writes(tmp_path, mapping) -> None:
         "      crmsync_trigger_type: {from: organization.trigger_type}\n"
         "      crmsync_trigger_date: {from: organization.trigger_date}\n"
         "      crmsync_priority: {from: organization.priority}\n")
-    mine = _variant(tmp_path, (companies_block, ""))
+    mine = mapping_variant(tmp_path, (companies_block, ""))
     needed, creation = hubspot_scopes(mine)
     assert "crm.objects.companies.write" not in needed
     assert "crm.objects.companies.read" in needed  # still read, for linking and the ICP

@@ -13,7 +13,7 @@ import pytest
 from connector.exceptions import ConfigurationError
 from connector.fields import fields_needed
 from connector.salesforce_metadata import write_salesforce_metadata
-from tests.test_fields import SALESFORCE_CUSTOM, _variant
+from tests.fields_data import SALESFORCE_CUSTOM, mapping_variant
 
 NS = "{http://soap.sforce.com/2006/04/metadata}"
 ROOT = Path("force-app/main/default")
@@ -120,12 +120,14 @@ def test_the_permission_set_grants_what_crmsync_reads_and_writes(mapping, tmp_pa
 
 
 def test_values_with_markup_characters_stay_well_formed(tmp_path) -> None:
-    mine = _variant(tmp_path, ("          Other: other\n          Disqualified: disqualified\n",
-                               '          "R&D <partners>": other\n'
-                               "          Disqualified: disqualified\n"),
-                    ("          other: Other\n          disqualified: Disqualified\n",
-                     '          other: "R&D <partners>"\n'
-                     "          disqualified: Disqualified\n"))
+    mine = mapping_variant(
+        tmp_path,
+        ("          Other: other\n          Disqualified: disqualified\n",
+         '          "R&D <partners>": other\n'
+         "          Disqualified: disqualified\n"),
+        ("          other: Other\n          disqualified: Disqualified\n",
+         '          other: "R&D <partners>"\n'
+         "          disqualified: Disqualified\n"))
     folder = tmp_path / "sf"
     _write(mine, folder)
     path = folder / ROOT / "objects" / "Contact" / "fields" / "Lifecycle_Stage__c.field-meta.xml"
