@@ -37,8 +37,10 @@ and `scrub` removes anything that looks like a token before text is stored.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "ApiError",
@@ -68,6 +70,7 @@ __all__ = [
     "StateStoreError",
     "register_secret",
     "scrub",
+    "scrubbed_json",
 ]
 
 # (pattern, a substring without which it cannot match): reports scrub thousands of short
@@ -107,6 +110,22 @@ def scrub(text: str, *secrets: str | None) -> str:
         if needed in lowered:
             text = pattern.sub(r"\1***", text)
     return text
+
+
+def scrubbed_json(data: Any) -> str:
+    """JSON for machines, every string in it scrubbed (before encoding, so escaping stays
+    valid): reports, and the error objects even the last line of defence prints."""
+    return json.dumps(_scrubbed(data), indent=2, default=lambda value: scrub(str(value)))
+
+
+def _scrubbed(data: Any) -> Any:
+    if isinstance(data, str):
+        return scrub(data)
+    if isinstance(data, dict):
+        return {_scrubbed(key): _scrubbed(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_scrubbed(item) for item in data]
+    return data
 
 
 class CrmsyncError(Exception):

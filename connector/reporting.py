@@ -18,7 +18,6 @@ the adapters' own scrubbing.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime
 from typing import Any
@@ -27,7 +26,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from connector.exceptions import scrub
+from connector.exceptions import scrub, scrubbed_json
 from connector.state import StateStore
 from connector.sync import RunReport
 from connector.sync.report import (
@@ -511,15 +510,5 @@ def print_check(findings: list[Any], console: Console) -> None:
 
 
 def dumps(data: Any) -> str:
-    """JSON for machines, every string in it scrubbed (before encoding, so escaping stays valid)."""
-    return json.dumps(_scrubbed(data), indent=2, default=lambda value: scrub(str(value)))
-
-
-def _scrubbed(data: Any) -> Any:
-    if isinstance(data, str):
-        return scrub(data)
-    if isinstance(data, dict):
-        return {_scrubbed(key): _scrubbed(value) for key, value in data.items()}
-    if isinstance(data, list | tuple):
-        return [_scrubbed(item) for item in data]
-    return data
+    """JSON for machines, every string in it scrubbed (`exceptions.scrubbed_json`)."""
+    return scrubbed_json(data)

@@ -186,27 +186,27 @@ def settings_for(tenant: str | None, env_file: Path | None):
 _STATUS_OF_CODE = {2: "config_error", 3: "stopped", 4: "failed", 130: "interrupted"}
 
 
-def fail(message: str, code: int, *, as_json: bool = False) -> typer.Exit:
+def fail(message: str, code: int, *, as_json: bool = False, **details: Any) -> typer.Exit:
     """`raise fail(...)`: one scrubbed line on stderr (a JSON log line when logs are JSON),
     and with `as_json` a JSON error object on stdout, so a caller reading stdout always gets
-    JSON: {"error": ..., "exit_code": ..., "status": ...}."""
-    report_failure(message, code, as_json=as_json)
+    JSON: {"error": ..., "exit_code": ..., "status": ..., **details}."""
+    report_failure(message, code, as_json=as_json, **details)
     return typer.Exit(code)
 
 
-def report_failure(message: str, code: int, *, as_json: bool = False) -> None:
-    """What `fail` prints; also the last line of defence's (connector/cli/__init__.py)."""
-    import json  # noqa: PLC0415
+def report_failure(message: str, code: int, *, as_json: bool = False, **details: Any) -> None:
+    """What `fail` prints; also the last line of defence's (connector/cli/__init__.py).
+    `details` go into the JSON error object (e.g. the candidates of an ambiguous record)."""
     import logging  # noqa: PLC0415
 
-    from connector.exceptions import scrub  # noqa: PLC0415
+    from connector.exceptions import scrub, scrubbed_json  # noqa: PLC0415
     from connector.runtime import log_format  # noqa: PLC0415
 
     message = scrub(message)
     status = _STATUS_OF_CODE.get(code, "failed")
     if as_json:
-        typer.echo(json.dumps({"error": message, "exit_code": code, "status": status},
-                              indent=2))
+        typer.echo(scrubbed_json({"error": message, "exit_code": code, "status": status,
+                                  **details}))
     if log_format() == "json":
         logging.getLogger("crmsync").error(
             message, extra={"fields": {"exit_code": code, "status": status}})

@@ -110,12 +110,7 @@ def history_command(
 
 def _error(message: str, as_json: bool, **details) -> typer.Exit:
     """Exit 2 with `message` on stderr, and with --json a JSON error object on stdout too."""
-    from connector.exceptions import scrub  # noqa: PLC0415
-    from connector.reporting import dumps  # noqa: PLC0415
-
-    if as_json:
-        typer.echo(scrub(dumps({"error": message, "exit_code": 2, **details})))
-    return fail(message, 2)
+    return fail(message, 2, as_json=as_json, **details)
 
 
 def _date(text: str | None, as_json: bool) -> date:
