@@ -64,16 +64,12 @@ class ChangeSpool:
             "FROM temp.spool_change GROUP BY system, object_type, field "
             "ORDER BY system, object_type, field").fetchall()
 
-    def record_count(self, system: str | None = None, object_type: str | None = None) -> int:
-        """How many records the spool changes, of one object when one is named (a record with
-        several changes counts once): what a guard limits, and what a write costs."""
-        if system is not None and object_type is not None:
-            return int(self.db.execute(
-                "SELECT count(DISTINCT record_id) FROM temp.spool_change WHERE system = ? AND "
-                "object_type = ?", (system, object_type)).fetchone()[0])
+    def record_count(self, system: str, object_type: str) -> int:
+        """How many records of one object the spool changes (a record with several changes
+        counts once): what a write costs. All objects' records: `records(sent_only=False)`."""
         return int(self.db.execute(
-            "SELECT count(*) FROM (SELECT DISTINCT system, object_type, record_id "
-            "FROM temp.spool_change) AS changed").fetchone()[0])
+            "SELECT count(DISTINCT record_id) FROM temp.spool_change WHERE system = ? AND "
+            "object_type = ?", (system, object_type)).fetchone()[0])
 
     def changes_to(self, fields: Collection[tuple[str, str, str]]) -> Iterator[Change]:
         """Every change to one of `fields`, (system, object, field), in plan order: a guard

@@ -90,7 +90,7 @@ class PlanSummary:
     def of(cls, spool: ChangeSpool, mapping: Mapping) -> PlanSummary:
         stage_fields = {(r.system, r.object, r.field) for rules in mapping.write_back.values()
                         for r in rules if r.source == STAGE_SOURCE}
-        return cls(spool.count, spool.record_count(), spool.field_counts(),
+        return cls(spool.count, spool.records(sent_only=False), spool.field_counts(),
                    downgrades(mapping, spool.changes_to(stage_fields)))
 
     def counts_text(self, shown: int = 12) -> str:
